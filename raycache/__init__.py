@@ -1,0 +1,25 @@
+"""raycache: a distributed cache and memoizer that lives inside a Ray cluster.
+
+>>> import raycache
+>>> sorted(raycache.POLICIES)
+['fifo', 'gdsf', 'lfu', 'lru', 'tinylfu']
+"""
+
+from raycache.cache import Cache
+from raycache.errors import (
+    CacheNotFoundError,
+    EmptyRingError,
+    EntryTooLargeError,
+    RaycacheError,
+)
+from raycache.store import POLICIES
+
+__all__ = [
+    "POLICIES",
+    "Cache",
+    "CacheNotFoundError",
+    "EmptyRingError",
+    "EntryTooLargeError",
+    "RaycacheError",
+]
+__version__ = "0.1.0"

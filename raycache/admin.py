@@ -1,0 +1,36 @@
+"""Cluster-wide views over every cache: what is running, for the CLI and dashboards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+
+from raycache.naming import NAMESPACE, cache_of
+
+
+def running_caches() -> list[dict[str, Any]]:
+    """Return a summary row per cache running on the connected cluster."""
+    from raycache.cache import Cache
+
+    rows = []
+    for name in cache_names():
+        stats = Cache.attach(name).stats()
+        rows.append(
+            {
+                "name": name,
+                "shards": len(stats["shards"]),
+                **{k: stats[k] for k in ("entries", "bytes", "capacity", "hit_ratio")},
+            }
+        )
+    return rows
+
+
+def cache_names() -> list[str]:
+    """Return the names of the caches whose router runs on the connected cluster."""
+    actors = ray.util.list_named_actors(all_namespaces=True)
+    return sorted(
+        cache_of(actor["name"])
+        for actor in actors
+        if actor["namespace"] == NAMESPACE and actor["name"].endswith("/router")
+    )

@@ -1,0 +1,430 @@
+"""``raycache.Cache``: the client handle, a plain Python object over a cache's actors.
+
+The handle holds a snapshot of the cache's ring, so every operation goes straight to the
+shard that owns the key, in one actor round trip. Arguments are checked here, before
+anything is sent. Faults of the cache itself (a dead shard, a lost object) are counted and
+treated as misses: they never reach the caller as exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import ray
+from ray.exceptions import ObjectLostError, RayActorError, WorkerCrashedError
+
+from raycache.config import (
+    MIN_SHARDS,
+    CacheConfig,
+    parse_capacity,
+    validate_capacity,
+    validate_name,
+    validate_policy,
+    validate_shards,
+    validate_ttl,
+)
+from raycache.errors import CacheNotFoundError, EntryTooLargeError
+from raycache.keys import key_digest
+from raycache.naming import NAMESPACE, router_name
+from raycache.router import ROUTER_CONCURRENCY, Router, Snapshot
+from raycache.shard import HIT, MISS, REF, STALE, TOO_LARGE, Reply
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_MAX_RING_REFRESHES = 5
+_CACHE_FAULTS = (RayActorError, ObjectLostError, WorkerCrashedError)
+
+
+class Cache:
+    """A named, cluster-wide cache. Get-or-create: the same name gives the same cache.
+
+    ``capacity`` is the byte budget across all shards: an int, a size such as ``"8GiB"``
+    or ``"512MB"``, or a share of the object store such as ``"30%"`` (the default is 30%).
+    ``policy`` is ``"lru"``, ``"lfu"``, ``"fifo"``, ``"gdsf"`` (cost-aware) or ``"tinylfu"``.
+    ``ttl`` is the default time to live, in seconds, of every entry.
+
+    When the cache already exists, its running settings win; settings given here that
+    differ are reported with a warning.
+    """
+
+    def __init__(
+        self,
+        name: str = "default",
+        *,
+        shards: int | None = None,
+        capacity: int | str | None = None,
+        policy: str = "lru",
+        ttl: float | None = None,
+    ) -> None:
+        self._name = validate_name(name)
+        requested = {
+            "shards": None if shards is None else validate_shards(shards),
+            "capacity": validate_capacity(capacity),
+            "policy": validate_policy(policy),
+            "ttl": validate_ttl(ttl),
+        }
+        if not ray.is_initialized():
+            ray.init()
+        resolved = _resolve_config(requested)
+        self._router = (
+            ray.remote(Router)
+            .options(
+                name=router_name(name),
+                namespace=NAMESPACE,
+                lifetime="detached",
+                get_if_exists=True,
+                max_restarts=-1,
+                max_concurrency=ROUTER_CONCURRENCY,
+                num_cpus=0,
+            )
+            .remote(name, resolved)
+        )
+        ray.get(self._router.wait_ready.remote())
+        self._adopt(ray.get(self._router.snapshot.remote()))
+        _warn_on_conflict(name, requested, resolved, self._config)
+
+    @classmethod
+    def attach(cls, name: str = "default") -> Cache:
+        """Return a handle on the running cache ``name``; raise if there is none."""
+        validate_name(name)
+        if not ray.is_initialized():
+            ray.init()
+        try:
+            router = ray.get_actor(router_name(name), namespace=NAMESPACE)
+        except ValueError:
+            raise CacheNotFoundError(f"no cache named {name!r} is running") from None
+        return _restore(name, router, ray.get(router.snapshot.remote()))
+
+    @property
+    def name(self) -> str:
+        """The cache's name, shared by every handle on it."""
+        return self._name
+
+    @property
+    def config(self) -> CacheConfig:
+        """The settings the cache runs with."""
+        return self._config
+
+    # -- single keys -------------------------------------------------------------------
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """Return the value under ``key``, or ``default`` if it is absent or unreadable."""
+        digest = key_digest(key)
+        reply = self._call(digest, "get")
+        return self._value(digest, reply, default)
+
+    def get_ref(self, key: Any) -> ray.ObjectRef | None:
+        """Return an ObjectRef to the value under ``key``, or None on a miss.
+
+        Large values come back as the shard's own reference, with nothing copied; small
+        ones are put in the object store by this call.
+        """
+        reply = self._call(key_digest(key), "get")
+        if reply[0] == REF:
+            return reply[1][0]
+        return ray.put(reply[1]) if reply[0] == HIT else None
+
+    def put(self, key: Any, value: Any, *, ttl: float | None = None, tags: Iterable[str] = ()) -> None:
+        """Store ``value`` under ``key``.
+
+        Raises :class:`~raycache.errors.EntryTooLargeError` if the value exceeds the byte
+        budget of the shard that owns the key.
+        """
+        digest = key_digest(key)
+        reply = self._call(digest, "put", value, validate_ttl(ttl), _validate_tags(tags))
+        _raise_if_too_large(reply)
+
+    def delete(self, key: Any) -> bool:
+        """Remove ``key``; return whether it was present."""
+        return bool(self._call(key_digest(key), "delete")[1])
+
+    def __contains__(self, key: Any) -> bool:
+        """Return whether ``key`` holds an unexpired value, without counting a hit."""
+        return bool(self._call(key_digest(key), "contains")[1])
+
+    def get_or_compute(
+        self, key: Any, fn: Callable[..., T], *args: Any, ttl: float | None = None, **kwargs: Any
+    ) -> T:
+        """Return the value under ``key``, computing ``fn(*args, **kwargs)`` on a miss.
+
+        Concurrent callers of the same missing key, anywhere in the cluster, share one
+        computation, which runs as a Ray task owned by the key's shard. An exception
+        raised by ``fn`` reaches every caller and nothing is cached. If the cache itself
+        fails, ``fn`` runs here and its value is returned.
+        """
+        digest = key_digest(key)
+        ttl = validate_ttl(ttl)
+        reply = self._call(digest, "lookup")
+        if reply[0] == MISS:
+            reply = self._call(digest, "compute", fn, args, kwargs, ttl, ())
+        value = self._value(digest, reply, _ABSENT)
+        return fn(*args, **kwargs) if value is _ABSENT else value  # type: ignore[no-any-return]
+
+    # -- many keys ---------------------------------------------------------------------
+
+    def get_many(self, keys: Iterable[Any]) -> dict[Any, Any]:
+        """Return ``{key: value}`` for the keys present; missing keys are omitted.
+
+        Issues one call per shard, all at once.
+        """
+        by_digest = {key_digest(key): key for key in keys}
+        replies = self._fan_out("get_many", list(by_digest))
+        found: dict[Any, Any] = {}
+        refs: dict[bytes, ray.ObjectRef] = {}
+        for digest, reply in replies.items():
+            if reply[0] == HIT:
+                found[by_digest[digest]] = reply[1]
+            elif reply[0] == REF:
+                refs[digest] = reply[1][0]
+        for digest, value in self._fetch_many(refs).items():
+            found[by_digest[digest]] = value
+        return found
+
+    def put_many(self, mapping: Mapping[Any, Any], *, ttl: float | None = None) -> None:
+        """Store every item of ``mapping``, with one call per shard, all at once."""
+        ttl = validate_ttl(ttl)
+        items = [(key_digest(key), value) for key, value in mapping.items()]
+        values = dict(items)
+        for reply in self._fan_out_items("put_many", values, ttl, ()):
+            _raise_if_too_large(reply)
+
+    # -- whole cache -------------------------------------------------------------------
+
+    def invalidate_tag(self, tag: str) -> int:
+        """Remove every entry put with ``tag``; return how many were removed."""
+        (tag,) = _validate_tags((tag,))
+        return sum(self._broadcast("invalidate_tag", tag))
+
+    def clear(self) -> None:
+        """Remove every entry of this cache."""
+        self._broadcast("clear")
+
+    def stats(self) -> dict[str, Any]:
+        """Return counters across all shards, with one row per shard under ``"shards"``."""
+        rows = sorted(self._broadcast("stats"), key=lambda row: row["shard"])
+        totals = {
+            field: sum(row[field] for row in rows)
+            for field in ("hits", "misses", "evictions", "expirations", "entries", "bytes")
+        }
+        lookups = totals["hits"] + totals["misses"]
+        return {
+            "name": self._name,
+            **totals,
+            "hit_ratio": totals["hits"] / lookups if lookups else 0.0,
+            "capacity": sum(row["capacity"] for row in rows),
+            "policy": self._config.policy,
+            "shards": rows,
+        }
+
+    def resize(self, shards: int) -> None:
+        """Change the number of shards, moving as few keys as possible.
+
+        Keys owned by a removed shard, and the few keys that change owner, become misses.
+        """
+        self._adopt(ray.get(self._router.resize.remote(validate_shards(shards))))
+
+    def shutdown(self) -> None:
+        """Stop this cache's shards and router, freeing everything they hold."""
+        ray.get(self._router.shutdown.remote())
+        ray.kill(self._router, no_restart=True)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the name, router and ring snapshot, so tasks attach with no calls."""
+        return _restore, (self._name, self._router, self._snapshot)
+
+    def __repr__(self) -> str:
+        """Show the name, shard count and policy."""
+        config = self._config
+        return f"Cache({self._name!r}, shards={config.shards}, policy={config.policy!r})"
+
+    # -- routing -----------------------------------------------------------------------
+
+    def _adopt(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        self._ring = snapshot.ring
+        self._shards = snapshot.shards
+        self._config = snapshot.config
+
+    def _refresh(self) -> None:
+        try:
+            self._adopt(ray.get(self._router.snapshot.remote()))
+        except RayActorError:
+            raise CacheNotFoundError(f"cache {self._name!r} has been shut down") from None
+
+    def _call(self, digest: bytes, method: str, *args: Any) -> Reply:
+        for _ in range(_MAX_RING_REFRESHES):
+            shard = self._shards[self._ring.owner(digest)]
+            try:
+                reply: Reply = ray.get(getattr(shard, method).remote(self._ring.epoch, digest, *args))
+            except RayActorError:
+                # The shard is restarted under the same handle; until then, a miss.
+                logger.debug("shard for %s unavailable; treating as a miss", digest.hex())
+                return MISS, None
+            if reply[0] != STALE:
+                return reply
+            self._refresh()
+        return MISS, None
+
+    def _value(self, digest: bytes, reply: Reply, default: Any) -> Any:
+        if reply[0] == HIT:
+            return reply[1]
+        if reply[0] == REF:
+            return self._fetch_many({digest: reply[1][0]}).get(digest, default)
+        return default
+
+    def _fetch_many(self, refs: dict[bytes, ray.ObjectRef]) -> dict[bytes, Any]:
+        if not refs:
+            return {}
+        try:
+            return dict(zip(refs, ray.get(list(refs.values()))))
+        except _CACHE_FAULTS:
+            return self._fetch_each(refs)
+
+    def _fetch_each(self, refs: dict[bytes, ray.ObjectRef]) -> dict[bytes, Any]:
+        found = {}
+        for digest, ref in refs.items():
+            try:
+                found[digest] = ray.get(ref)
+            except _CACHE_FAULTS:
+                self._report_lost(digest, ref)
+        return found
+
+    def _report_lost(self, digest: bytes, ref: ray.ObjectRef) -> None:
+        logger.warning("cached object for %s was lost; recomputing", digest.hex())
+        shard = self._shards[self._ring.owner(digest)]
+        try:
+            ray.get(shard.report_lost.remote(digest, ref.hex()))
+        except RayActorError:
+            pass  # the shard died too; its replacement starts empty
+
+    def _fan_out(self, method: str, digests: list[bytes]) -> dict[bytes, Reply]:
+        for _ in range(_MAX_RING_REFRESHES):
+            groups = self._group(digests)
+            calls = {
+                member: getattr(self._shards[member], method).remote(self._ring.epoch, group)
+                for member, group in groups.items()
+            }
+            replies, stale = self._gather(calls, groups)
+            if not stale:
+                return replies
+            self._refresh()
+        return {}
+
+    def _gather(
+        self, calls: dict[str, ray.ObjectRef], groups: dict[str, list[bytes]]
+    ) -> tuple[dict[bytes, Reply], bool]:
+        replies: dict[bytes, Reply] = {}
+        stale = False
+        for member, call in calls.items():
+            try:
+                code, payload = ray.get(call)
+            except RayActorError:
+                continue  # that shard's keys are misses this time
+            if code == STALE:
+                stale = True
+            else:
+                replies.update(zip(groups[member], payload))
+        return replies, stale
+
+    def _fan_out_items(
+        self, method: str, values: dict[bytes, Any], *args: Any
+    ) -> list[Reply]:
+        for _ in range(_MAX_RING_REFRESHES):
+            groups = self._group(list(values))
+            calls = [
+                getattr(self._shards[member], method).remote(
+                    self._ring.epoch, [(d, values[d]) for d in group], *args
+                )
+                for member, group in groups.items()
+            ]
+            replies = _gather_alive(calls)
+            if all(reply[0] != STALE for reply in replies):
+                return replies
+            self._refresh()
+        return []
+
+    def _group(self, digests: list[bytes]) -> dict[str, list[bytes]]:
+        groups: dict[str, list[bytes]] = defaultdict(list)
+        owner = self._ring.owner
+        for digest in digests:
+            groups[owner(digest)].append(digest)
+        return groups
+
+    def _broadcast(self, method: str, *args: Any) -> list[Any]:
+        calls = [getattr(shard, method).remote(*args) for shard in self._shards.values()]
+        return _gather_alive(calls)
+
+
+class _Absent:
+    """Marks a value that could not be had from the cache."""
+
+
+_ABSENT = _Absent()
+
+
+def _gather_alive(calls: list[ray.ObjectRef]) -> list[Any]:
+    results = []
+    for call in calls:
+        try:
+            results.append(ray.get(call))
+        except RayActorError:
+            continue  # a dead shard answers nothing; it is restarted empty
+    return results
+
+
+def _restore(name: str, router: Any, snapshot: Snapshot) -> Cache:
+    cache = Cache.__new__(Cache)
+    cache._name = name
+    cache._router = router
+    cache._adopt(snapshot)
+    return cache
+
+
+def _resolve_config(requested: dict[str, Any]) -> CacheConfig:
+    resources = ray.cluster_resources()
+    alive_nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    return CacheConfig(
+        shards=requested["shards"] or max(MIN_SHARDS, alive_nodes),
+        capacity=parse_capacity(
+            requested["capacity"], object_store_bytes=int(resources.get("object_store_memory", 0))
+        ),
+        policy=requested["policy"],
+        ttl=requested["ttl"],
+    )
+
+
+def _warn_on_conflict(
+    name: str, requested: dict[str, Any], resolved: CacheConfig, config: CacheConfig
+) -> None:
+    explicit = {k for k, v in requested.items() if v is not None and k != "policy"}
+    if requested["policy"] != "lru":
+        explicit.add("policy")
+    differing = [k for k in sorted(explicit) if getattr(resolved, k) != getattr(config, k)]
+    if differing:
+        running = ", ".join(f"{k}={getattr(config, k)!r}" for k in differing)
+        warnings.warn(
+            f"cache {name!r} is already running with {running}; the running settings apply",
+            stacklevel=3,
+        )
+
+
+def _validate_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(tags, str):
+        raise TypeError("tags must be an iterable of str, not a single str")
+    checked = tuple(tags)
+    for tag in checked:
+        if not isinstance(tag, str):
+            raise TypeError(f"tags must be str, got {type(tag).__name__}")
+    return checked
+
+
+def _raise_if_too_large(reply: Reply) -> None:
+    if reply[0] == TOO_LARGE:
+        size, capacity = reply[1]
+        raise EntryTooLargeError(size, capacity)

@@ -1,0 +1,129 @@
+"""The ``raycache`` command: run the demo, and inspect or manage running caches.
+
+Commands other than ``demo`` attach to a running cluster: ``--address`` or the
+``RAY_ADDRESS`` environment variable says where, and ``auto`` is the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+STATS_COLUMNS = ("shard", "entries", "bytes", "capacity", "hits", "misses", "evictions")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit code."""
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        from raycache.demo import run_demo
+
+        run_demo(rows=args.rows)
+        return 0
+    _connect(args.address)
+    return int(args.handler(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="raycache", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="run the demonstration on an embedded local Ray")
+    demo.add_argument("--rows", type=int, default=2_000_000, help="rows of synthetic data")
+    for name, handler, help_text, needs_name in (
+        ("status", _status, "list the caches running on the cluster", False),
+        ("stats", _stats, "show a cache's counters, per shard", True),
+        ("clear", _clear, "remove every entry of a cache", True),
+        ("shutdown", _shutdown, "stop a cache and free what it holds", True),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        if needs_name:
+            command.add_argument("name", help="the cache's name")
+        command.add_argument("--address", default=os.environ.get("RAY_ADDRESS", "auto"))
+        command.add_argument("--json", action="store_true", help="print JSON for scripts")
+        command.set_defaults(handler=handler)
+    return parser
+
+
+def _connect(address: str) -> None:
+    import ray
+
+    ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from raycache.admin import running_caches
+
+    caches = running_caches()
+    if args.json:
+        print(json.dumps(caches, indent=2))
+    elif not caches:
+        print("no caches are running")
+    else:
+        _print_table(caches, ("name", "shards", "entries", "bytes", "capacity", "hit_ratio"))
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    stats = _attach(args.name).stats()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    summary = {k: v for k, v in stats.items() if k != "shards"}
+    for key, value in summary.items():
+        print(f"{key:>12}: {_format(value)}")
+    print()
+    _print_table(stats["shards"], STATS_COLUMNS)
+    return 0
+
+
+def _clear(args: argparse.Namespace) -> int:
+    _attach(args.name).clear()
+    _report(args, {"cleared": args.name})
+    return 0
+
+
+def _shutdown(args: argparse.Namespace) -> int:
+    _attach(args.name).shutdown()
+    _report(args, {"shutdown": args.name})
+    return 0
+
+
+def _attach(name: str) -> Any:
+    from raycache.cache import Cache
+    from raycache.errors import CacheNotFoundError
+
+    try:
+        return Cache.attach(name)
+    except CacheNotFoundError as error:
+        print(f"raycache: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _report(args: argparse.Namespace, result: dict[str, str]) -> None:
+    if args.json:
+        print(json.dumps(result))
+    else:
+        ((verb, name),) = result.items()
+        print(f"{verb} {name}")
+
+
+def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    cells = [[_format(row.get(column, "")) for column in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.rjust(w) for c, w in zip(columns, widths)))
+    for row in cells:
+        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

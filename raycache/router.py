@@ -1,0 +1,123 @@
+"""The router actor: a cache's membership, its ring, and its shards' lifecycle.
+
+The router is off the data path. Clients ask it for a :class:`Snapshot` when they attach
+and whenever a shard tells them their ring is stale; every get and put then goes straight
+to the owning shard.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import ray
+
+from raycache.config import CacheConfig
+from raycache.naming import NAMESPACE, shard_actor_name, shard_id, shard_index
+from raycache.ring import Ring
+from raycache.shard import Shard
+
+ROUTER_CONCURRENCY = 8
+"""Calls the router serves at once, so that a shard restarting mid-resize can reach it."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a client needs to route keys: the ring, a handle per member, and the config."""
+
+    ring: Ring
+    shards: dict[str, Any]
+    config: CacheConfig
+
+
+class Router:
+    """The router of one cache. Created by :class:`raycache.Cache`; not used directly."""
+
+    def __init__(self, cache: str, config: CacheConfig) -> None:
+        self._cache = cache
+        self._lock = threading.Lock()
+        members = self._surviving_members() or [shard_id(i) for i in range(config.shards)]
+        self._config = replace(config, shards=len(members))
+        # Epochs start from the clock so that a restarted router's ring is newer than
+        # any ring its shards already hold.
+        self._ring = Ring(tuple(members), epoch=time.time_ns())
+        self._shards = {member: self._start_shard(member) for member in members}
+        if ray.get_runtime_context().was_current_actor_reconstructed:
+            self._publish_ring()
+
+    def snapshot(self) -> Snapshot:
+        """Return the current ring, shard handles and config."""
+        with self._lock:
+            return Snapshot(self._ring, dict(self._shards), self._config)
+
+    def ring(self) -> Ring:
+        """Return the current ring."""
+        return self._ring
+
+    def wait_ready(self) -> int:
+        """Block until every shard has started; return the number of shards."""
+        ray.get([shard.ping.remote() for shard in self.snapshot().shards.values()])
+        return len(self._ring)
+
+    def resize(self, shards: int) -> Snapshot:
+        """Grow or shrink to ``shards`` shards, moving as few keys as the ring allows.
+
+        New shards start empty. A removed shard is killed, and the values it owned leave
+        the object store with it; their keys become misses. Keys that change owner
+        between surviving shards are dropped by their old owner rather than migrated,
+        because a shard can only serve objects it owns.
+        """
+        with self._lock:
+            members = [shard_id(i) for i in range(shards)]
+            removed = [m for m in self._ring.members if m not in members]
+            for member in members:
+                if member not in self._shards:
+                    self._shards[member] = self._start_shard(member)
+            self._ring = self._ring.with_members(members)
+            self._config = replace(self._config, shards=shards)
+            self._publish_ring()
+            for member in removed:
+                ray.kill(self._shards.pop(member), no_restart=True)
+            return Snapshot(self._ring, dict(self._shards), self._config)
+
+    def shutdown(self) -> None:
+        """Kill every shard of this cache."""
+        with self._lock:
+            for shard in self._shards.values():
+                ray.kill(shard, no_restart=True)
+            self._shards.clear()
+
+    def _publish_ring(self) -> None:
+        # Shards learn the new epoch before any client can, so a client holding the new
+        # ring never meets a shard that would still serve it with the old one.
+        capacity = self._config.shard_capacity()
+        members = self._ring.members
+        ray.get([self._shards[m].set_ring.remote(self._ring, capacity) for m in members])
+
+    def _start_shard(self, member: str) -> Any:
+        return (
+            ray.remote(Shard)
+            .options(
+                name=shard_actor_name(self._cache, member),
+                namespace=NAMESPACE,
+                lifetime="detached",
+                get_if_exists=True,
+                max_restarts=-1,
+                num_cpus=0,
+                scheduling_strategy="SPREAD",
+            )
+            .remote(self._cache, member, self._config, self._ring)
+        )
+
+    def _surviving_members(self) -> list[str]:
+        # A restarted router finds the shards that outlived it instead of starting anew.
+        prefix = shard_actor_name(self._cache, shard_id(0)).removesuffix("0")
+        names = [
+            actor["name"]
+            for actor in ray.util.list_named_actors(all_namespaces=True)
+            if actor["namespace"] == NAMESPACE and actor["name"].startswith(prefix)
+        ]
+        members = (name.removeprefix(shard_actor_name(self._cache, "")) for name in names)
+        return sorted(members, key=shard_index)

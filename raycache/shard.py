@@ -1,0 +1,313 @@
+"""The shard actor: one slice of a cache, a thin wrapper over a :class:`~raycache.store.Store`.
+
+A shard keeps small values in its own heap and returns them inline. It keeps large values
+as ObjectRefs that it owns, because it did the ``ray.put`` or submitted the task itself,
+and on a hit it returns them nested (``[ref]``) so that Ray hands the reader a reference
+instead of a copy. Every request carries the caller's ring epoch; a caller whose ring is
+older than the shard's gets :data:`STALE` back and refreshes its ring before retrying.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from raycache.config import CacheConfig
+from raycache.errors import EntryTooLargeError
+from raycache.naming import NAMESPACE, router_name
+from raycache.ring import Ring
+from raycache.sizing import size_of
+from raycache.store import Entry, Store
+
+INLINE_LIMIT = 100 * 1024
+"""Values smaller than this many bytes are kept in the shard and returned inline.
+
+It matches Ray's own limit for returning objects inline, above which Ray would put a
+returned value in the object store anyway.
+"""
+
+HIT, REF, MISS, STALE, TOO_LARGE, OK = range(6)
+"""Reply codes: every shard method that takes an epoch answers ``(code, payload)``."""
+
+Reply = tuple[int, Any]
+
+
+class StoredRef:
+    """A large value held in Ray's object store and owned by this shard."""
+
+    __slots__ = ("ref",)
+
+    def __init__(self, ref: ray.ObjectRef) -> None:
+        self.ref = ref
+
+
+@dataclass
+class _Pending:
+    """A computation this shard submitted and whose result has not reported back yet."""
+
+    token: int
+    ref: ray.ObjectRef
+    ttl: float | None
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What a finished computation tells its shard: its size, its cost, and small values."""
+
+    size: int
+    seconds: float
+    inline_value: Any = None
+    inline: bool = False
+
+
+class Shard:
+    """One shard of a cache. Created by the router; not meant to be used directly."""
+
+    def __init__(self, cache: str, member: str, config: CacheConfig, ring: Ring) -> None:
+        self._cache = cache
+        self._member = member
+        self._default_ttl = config.ttl
+        self._store = Store(config.shard_capacity(len(ring)), policy=config.policy)
+        self._pending: dict[bytes, _Pending] = {}
+        self._tokens = itertools.count()
+        self._counters = {"lost": 0, "merged": 0, "computes": 0, "rejected": 0, "stale": 0}
+        self._ring = ring
+        if ray.get_runtime_context().was_current_actor_reconstructed:
+            # A restarted shard must not serve with the ring it was first created with.
+            router = ray.get_actor(router_name(cache), namespace=NAMESPACE)
+            self._ring = ray.get(router.ring.remote())
+            self._store.resize(config.shard_capacity(len(self._ring)))
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get(self, epoch: int, digest: bytes) -> Reply:
+        """Return the entry under ``digest`` as ``(HIT, value)``, ``(REF, [ref])`` or MISS."""
+        if epoch < self._ring.epoch:
+            return self._stale()
+        return _reply(self._store.get(digest))
+
+    def get_many(self, epoch: int, digests: list[bytes]) -> Reply:
+        """Return ``(OK, replies)`` with one reply per digest, in order."""
+        if epoch < self._ring.epoch:
+            return self._stale()
+        get = self._store.get
+        return OK, [_reply(get(digest)) for digest in digests]
+
+    def contains(self, epoch: int, digest: bytes) -> Reply:
+        """Return ``(OK, present)`` without counting a hit or a miss."""
+        if epoch < self._ring.epoch:
+            return self._stale()
+        return OK, digest in self._store
+
+    # -- writes ------------------------------------------------------------------------
+
+    def put(
+        self, epoch: int, digest: bytes, value: Any, ttl: float | None, tags: tuple[str, ...]
+    ) -> Reply:
+        """Store ``value``; return OK, STALE, or ``(TOO_LARGE, (size, capacity))``."""
+        if epoch < self._ring.epoch:
+            return self._stale()
+        return self._put(digest, value, size_of(value), ttl, tags)
+
+    def put_many(
+        self, epoch: int, items: list[tuple[bytes, Any]], ttl: float | None, tags: tuple[str, ...]
+    ) -> Reply:
+        """Store every ``(digest, value)``; return OK or the first TOO_LARGE reply."""
+        if epoch < self._ring.epoch:
+            return self._stale()
+        replies = [self._put(digest, value, size_of(value), ttl, tags) for digest, value in items]
+        return next((reply for reply in replies if reply[0] == TOO_LARGE), (OK, None))
+
+    def delete(self, epoch: int, digest: bytes) -> Reply:
+        """Remove the entry under ``digest``; return ``(OK, existed)``."""
+        if epoch < self._ring.epoch:
+            return self._stale()
+        self._pending.pop(digest, None)
+        return OK, self._store.delete(digest)
+
+    def invalidate_tag(self, tag: str) -> int:
+        """Remove every entry carrying ``tag``; return how many."""
+        return len(self._store.invalidate_tag(tag))
+
+    def clear(self) -> int:
+        """Remove every entry and forget pending computations; return how many entries."""
+        self._pending.clear()
+        return self._store.clear()
+
+    # -- single-flight computation -------------------------------------------------------
+
+    def lookup(self, epoch: int, digest: bytes) -> Reply:
+        """Like :meth:`get`, but a computation in flight answers ``(REF, [its ref])``."""
+        if epoch < self._ring.epoch:
+            return self._stale()
+        reply = _reply(self._store.get(digest))
+        pending = self._pending.get(digest)
+        if reply[0] == MISS and pending is not None:
+            self._counters["merged"] += 1
+            return REF, [pending.ref]
+        return reply
+
+    def compute(
+        self,
+        epoch: int,
+        digest: bytes,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        ttl: float | None,
+        tags: tuple[str, ...],
+    ) -> Reply:
+        """Return the value under ``digest``, starting ``fn(*args, **kwargs)`` if need be.
+
+        Concurrent callers of a missing key all receive the reference of one computation,
+        which this shard submitted and therefore owns.
+        """
+        reply = self.lookup(epoch, digest)
+        if reply[0] != MISS:
+            return reply
+        token = next(self._tokens)
+        me = ray.get_runtime_context().current_actor
+        ref = _compute.remote(me, digest, token, fn, args, kwargs)
+        self._pending[digest] = _Pending(token, ref, ttl, tags)
+        self._counters["computes"] += 1
+        return REF, [ref]
+
+    def settle(self, digest: bytes, token: int, settlement: Settlement | None) -> None:
+        """Record the outcome of computation ``token``; None means it failed."""
+        pending = self._pending.get(digest)
+        if pending is None or pending.token != token:
+            return  # deleted, cleared or superseded while it ran
+        del self._pending[digest]
+        if settlement is None:
+            return
+        value = settlement.inline_value if settlement.inline else StoredRef(pending.ref)
+        self._put(digest, value, settlement.size, pending.ttl, pending.tags, settlement.seconds)
+
+    def report_lost(self, digest: bytes, ref_hex: str) -> bool:
+        """Drop the entry under ``digest`` if it still holds the lost object ``ref_hex``."""
+        pending = self._pending.get(digest)
+        if pending is not None and pending.ref.hex() == ref_hex:
+            del self._pending[digest]
+        else:
+            entry = self._store.peek(digest)
+            if entry is None or _stored_ref_hex(entry) != ref_hex:
+                return False
+            self._store.delete(digest)
+        self._counters["lost"] += 1
+        return True
+
+    # -- membership and stats ----------------------------------------------------------------
+
+    def set_ring(self, ring: Ring, capacity: int) -> int:
+        """Adopt a newer ring and byte budget; drop the keys it no longer owns; return how many."""
+        if ring.epoch < self._ring.epoch:
+            return 0
+        self._ring = ring
+        self._store.resize(capacity)
+        moved = [key for key in self._store.keys() if ring.owner(_as_bytes(key)) != self._member]
+        for key in moved:
+            self._store.delete(key)
+        for digest in [d for d in self._pending if ring.owner(d) != self._member]:
+            del self._pending[digest]
+        return len(moved)
+
+    def stats(self) -> dict[str, Any]:
+        """Return this shard's counters, sizes and placement as one row."""
+        stats = self._store.stats()
+        return {
+            "shard": self._member,
+            "node": ray.get_runtime_context().get_node_id(),
+            "epoch": self._ring.epoch,
+            "hits": stats.hits,
+            "misses": stats.misses,
+            "evictions": stats.evictions,
+            "expirations": stats.expirations,
+            "entries": stats.entries,
+            "bytes": stats.bytes,
+            "capacity": stats.capacity,
+            "pending": len(self._pending),
+            **self._counters,
+        }
+
+    def ping(self) -> str:
+        """Return this shard's ring member id; used to wait until the shard is up."""
+        return self._member
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _put(
+        self,
+        digest: bytes,
+        value: Any,
+        size: int,
+        ttl: float | None,
+        tags: tuple[str, ...],
+        cost: float = 1.0,
+    ) -> Reply:
+        if size > self._store.capacity:
+            self._counters["rejected"] += 1
+            return TOO_LARGE, (size, self._store.capacity)
+        if size >= INLINE_LIMIT and not isinstance(value, StoredRef):
+            value = StoredRef(ray.put(value))  # this shard now owns the only copy it serves
+        ttl = self._default_ttl if ttl is None else ttl
+        try:
+            self._store.put(digest, value, size, ttl=ttl, tags=tags, cost=cost)
+        except EntryTooLargeError:  # pragma: no cover - checked above; kept for safety
+            return TOO_LARGE, (size, self._store.capacity)
+        return OK, None
+
+    def _stale(self) -> Reply:
+        self._counters["stale"] += 1
+        return STALE, self._ring.epoch
+
+
+def _reply(entry: Entry | None) -> Reply:
+    if entry is None:
+        return MISS, None
+    value = entry.value
+    if isinstance(value, StoredRef):
+        return REF, [value.ref]
+    return HIT, value
+
+
+def _stored_ref_hex(entry: Entry) -> str | None:
+    value = entry.value
+    return str(value.ref.hex()) if isinstance(value, StoredRef) else None
+
+
+def _as_bytes(key: Hashable) -> bytes:
+    assert isinstance(key, bytes)
+    return key
+
+
+def _measure(value: Any, seconds: float) -> Settlement:
+    size = size_of(value)
+    if size < INLINE_LIMIT:
+        return Settlement(size, seconds, value, inline=True)
+    return Settlement(size, seconds)
+
+
+@ray.remote
+def _compute(
+    shard: Any,
+    digest: bytes,
+    token: int,
+    fn: Callable[..., Any],
+    args: Iterable[Any],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Run ``fn`` for a shard, then tell the shard the result's size and compute time."""
+    started = time.perf_counter()
+    try:
+        value = fn(*args, **kwargs)
+    except BaseException:
+        shard.settle.remote(digest, token, None)
+        raise
+    shard.settle.remote(digest, token, _measure(value, time.perf_counter() - started))
+    return value

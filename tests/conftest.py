@@ -1,0 +1,41 @@
+"""One local Ray instance for the whole test session, and a fresh cache per test."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+import ray
+
+import raycache
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """Start one local Ray for every test that needs it."""
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=4,
+            object_store_memory=2 * 1024**3,
+            include_dashboard=False,
+            logging_level="ERROR",
+        )
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def cache_name(ray_session: None) -> str:
+    """A cache name no other test uses."""
+    return f"test-{next(_names)}"
+
+
+@pytest.fixture
+def cache(cache_name: str) -> Iterator[raycache.Cache]:
+    """A two-shard cache of 64 MiB, shut down after the test."""
+    handle = raycache.Cache(cache_name, shards=2, capacity="64MiB")
+    yield handle
+    handle.shutdown()

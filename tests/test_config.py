@@ -1,0 +1,92 @@
+import pytest
+
+from raycache.config import (
+    CacheConfig,
+    parse_capacity,
+    validate_capacity,
+    validate_name,
+    validate_policy,
+    validate_shards,
+    validate_ttl,
+)
+
+STORE = 10 * 2**30
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (1, 1),
+        (4096, 4096),
+        ("8GiB", 8 * 2**30),
+        ("512MB", 512 * 10**6),
+        ("512 mb", 512 * 10**6),
+        ("1.5GiB", int(1.5 * 2**30)),
+        ("100", 100),
+        ("64k", 64 * 2**10),
+        ("30%", int(STORE * 0.3)),
+        ("100%", STORE),
+        (None, int(STORE * 0.3)),
+    ],
+)
+def test_capacity_forms(spec: int | str | None, expected: int) -> None:
+    assert parse_capacity(spec, object_store_bytes=STORE) == expected
+
+
+@pytest.mark.parametrize(
+    "spec", [0, -1, "0", "0%", "101%", "-5%", "8 gigs", "", "GiB", "1e9", 1.5, True, [1], b"1GB"]
+)
+def test_bad_capacities_raise_value_error(spec: object) -> None:
+    with pytest.raises(ValueError, match="capacity must be"):
+        parse_capacity(spec, object_store_bytes=STORE)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="capacity must be"):
+        validate_capacity(spec)
+
+
+@pytest.mark.parametrize("name", ["", " x", "a/b", "x "])
+def test_bad_names_raise_value_error(name: str) -> None:
+    with pytest.raises(ValueError, match="cache name"):
+        validate_name(name)
+
+
+def test_non_str_name_raises_type_error() -> None:
+    with pytest.raises(TypeError, match="cache name must be a str"):
+        validate_name(3)
+
+
+def test_unknown_policy_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown policy 'arc'; choose one of: fifo, gdsf, lfu"):
+        validate_policy("arc")
+    with pytest.raises(TypeError):
+        validate_policy(None)
+
+
+@pytest.mark.parametrize("ttl", [0, -1, float("inf"), float("nan")])
+def test_bad_ttls_raise_value_error(ttl: float) -> None:
+    with pytest.raises(ValueError, match="ttl must be"):
+        validate_ttl(ttl)
+
+
+@pytest.mark.parametrize("ttl", ["5", True, [1]])
+def test_non_numeric_ttls_raise_type_error(ttl: object) -> None:
+    with pytest.raises(TypeError, match="ttl must be a number"):
+        validate_ttl(ttl)
+
+
+def test_ttl_accepts_ints_and_floats() -> None:
+    assert validate_ttl(5) == 5.0
+    assert validate_ttl(0.25) == 0.25
+    assert validate_ttl(None) is None
+
+
+@pytest.mark.parametrize(("shards", "error"), [(0, ValueError), (-2, ValueError),
+                                               (1.0, TypeError), (True, TypeError)])  # fmt: skip
+def test_bad_shard_counts(shards: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match="shards must be"):
+        validate_shards(shards)
+
+
+def test_shard_capacity_splits_the_budget() -> None:
+    config = CacheConfig(shards=4, capacity=1000, policy="lru", ttl=None)
+    assert config.shard_capacity() == 250
+    assert config.shard_capacity(3) == 333
