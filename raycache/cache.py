@@ -8,6 +8,7 @@ treated as misses: they never reach the caller as exceptions.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from collections import defaultdict
@@ -72,19 +73,7 @@ class Cache:
         if not ray.is_initialized():
             ray.init()
         resolved = _resolve_config(requested)
-        self._router = (
-            ray.remote(Router)
-            .options(
-                name=router_name(name),
-                namespace=NAMESPACE,
-                lifetime="detached",
-                get_if_exists=True,
-                max_restarts=-1,
-                max_concurrency=ROUTER_CONCURRENCY,
-                num_cpus=0,
-            )
-            .remote(name, resolved)
-        )
+        self._router = _start_router(name, resolved)
         ray.get(self._router.wait_ready.remote())
         self._adopt(ray.get(self._router.snapshot.remote()))
         _warn_on_conflict(name, requested, resolved, self._config)
@@ -119,7 +108,7 @@ class Cache:
         reply = self._call(digest, "get")
         return self._value(digest, reply, default)
 
-    def get_ref(self, key: Any) -> ray.ObjectRef | None:
+    def get_ref(self, key: Any) -> ray.ObjectRef[Any] | None:
         """Return an ObjectRef to the value under ``key``, or None on a miss.
 
         Large values come back as the shard's own reference, with nothing copied; small
@@ -127,10 +116,13 @@ class Cache:
         """
         reply = self._call(key_digest(key), "get")
         if reply[0] == REF:
-            return reply[1][0]
+            ref: ray.ObjectRef[Any] = reply[1][0]
+            return ref
         return ray.put(reply[1]) if reply[0] == HIT else None
 
-    def put(self, key: Any, value: Any, *, ttl: float | None = None, tags: Iterable[str] = ()) -> None:
+    def put(
+        self, key: Any, value: Any, *, ttl: float | None = None, tags: Iterable[str] = ()
+    ) -> None:
         """Store ``value`` under ``key``.
 
         Raises :class:`~raycache.errors.EntryTooLargeError` if the value exceeds the byte
@@ -164,7 +156,7 @@ class Cache:
         if reply[0] == MISS:
             reply = self._call(digest, "compute", fn, args, kwargs, ttl, ())
         value = self._value(digest, reply, _ABSENT)
-        return fn(*args, **kwargs) if value is _ABSENT else value  # type: ignore[no-any-return]
+        return fn(*args, **kwargs) if value is _ABSENT else value
 
     # -- many keys ---------------------------------------------------------------------
 
@@ -176,7 +168,7 @@ class Cache:
         by_digest = {key_digest(key): key for key in keys}
         replies = self._fan_out("get_many", list(by_digest))
         found: dict[Any, Any] = {}
-        refs: dict[bytes, ray.ObjectRef] = {}
+        refs: dict[bytes, ray.ObjectRef[Any]] = {}
         for digest, reply in replies.items():
             if reply[0] == HIT:
                 found[by_digest[digest]] = reply[1]
@@ -261,7 +253,9 @@ class Cache:
         for _ in range(_MAX_RING_REFRESHES):
             shard = self._shards[self._ring.owner(digest)]
             try:
-                reply: Reply = ray.get(getattr(shard, method).remote(self._ring.epoch, digest, *args))
+                reply: Reply = ray.get(
+                    getattr(shard, method).remote(self._ring.epoch, digest, *args)
+                )
             except RayActorError:
                 # The shard is restarted under the same handle; until then, a miss.
                 logger.debug("shard for %s unavailable; treating as a miss", digest.hex())
@@ -278,15 +272,15 @@ class Cache:
             return self._fetch_many({digest: reply[1][0]}).get(digest, default)
         return default
 
-    def _fetch_many(self, refs: dict[bytes, ray.ObjectRef]) -> dict[bytes, Any]:
+    def _fetch_many(self, refs: dict[bytes, ray.ObjectRef[Any]]) -> dict[bytes, Any]:
         if not refs:
             return {}
         try:
-            return dict(zip(refs, ray.get(list(refs.values()))))
+            return dict(zip(refs, ray.get(list(refs.values())), strict=True))
         except _CACHE_FAULTS:
             return self._fetch_each(refs)
 
-    def _fetch_each(self, refs: dict[bytes, ray.ObjectRef]) -> dict[bytes, Any]:
+    def _fetch_each(self, refs: dict[bytes, ray.ObjectRef[Any]]) -> dict[bytes, Any]:
         found = {}
         for digest, ref in refs.items():
             try:
@@ -295,13 +289,11 @@ class Cache:
                 self._report_lost(digest, ref)
         return found
 
-    def _report_lost(self, digest: bytes, ref: ray.ObjectRef) -> None:
+    def _report_lost(self, digest: bytes, ref: ray.ObjectRef[Any]) -> None:
         logger.warning("cached object for %s was lost; recomputing", digest.hex())
         shard = self._shards[self._ring.owner(digest)]
-        try:
+        with contextlib.suppress(RayActorError):  # a dead shard restarts empty anyway
             ray.get(shard.report_lost.remote(digest, ref.hex()))
-        except RayActorError:
-            pass  # the shard died too; its replacement starts empty
 
     def _fan_out(self, method: str, digests: list[bytes]) -> dict[bytes, Reply]:
         for _ in range(_MAX_RING_REFRESHES):
@@ -317,7 +309,7 @@ class Cache:
         return {}
 
     def _gather(
-        self, calls: dict[str, ray.ObjectRef], groups: dict[str, list[bytes]]
+        self, calls: dict[str, ray.ObjectRef[Any]], groups: dict[str, list[bytes]]
     ) -> tuple[dict[bytes, Reply], bool]:
         replies: dict[bytes, Reply] = {}
         stale = False
@@ -329,12 +321,10 @@ class Cache:
             if code == STALE:
                 stale = True
             else:
-                replies.update(zip(groups[member], payload))
+                replies.update(zip(groups[member], payload, strict=True))
         return replies, stale
 
-    def _fan_out_items(
-        self, method: str, values: dict[bytes, Any], *args: Any
-    ) -> list[Reply]:
+    def _fan_out_items(self, method: str, values: dict[bytes, Any], *args: Any) -> list[Reply]:
         for _ in range(_MAX_RING_REFRESHES):
             groups = self._group(list(values))
             calls = [
@@ -368,7 +358,7 @@ class _Absent:
 _ABSENT = _Absent()
 
 
-def _gather_alive(calls: list[ray.ObjectRef]) -> list[Any]:
+def _gather_alive(calls: list[ray.ObjectRef[Any]]) -> list[Any]:
     results = []
     for call in calls:
         try:
@@ -376,6 +366,22 @@ def _gather_alive(calls: list[ray.ObjectRef]) -> list[Any]:
         except RayActorError:
             continue  # a dead shard answers nothing; it is restarted empty
     return results
+
+
+def _start_router(name: str, config: CacheConfig) -> Any:
+    return (
+        ray.remote(Router)
+        .options(
+            name=router_name(name),
+            namespace=NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+            max_restarts=-1,
+            max_concurrency=ROUTER_CONCURRENCY,
+            num_cpus=0,
+        )
+        .remote(name, config)
+    )
 
 
 def _restore(name: str, router: Any, snapshot: Snapshot) -> Cache:
@@ -387,8 +393,9 @@ def _restore(name: str, router: Any, snapshot: Snapshot) -> Cache:
 
 
 def _resolve_config(requested: dict[str, Any]) -> CacheConfig:
-    resources = ray.cluster_resources()
-    alive_nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    alive_nodes = sum(1 for node in nodes if node.get("Alive"))
     return CacheConfig(
         shards=requested["shards"] or max(MIN_SHARDS, alive_nodes),
         capacity=parse_capacity(

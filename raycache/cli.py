@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -51,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 def _connect(address: str) -> None:
     import ray
 
-    ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -114,9 +115,9 @@ def _report(args: argparse.Namespace, result: dict[str, str]) -> None:
 def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
     cells = [[_format(row.get(column, "")) for column in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    print("  ".join(c.rjust(w) for c, w in zip(columns, widths)))
+    print("  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
     for row in cells:
-        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
+        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
 
 
 def _format(value: Any) -> str:

@@ -7,6 +7,7 @@ back zero-copy, and prints the cache's counters.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -46,7 +47,7 @@ def busiest_zones(trips: pa.Table, k: int = 5) -> pd.DataFrame:
 def run_demo(rows: int = 2_000_000) -> None:
     """Run the demonstration and print what it measured."""
     if not ray.is_initialized():
-        ray.init(logging_level="ERROR", include_dashboard=False)
+        ray.init(logging_level=logging.ERROR, include_dashboard=False)
     cache = Cache(DEMO_CACHE, capacity="1GiB")
     cache.clear()
     trips = make_trips(rows)
@@ -56,8 +57,10 @@ def run_demo(rows: int = 2_000_000) -> None:
     warm, again = _timed(lambda: cache.get_or_compute(("busiest", rows), busiest_zones, trips))
     assert again.equals(top)
     print(top.round(2).to_string(), "\n")
-    print(f"aggregation   cold {cold * 1e3:8.1f} ms   warm {warm * 1e3:8.2f} ms   "
-          f"speedup {cold / warm:,.0f}x")
+    print(
+        f"aggregation   cold {cold * 1e3:8.1f} ms   warm {warm * 1e3:8.2f} ms   "
+        f"speedup {cold / warm:,.0f}x"
+    )
 
     cache.put("trips", trips)
     read, table = _timed(lambda: cache.get("trips"))
@@ -65,8 +68,10 @@ def run_demo(rows: int = 2_000_000) -> None:
     print(f"table hit     {read * 1e3:8.2f} ms for {trips.nbytes / 2**20:.0f} MiB (zero-copy)\n")
 
     stats = cache.stats()
-    print(f"hits {stats['hits']}  misses {stats['misses']}  hit ratio {stats['hit_ratio']:.2f}  "
-          f"entries {stats['entries']}  bytes {stats['bytes']:,}  evictions {stats['evictions']}")
+    print(
+        f"hits {stats['hits']}  misses {stats['misses']}  hit ratio {stats['hit_ratio']:.2f}  "
+        f"entries {stats['entries']}  bytes {stats['bytes']:,}  evictions {stats['evictions']}"
+    )
     cache.shutdown()
 
 
@@ -74,5 +79,3 @@ def _timed(fn: Callable[[], T]) -> tuple[float, T]:
     started = time.perf_counter()
     result = fn()
     return time.perf_counter() - started, result
-
-

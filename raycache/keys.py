@@ -19,11 +19,11 @@ TypeError: cache keys must be str, bytes, int, float, bool, None or tuples of th
 from __future__ import annotations
 
 import struct
-from typing import Union
+from typing import TypeAlias
 
 import xxhash
 
-Key = Union[str, bytes, int, float, bool, None, tuple["Key", ...]]
+Key: TypeAlias = "str | bytes | int | float | bool | tuple[Key, ...] | None"
 """The type of a cache key."""
 
 DIGEST_SIZE = 16
@@ -49,8 +49,10 @@ def validate_key(key: object) -> None:
 def encode_key(key: object) -> bytes:
     """Return the canonical, type-tagged byte encoding of ``key``.
 
-    >>> encode_key(("a", 1))
-    b'T\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02s\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x01ai\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x01\\x01'
+    >>> encode_key(None)
+    b'N'
+    >>> encode_key(("a",)) == encode_key(("a",)) != encode_key("a")
+    True
     """
     parts: list[bytes] = []
     _encode_into(key, parts)

@@ -42,7 +42,7 @@ class StoredRef:
 
     __slots__ = ("ref",)
 
-    def __init__(self, ref: ray.ObjectRef) -> None:
+    def __init__(self, ref: ray.ObjectRef[Any]) -> None:
         self.ref = ref
 
 
@@ -51,7 +51,7 @@ class _Pending:
     """A computation this shard submitted and whose result has not reported back yet."""
 
     token: int
-    ref: ray.ObjectRef
+    ref: ray.ObjectRef[Any]
     ttl: float | None
     tags: tuple[str, ...]
 
@@ -210,7 +210,8 @@ class Shard:
             return 0
         self._ring = ring
         self._store.resize(capacity)
-        moved = [key for key in self._store.keys() if ring.owner(_as_bytes(key)) != self._member]
+        live = self._store.keys()
+        moved = [key for key in live if ring.owner(_as_bytes(key)) != self._member]
         for key in moved:
             self._store.delete(key)
         for digest in [d for d in self._pending if ring.owner(d) != self._member]:

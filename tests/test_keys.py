@@ -32,7 +32,9 @@ def _structurally_different(a: object, b: object) -> bool:
         return True
     if isinstance(a, tuple):
         assert isinstance(b, tuple)
-        return len(a) != len(b) or any(_structurally_different(x, y) for x, y in zip(a, b))
+        return len(a) != len(b) or any(
+            _structurally_different(x, y) for x, y in zip(a, b, strict=True)
+        )
     return bool(a != b)
 
 
