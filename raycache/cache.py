@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import ray
-from ray.exceptions import ObjectLostError, RayActorError, WorkerCrashedError
+from ray.exceptions import ActorDiedError, ObjectLostError, RayActorError, WorkerCrashedError
 
 from raycache.config import (
     MIN_SHARDS,
@@ -166,14 +166,14 @@ class Cache:
         Issues one call per shard, all at once.
         """
         by_digest = {key_digest(key): key for key in keys}
-        replies = self._fan_out("get_many", list(by_digest))
         found: dict[Any, Any] = {}
         refs: dict[bytes, ray.ObjectRef[Any]] = {}
-        for digest, reply in replies.items():
-            if reply[0] == HIT:
-                found[by_digest[digest]] = reply[1]
-            elif reply[0] == REF:
-                refs[digest] = reply[1][0]
+        for group, (_, replies) in self._fan_out("get_many", list(by_digest), _same):
+            for digest, (code, payload) in zip(group, replies, strict=True):
+                if code == HIT:
+                    found[by_digest[digest]] = payload
+                elif code == REF:
+                    refs[digest] = payload[0]
         for digest, value in self._fetch_many(refs).items():
             found[by_digest[digest]] = value
         return found
@@ -181,9 +181,12 @@ class Cache:
     def put_many(self, mapping: Mapping[Any, Any], *, ttl: float | None = None) -> None:
         """Store every item of ``mapping``, with one call per shard, all at once."""
         ttl = validate_ttl(ttl)
-        items = [(key_digest(key), value) for key, value in mapping.items()]
-        values = dict(items)
-        for reply in self._fan_out_items("put_many", values, ttl, ()):
+        values = {key_digest(key): value for key, value in mapping.items()}
+
+        def pack(group: list[bytes]) -> list[tuple[bytes, Any]]:
+            return [(digest, values[digest]) for digest in group]
+
+        for _, reply in self._fan_out("put_many", list(values), pack, ttl, ()):
             _raise_if_too_large(reply)
 
     # -- whole cache -------------------------------------------------------------------
@@ -251,19 +254,24 @@ class Cache:
 
     def _call(self, digest: bytes, method: str, *args: Any) -> Reply:
         for _ in range(_MAX_RING_REFRESHES):
+            epoch = self._ring.epoch
             shard = self._shards[self._ring.owner(digest)]
             try:
-                reply: Reply = ray.get(
-                    getattr(shard, method).remote(self._ring.epoch, digest, *args)
-                )
-            except RayActorError:
-                # The shard is restarted under the same handle; until then, a miss.
-                logger.debug("shard for %s unavailable; treating as a miss", digest.hex())
-                return MISS, None
+                reply: Reply = ray.get(getattr(shard, method).remote(epoch, digest, *args))
+            except RayActorError as error:
+                # A crashed shard restarts under the same handle: a miss meanwhile. A
+                # shard that a resize removed is gone, and a newer ring routes elsewhere.
+                if not (isinstance(error, ActorDiedError) and self._ring_moved_past(epoch)):
+                    return MISS, None
+                continue
             if reply[0] != STALE:
                 return reply
-            self._refresh()
+            self._ring_moved_past(epoch)
         return MISS, None
+
+    def _ring_moved_past(self, epoch: int) -> bool:
+        self._refresh()
+        return self._ring.epoch != epoch
 
     def _value(self, digest: bytes, reply: Reply, default: Any) -> Any:
         if reply[0] == HIT:
@@ -295,49 +303,24 @@ class Cache:
         with contextlib.suppress(RayActorError):  # a dead shard restarts empty anyway
             ray.get(shard.report_lost.remote(digest, ref.hex()))
 
-    def _fan_out(self, method: str, digests: list[bytes]) -> dict[bytes, Reply]:
-        for _ in range(_MAX_RING_REFRESHES):
-            groups = self._group(digests)
-            calls = {
-                member: getattr(self._shards[member], method).remote(self._ring.epoch, group)
-                for member, group in groups.items()
-            }
-            replies, stale = self._gather(calls, groups)
-            if not stale:
-                return replies
-            self._refresh()
-        return {}
+    def _fan_out(
+        self, method: str, digests: list[bytes], pack: Callable[[list[bytes]], Any], *args: Any
+    ) -> list[tuple[list[bytes], Reply]]:
+        """Call ``method`` once per owning shard, concurrently; return each group's reply.
 
-    def _gather(
-        self, calls: dict[str, ray.ObjectRef[Any]], groups: dict[str, list[bytes]]
-    ) -> tuple[dict[bytes, Reply], bool]:
-        replies: dict[bytes, Reply] = {}
-        stale = False
-        for member, call in calls.items():
-            try:
-                code, payload = ray.get(call)
-            except RayActorError:
-                continue  # that shard's keys are misses this time
-            if code == STALE:
-                stale = True
-            else:
-                replies.update(zip(groups[member], payload, strict=True))
-        return replies, stale
-
-    def _fan_out_items(self, method: str, values: dict[bytes, Any], *args: Any) -> list[Reply]:
+        Groups whose shard is down are left out: their keys are misses this time.
+        """
+        answered: list[tuple[list[bytes], Reply]] = []
         for _ in range(_MAX_RING_REFRESHES):
-            groups = self._group(list(values))
+            epoch = self._ring.epoch
             calls = [
-                getattr(self._shards[member], method).remote(
-                    self._ring.epoch, [(d, values[d]) for d in group], *args
-                )
-                for member, group in groups.items()
+                (group, getattr(self._shards[member], method).remote(epoch, pack(group), *args))
+                for member, group in self._group(digests).items()
             ]
-            replies = _gather_alive(calls)
-            if all(reply[0] != STALE for reply in replies):
-                return replies
-            self._refresh()
-        return []
+            answered, retry = _gather(calls)
+            if not (retry and self._ring_moved_past(epoch)):
+                break
+        return answered
 
     def _group(self, digests: list[bytes]) -> dict[str, list[bytes]]:
         groups: dict[str, list[bytes]] = defaultdict(list)
@@ -356,6 +339,29 @@ class _Absent:
 
 
 _ABSENT = _Absent()
+
+
+def _same(group: list[bytes]) -> list[bytes]:
+    return group
+
+
+def _gather(
+    calls: list[tuple[list[bytes], ray.ObjectRef[Any]]],
+) -> tuple[list[tuple[list[bytes], Reply]], bool]:
+    """Wait for every call; return the answers, and whether a newer ring may route better."""
+    answered = []
+    retry = False
+    for group, call in calls:
+        try:
+            reply: Reply = ray.get(call)
+        except RayActorError as error:
+            retry |= isinstance(error, ActorDiedError)
+            continue
+        if reply[0] == STALE:
+            retry = True
+        else:
+            answered.append((group, reply))
+    return answered, retry
 
 
 def _gather_alive(calls: list[ray.ObjectRef[Any]]) -> list[Any]:

@@ -38,13 +38,14 @@ class Router:
     def __init__(self, cache: str, config: CacheConfig) -> None:
         self._cache = cache
         self._lock = threading.Lock()
-        members = self._surviving_members() or [shard_id(i) for i in range(config.shards)]
+        surviving = self._surviving_members()
+        members = surviving or [shard_id(i) for i in range(config.shards)]
         self._config = replace(config, shards=len(members))
         # Epochs start from the clock so that a restarted router's ring is newer than
         # any ring its shards already hold.
         self._ring = Ring(tuple(members), epoch=time.time_ns())
         self._shards = {member: self._start_shard(member) for member in members}
-        if ray.get_runtime_context().was_current_actor_reconstructed:
+        if surviving:
             self._publish_ring()
 
     def snapshot(self) -> Snapshot:
@@ -55,6 +56,11 @@ class Router:
     def ring(self) -> Ring:
         """Return the current ring."""
         return self._ring
+
+    def assignment(self) -> tuple[Ring, int]:
+        """Return the current ring and the byte budget of each shard."""
+        with self._lock:
+            return self._ring, self._config.shard_capacity()
 
     def wait_ready(self) -> int:
         """Block until every shard has started; return the number of shards."""

@@ -78,30 +78,25 @@ class Shard:
         self._tokens = itertools.count()
         self._counters = {"lost": 0, "merged": 0, "computes": 0, "rejected": 0, "stale": 0}
         self._ring = ring
-        if ray.get_runtime_context().was_current_actor_reconstructed:
-            # A restarted shard must not serve with the ring it was first created with.
-            router = ray.get_actor(router_name(cache), namespace=NAMESPACE)
-            self._ring = ray.get(router.ring.remote())
-            self._store.resize(config.shard_capacity(len(self._ring)))
 
     # -- reads -------------------------------------------------------------------------
 
     def get(self, epoch: int, digest: bytes) -> Reply:
         """Return the entry under ``digest`` as ``(HIT, value)``, ``(REF, [ref])`` or MISS."""
-        if epoch < self._ring.epoch:
+        if self._is_stale(epoch):
             return self._stale()
         return _reply(self._store.get(digest))
 
     def get_many(self, epoch: int, digests: list[bytes]) -> Reply:
         """Return ``(OK, replies)`` with one reply per digest, in order."""
-        if epoch < self._ring.epoch:
+        if self._is_stale(epoch):
             return self._stale()
         get = self._store.get
         return OK, [_reply(get(digest)) for digest in digests]
 
     def contains(self, epoch: int, digest: bytes) -> Reply:
         """Return ``(OK, present)`` without counting a hit or a miss."""
-        if epoch < self._ring.epoch:
+        if self._is_stale(epoch):
             return self._stale()
         return OK, digest in self._store
 
@@ -111,7 +106,7 @@ class Shard:
         self, epoch: int, digest: bytes, value: Any, ttl: float | None, tags: tuple[str, ...]
     ) -> Reply:
         """Store ``value``; return OK, STALE, or ``(TOO_LARGE, (size, capacity))``."""
-        if epoch < self._ring.epoch:
+        if self._is_stale(epoch):
             return self._stale()
         return self._put(digest, value, size_of(value), ttl, tags)
 
@@ -119,14 +114,14 @@ class Shard:
         self, epoch: int, items: list[tuple[bytes, Any]], ttl: float | None, tags: tuple[str, ...]
     ) -> Reply:
         """Store every ``(digest, value)``; return OK or the first TOO_LARGE reply."""
-        if epoch < self._ring.epoch:
+        if self._is_stale(epoch):
             return self._stale()
         replies = [self._put(digest, value, size_of(value), ttl, tags) for digest, value in items]
         return next((reply for reply in replies if reply[0] == TOO_LARGE), (OK, None))
 
     def delete(self, epoch: int, digest: bytes) -> Reply:
         """Remove the entry under ``digest``; return ``(OK, existed)``."""
-        if epoch < self._ring.epoch:
+        if self._is_stale(epoch):
             return self._stale()
         self._pending.pop(digest, None)
         return OK, self._store.delete(digest)
@@ -144,7 +139,7 @@ class Shard:
 
     def lookup(self, epoch: int, digest: bytes) -> Reply:
         """Like :meth:`get`, but a computation in flight answers ``(REF, [its ref])``."""
-        if epoch < self._ring.epoch:
+        if self._is_stale(epoch):
             return self._stale()
         reply = _reply(self._store.get(digest))
         pending = self._pending.get(digest)
@@ -262,6 +257,18 @@ class Shard:
         except EntryTooLargeError:  # pragma: no cover - checked above; kept for safety
             return TOO_LARGE, (size, self._store.capacity)
         return OK, None
+
+    def _is_stale(self, epoch: int) -> bool:
+        if epoch == self._ring.epoch:
+            return False
+        if epoch > self._ring.epoch:
+            # Only a shard restarted after a membership change can lag its clients.
+            self._sync_ring()
+        return epoch < self._ring.epoch
+
+    def _sync_ring(self) -> None:
+        router = ray.get_actor(router_name(self._cache), namespace=NAMESPACE)
+        self.set_ring(*ray.get(router.assignment.remote()))
 
     def _stale(self) -> Reply:
         self._counters["stale"] += 1

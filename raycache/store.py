@@ -64,7 +64,8 @@ class Policy(ABC):
     which keys are tracked. Sizes are bytes and costs are the seconds it took to
     compute a value; policies that do not weigh entries ignore them.
 
-    A policy instance serves one store only.
+    A policy instance serves one store only. The built-in policies also iterate over
+    the keys they track, which the tests use to check that they agree with the store.
     """
 
     name: ClassVar[str]
@@ -339,25 +340,21 @@ class _FrequencySketch:
 
     def __init__(self, capacity: int = 16) -> None:
         self.capacity = capacity
-        # ~4 counters per tracked key and row, as in Caffeine, keeps collisions rare.
-        self._width = 1 << max(6, (4 * capacity - 1).bit_length())
+        # A few counters per key and row keep collisions rare; more barely helps hit ratios.
+        self._width = 1 << max(6, (2 * capacity - 1).bit_length())
         self._mask = self._width - 1
         self._table = bytearray(4 * self._width)
         self._sample = 10 * capacity
         self._additions = 0
 
     def _slots(self, key: Hashable) -> tuple[int, int, int, int]:
-        # Multiply-shift keeps the well-mixed high bits; hash(int) is the int itself.
-        h = hash(key)
-        h1 = ((h * 0x9E3779B97F4A7C15) & _MASK64) >> 32
-        h2 = (((h * 0xC2B2AE3D27D4EB4F) & _MASK64) >> 32) | 1
+        # Multiply-shift, since hash(int) is the int itself; the high half is well mixed.
+        # Rows index by double hashing (h1 + i * h2), which is as good as 4 hashes here.
+        h = (hash(key) * 0x9E3779B97F4A7C15) & _MASK64
+        h1, h2 = h >> 32, h | 1
+        h3 = h1 + h2
         w, m = self._width, self._mask
-        return (
-            h1 & m,
-            w + ((h1 + h2) & m),
-            2 * w + ((h1 + 2 * h2) & m),
-            3 * w + ((h1 + 3 * h2) & m),
-        )
+        return (h1 & m, w + (h3 & m), 2 * w + ((h3 + h2) & m), 3 * w + ((h3 + 2 * h2) & m))
 
     def add(self, key: Hashable) -> None:
         """Count one use of ``key``."""
@@ -395,11 +392,11 @@ class TinyLFUPolicy(Policy):
     ``protected_ratio`` of the main bytes, overflow is demoted back to probation).
     When the store must evict, the newest probation key (the candidate) is compared
     with the oldest (the victim) on a count-min sketch estimate of recent use, which
-    is halved periodically; the less frequent one goes. So a one-off scan passes
-    through probation without displacing the keys that are used again and again, and
-    an entry too big for the window competes for admission at once. Counts are not
-    forgotten when a key leaves: a key refused today is admitted once it is popular.
-    There is no doorkeeper: the counters are bytes, so the memory it saves is small.
+    is halved periodically; the less frequent one goes, the candidate on a tie. So a
+    one-off scan passes through probation without displacing the keys that are used
+    again and again, and an entry too big for the window competes for admission at
+    once. Counts outlive the entries: a key refused today is admitted once popular.
+    There is no doorkeeper: it would only shrink a sketch of a few bytes per entry.
     """
 
     name = "tinylfu"
@@ -415,6 +412,7 @@ class TinyLFUPolicy(Policy):
         self._window_bytes = 0
         self._protected_bytes = 0
         self._bytes = 0
+        self._count = 0
         self._sketch = _FrequencySketch()
 
     def insert(self, key: Hashable, size: int, cost: float) -> None:
@@ -424,14 +422,15 @@ class TinyLFUPolicy(Policy):
             self._window[key] = size
             self._window_bytes += size
             self._bytes += size
+            self._count += 1
             self._sketch.add(key)
-            if len(self) > self._sketch.capacity:
-                self._sketch = self._sketch.grown(self, 2 * len(self))
+            if self._count > self._sketch.capacity:
+                self._sketch = self._sketch.grown(self, 2 * self._count)
         else:
             self._resize(region, key, size)
             self.touch(key)
+            self._overflow_protected()
         self._overflow_window()
-        self._overflow_protected()
 
     def touch(self, key: Hashable) -> None:
         """Count a use of ``key``; a hit in probation promotes it to protected."""
@@ -457,6 +456,7 @@ class TinyLFUPolicy(Policy):
         else:
             size = self._probation.pop(key)
         self._bytes -= size
+        self._count -= 1
 
     def victim(self) -> Hashable:
         """Return the loser of candidate (newest in probation) against the oldest main key."""
@@ -486,9 +486,13 @@ class TinyLFUPolicy(Policy):
             self._protected_bytes += delta
 
     def _overflow_window(self) -> None:
-        budget = max(self._window_ratio * self._bytes, self._bytes / max(len(self), 1))
-        while self._window_bytes > budget:
-            key, size = self._window.popitem(last=False)
+        # At least one average entry, so tiny caches keep a window, but counted in
+        # entries too, so that zero-byte entries cannot pile up in it.
+        window, ratio, count = self._window, self._window_ratio, max(self._count, 1)
+        budget = max(ratio * self._bytes, self._bytes / count)
+        most = max(1, int(ratio * count))
+        while self._window_bytes > budget or len(window) > most:
+            key, size = window.popitem(last=False)
             self._window_bytes -= size
             self._probation[key] = size
 
@@ -500,7 +504,7 @@ class TinyLFUPolicy(Policy):
             self._probation[key] = size
 
     def __len__(self) -> int:
-        return len(self._window) + len(self._probation) + len(self._protected)
+        return self._count
 
     def __iter__(self) -> Iterator[Hashable]:
         return itertools.chain(self._window, self._probation, self._protected)
