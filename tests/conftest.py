@@ -33,9 +33,24 @@ def cache_name(ray_session: None) -> str:
     return f"test-{next(_names)}"
 
 
+@pytest.fixture(scope="session")
+def shared_cache(ray_session: None) -> Iterator[raycache.Cache]:
+    """One two-shard cache of 64 MiB that tests take turns to use."""
+    handle = raycache.Cache("test-shared", shards=2, capacity="64MiB")
+    yield handle
+    handle.shutdown()
+
+
 @pytest.fixture
-def cache(cache_name: str) -> Iterator[raycache.Cache]:
-    """A two-shard cache of 64 MiB, shut down after the test."""
+def cache(shared_cache: raycache.Cache) -> raycache.Cache:
+    """The shared cache, emptied for this test; counters keep running."""
+    shared_cache.clear()
+    return shared_cache
+
+
+@pytest.fixture
+def fresh_cache(cache_name: str) -> Iterator[raycache.Cache]:
+    """A cache of its own for a test that counts, resizes, kills or shuts down."""
     handle = raycache.Cache(cache_name, shards=2, capacity="64MiB")
     yield handle
     handle.shutdown()

@@ -58,7 +58,8 @@ def test_keys_of_every_supported_type(cache: raycache.Cache) -> None:
     assert cache.get(True) == 4  # True and 1 are different keys
 
 
-def test_overwrite_replaces(cache: raycache.Cache) -> None:
+def test_overwrite_replaces(fresh_cache: raycache.Cache) -> None:
+    cache = fresh_cache
     cache.put("k", 1)
     cache.put("k", 2)
     assert cache.get("k") == 2
@@ -122,7 +123,8 @@ def test_clear(cache: raycache.Cache) -> None:
     assert cache.stats()["entries"] == 0
 
 
-def test_stats_fields(cache: raycache.Cache) -> None:
+def test_stats_fields(fresh_cache: raycache.Cache) -> None:
+    cache = fresh_cache
     cache.put("a", 1)
     cache.get("a")
     cache.get("b")
@@ -212,7 +214,8 @@ def test_get_or_create_by_name(cache: raycache.Cache) -> None:
     assert attached.get("k") == "v"
 
 
-def test_conflicting_settings_warn_and_keep_the_running_ones(cache: raycache.Cache) -> None:
+def test_conflicting_settings_warn_and_keep_the_running_ones(fresh_cache: raycache.Cache) -> None:
+    cache = fresh_cache
     with pytest.warns(UserWarning, match="already running with capacity="):
         other = raycache.Cache(cache.name, capacity="1GiB")
     assert other.config.capacity == 64 * 2**20
@@ -284,7 +287,8 @@ def test_resize_keeps_most_keys_and_stays_correct(cache_name: str) -> None:
     cache.shutdown()
 
 
-def test_killed_shard_restarts_and_misses_instead_of_failing(cache: raycache.Cache) -> None:
+def test_killed_shard_restarts_and_misses_instead_of_failing(fresh_cache: raycache.Cache) -> None:
+    cache = fresh_cache
     cache.put_many({i: i for i in range(100)})
     shard = ray.get_actor(f"{cache.name}/shard-0", namespace=NAMESPACE)
     ray.kill(shard, no_restart=False)
