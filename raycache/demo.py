@@ -37,7 +37,7 @@ def make_trips(rows: int, seed: int = 7) -> pa.Table:
 def busiest_zones(trips: pa.Table, k: int = 5) -> pd.DataFrame:
     """Return the ``k`` zones with the most revenue, with trip counts and mean fares."""
     frame = trips.to_pandas()
-    frame = frame[(frame["fare"] > 0) & (frame["distance"] > 0.1)]
+    frame = frame[(frame["fare"] > 0) & (frame["distance"] > 0.1)].astype({"fare": "float64"})
     totals = frame.groupby(["zone", "hour"]).agg(trips=("fare", "size"), revenue=("fare", "sum"))
     by_zone = totals.groupby(level="zone").sum()
     by_zone["mean_fare"] = by_zone["revenue"] / by_zone["trips"]
