@@ -7,8 +7,15 @@ from typing import Any
 import ray
 
 import raycache
-from benchmarks.report import Measurement, Row, fmt_seconds, interleave, round_ratios
-from benchmarks.report import summarize, verdict
+from benchmarks.report import (
+    Measurement,
+    Row,
+    fmt_seconds,
+    interleave,
+    round_ratios,
+    summarize,
+    verdict,
+)
 
 VALUE_BYTES = 100
 TARGET_RATIO = 1.2
@@ -66,7 +73,7 @@ def _measurement(samples: dict[str, list[float]], ratios: list[float]) -> Measur
         verdict=verdict(ratio <= TARGET_RATIO),
     )
     tail = Row(
-        what="small get p90 / p99 (context)",
+        what="small get p90 / p99 (context; ratio of p99)",
         ours=f"{fmt_seconds(ours.p90)} / {fmt_seconds(ours.p99)}",
         base=f"{fmt_seconds(base.p90)} / {fmt_seconds(base.p99)}",
         ratio=ours.p99 / base.p99,

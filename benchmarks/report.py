@@ -126,7 +126,7 @@ def verdict(passed: bool) -> str:
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Return a GitHub-flavoured markdown table with columns padded to line up."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
 
     def line(cells: Sequence[str]) -> str:
         padded = (str(cell).ljust(width) for cell, width in zip(cells, widths, strict=True))

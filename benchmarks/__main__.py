@@ -1,0 +1,127 @@
+"""Entry point of ``make bench``: ``python -m benchmarks [--quick] [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+
+import raycache
+from benchmarks import large_values, latency, throughput
+from benchmarks.report import Measurement, distribution_table, summary_table
+
+MODULES: dict[str, Callable[..., Measurement]] = {
+    "latency": latency.run,
+    "large_values": large_values.run,
+    "throughput": throughput.run,
+}
+CACHE_CAPACITY = "1GiB"
+OBJECT_STORE_BYTES = 2 * 1024**3
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a short run (under a minute)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out"), help="output dir")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every benchmark on a local Ray, print the report and write it to ``--out``."""
+    args = parse_args(argv)
+    started = time.perf_counter()
+    ray.init(
+        num_cpus=2,
+        object_store_memory=OBJECT_STORE_BYTES,
+        include_dashboard=False,
+        logging_level="ERROR",
+    )
+    try:
+        results = run_all(quick=args.quick)
+    finally:
+        ray.shutdown()
+    report = render(results)
+    print(report)
+    write(args.out, report, results, quick=args.quick, seconds=time.perf_counter() - started)
+    return 0
+
+
+def run_all(*, quick: bool) -> dict[str, Measurement]:
+    """Run every module against one fresh cache, then shut the cache down."""
+    name = f"bench-{uuid.uuid4().hex[:12]}"
+    cache = raycache.Cache(name, shards=2, capacity=CACHE_CAPACITY)
+    results = {}
+    try:
+        for module, run in MODULES.items():
+            began = time.perf_counter()
+            results[module] = run(cache, quick=quick)
+            print(f"[{module}] {time.perf_counter() - began:.1f} s", file=sys.stderr)
+    finally:
+        cache.shutdown()
+    return results
+
+
+def render(results: dict[str, Measurement]) -> str:
+    """Return the markdown report: the headline table, then every series' percentiles."""
+    rows = [row for result in results.values() for row in result.rows]
+    series = {k: v for result in results.values() for k, v in result.raw["summaries"].items()}
+    return "\n\n".join(
+        [
+            "## raycache vs raw Ray (p50 unless stated; ratio = raycache / baseline)",
+            summary_table(rows),
+            "## Distributions",
+            distribution_table(series),
+        ]
+    )
+
+
+def write(
+    out: Path, report: str, results: dict[str, Measurement], *, quick: bool, seconds: float
+) -> None:
+    """Write ``bench.md`` and ``bench.json`` (every figure, in seconds) into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.md").write_text(report + "\n", encoding="utf-8")
+    document = {
+        "environment": environment(),
+        "quick": quick,
+        "wall_seconds": round(seconds, 1),
+        "results": {module: result.raw for module, result in results.items()},
+    }
+    with (out / "bench.json").open("w", encoding="utf-8") as stream:
+        json.dump(document, stream, indent=1, default=_jsonable)
+        stream.write("\n")
+    print(f"\nwrote {out / 'bench.md'} and {out / 'bench.json'}", file=sys.stderr)
+
+
+def environment() -> dict[str, Any]:
+    """Return the versions and machine facts a reader needs to compare runs."""
+    return {
+        "raycache": raycache.__version__,
+        "ray": ray.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "cpus": os.cpu_count(),
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _jsonable(value: object) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
