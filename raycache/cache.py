@@ -225,8 +225,15 @@ class Cache:
         self._adopt(ray.get(self._router.resize.remote(validate_shards(shards))))
 
     def shutdown(self) -> None:
-        """Stop this cache's shards and router, freeing everything they hold."""
-        ray.get(self._router.shutdown.remote())
+        """Stop this cache's shards and router, freeing everything they hold.
+
+        Shutting down a cache that is already gone does nothing.
+        """
+        try:
+            ray.get(self._router.shutdown.remote())
+        except RayActorError:
+            for shard in self._shards.values():  # the router is gone: stop what it left
+                ray.kill(shard, no_restart=True)
         ray.kill(self._router, no_restart=True)
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -428,3 +428,9 @@ def test_large_arrow_table_is_zero_copy(cache_name: str) -> None:
     p50("big"), p50("small")  # warm both paths
     assert p50("big") < 5 * p50("small") + 0.005  # 100x the data, about the same cost
     cache.shutdown()
+
+
+def test_shutdown_twice_is_harmless(cache_name: str) -> None:
+    cache = raycache.Cache(cache_name, shards=2, capacity="1MiB")
+    cache.shutdown()
+    cache.shutdown()
