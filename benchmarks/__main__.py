@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 import uuid
@@ -18,7 +19,7 @@ import ray
 
 import raycache
 from benchmarks import large_values, latency, throughput
-from benchmarks.report import Measurement, distribution_table, summary_table
+from benchmarks.report import Measurement, distribution_table, markdown_table, summary_table
 
 MODULES: dict[str, Callable[..., Measurement]] = {
     "latency": latency.run,
@@ -41,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run every benchmark on a local Ray, print the report and write it to ``--out``."""
     args = parse_args(argv)
     started = time.perf_counter()
+    # address="local" starts a private instance even if another Ray runs on this machine.
     ray.init(
+        address="local",
         num_cpus=2,
         object_store_memory=OBJECT_STORE_BYTES,
         include_dashboard=False,
@@ -82,8 +85,20 @@ def render(results: dict[str, Measurement]) -> str:
             summary_table(rows),
             "## Distributions",
             distribution_table(series),
+            "## Noise: p50 ratio of each interleaved round (headline pair)",
+            spread_table(results),
         ]
     )
+
+
+def spread_table(results: dict[str, Measurement]) -> str:
+    """Return the median, min and max of each module's per-round p50 ratios."""
+    cells = []
+    for module, result in results.items():
+        ratios = result.raw["round_p50_ratios"]
+        spread = f"{min(ratios):.2f}x to {max(ratios):.2f}x"
+        cells.append((module, str(len(ratios)), f"{statistics.median(ratios):.2f}x", spread))
+    return markdown_table(("module", "rounds", "median", "range"), cells)
 
 
 def write(

@@ -82,7 +82,7 @@ def run(cache: raycache.Cache, *, quick: bool) -> Measurement:
     }
     _check(fns)
     rounds = 3 if quick else 6
-    calls = {name: 2 if name == NAIVE_BIG else (8 if quick else 15) for name in fns}
+    calls = {name: 3 if name == NAIVE_BIG else (8 if quick else 15) for name in fns}
     samples = interleave(fns, rounds=rounds, calls=calls, warmup=3)
     ray.kill(refs)
     ray.kill(naive)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import ray
-from ray.exceptions import ActorDiedError, ObjectLostError, RayActorError, WorkerCrashedError
+from ray.exceptions import ObjectLostError, RayActorError, WorkerCrashedError
 
 from raycache.config import (
     MIN_SHARDS,
@@ -32,7 +32,7 @@ from raycache.errors import CacheNotFoundError, EntryTooLargeError
 from raycache.keys import key_digest
 from raycache.naming import NAMESPACE, router_name
 from raycache.router import ROUTER_CONCURRENCY, Router, Snapshot
-from raycache.shard import HIT, MISS, REF, STALE, TOO_LARGE, Reply
+from raycache.shard import HIT, MISS, REF, SHARD_DOWN, SHARD_GONE, STALE, TOO_LARGE, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class Cache:
         """
         try:
             ray.get(self._router.shutdown.remote())
-        except RayActorError:
+        except SHARD_DOWN:
             for shard in self._shards.values():  # the router is gone: stop what it left
                 ray.kill(shard, no_restart=True)
         ray.kill(self._router, no_restart=True)
@@ -265,10 +265,10 @@ class Cache:
             shard = self._shards[self._ring.owner(digest)]
             try:
                 reply: Reply = ray.get(getattr(shard, method).remote(epoch, digest, *args))
-            except RayActorError as error:
+            except SHARD_DOWN as error:
                 # A crashed shard restarts under the same handle: a miss meanwhile. A
-                # shard that a resize removed is gone, and a newer ring routes elsewhere.
-                if not (isinstance(error, ActorDiedError) and self._ring_moved_past(epoch)):
+                # shard that is gone for good is replaced, and a newer ring routes there.
+                if not (isinstance(error, SHARD_GONE) and self._ring_moved_past(epoch)):
                     return MISS, None
                 continue
             if reply[0] != STALE:
@@ -307,7 +307,7 @@ class Cache:
     def _report_lost(self, digest: bytes, ref: ray.ObjectRef[Any]) -> None:
         logger.warning("cached object for %s was lost; recomputing", digest.hex())
         shard = self._shards[self._ring.owner(digest)]
-        with contextlib.suppress(RayActorError):  # a dead shard restarts empty anyway
+        with contextlib.suppress(*SHARD_DOWN):  # a dead shard starts again empty anyway
             ray.get(shard.report_lost.remote(digest, ref.hex()))
 
     def _fan_out(
@@ -361,8 +361,8 @@ def _gather(
     for group, call in calls:
         try:
             reply: Reply = ray.get(call)
-        except RayActorError as error:
-            retry |= isinstance(error, ActorDiedError)
+        except SHARD_DOWN as error:
+            retry |= isinstance(error, SHARD_GONE)
             continue
         if reply[0] == STALE:
             retry = True
@@ -376,7 +376,7 @@ def _gather_alive(calls: list[ray.ObjectRef[Any]]) -> list[Any]:
     for call in calls:
         try:
             results.append(ray.get(call))
-        except RayActorError:
+        except SHARD_DOWN:
             continue  # a dead shard answers nothing; it is restarted empty
     return results
 

@@ -13,14 +13,22 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import ray
+from ray.exceptions import GetTimeoutError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raycache.config import CacheConfig
 from raycache.naming import NAMESPACE, shard_actor_name, shard_id, shard_index
 from raycache.ring import Ring
-from raycache.shard import Shard
+from raycache.shard import SHARD_DOWN, SHARD_GONE, Shard
 
 ROUTER_CONCURRENCY = 8
 """Calls the router serves at once, so that a shard restarting mid-resize can reach it."""
+
+HEALTH_INTERVAL_S = 1.0
+"""How often the router checks that every shard is alive."""
+
+PING_TIMEOUT_S = 30.0
+"""How long a shard may take to answer a health check before it counts as busy."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,8 @@ class Router:
         self._shards = {member: self._start_shard(member) for member in members}
         if surviving:
             self._publish_ring()
+        self._stopped = threading.Event()
+        threading.Thread(target=self._watch, name="shard-health", daemon=True).start()
 
     def snapshot(self) -> Snapshot:
         """Return the current ring, shard handles and config."""
@@ -90,10 +100,32 @@ class Router:
 
     def shutdown(self) -> None:
         """Kill every shard of this cache."""
+        self._stopped.set()
         with self._lock:
             for shard in self._shards.values():
                 ray.kill(shard, no_restart=True)
             self._shards.clear()
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(HEALTH_INTERVAL_S):
+            dead = _dead_shards(self.snapshot().shards)
+            if dead:
+                self._replace(dead)
+
+    def _replace(self, dead: dict[str, Any]) -> None:
+        """Start a new shard for each member whose shard died for good (its node is gone).
+
+        A crashed shard on a live node is restarted by Ray under the same handle; one
+        pinned to a dead node cannot be, so it is replaced, and the ring's epoch moves on
+        so that clients fetch the new handle.
+        """
+        with self._lock:
+            replaced = [m for m, handle in dead.items() if self._shards.get(m) is handle]
+            for member in replaced:
+                self._shards[member] = self._start_shard(member)
+            if replaced:
+                self._ring = self._ring.with_members(self._ring.members)
+                self._publish_ring()
 
     def _publish_ring(self) -> None:
         # Shards learn the new epoch before any client can, so a client holding the new
@@ -112,10 +144,19 @@ class Router:
                 get_if_exists=True,
                 max_restarts=-1,
                 num_cpus=0,
-                scheduling_strategy="SPREAD",
+                scheduling_strategy=self._placement(member),
             )
             .remote(self._cache, member, self._config, self._ring)
         )
+
+    def _placement(self, member: str) -> NodeAffinitySchedulingStrategy:
+        # Round-robin over live nodes gives one shard per node. The affinity is hard
+        # because Ray's soft affinity does not place actors that ask for no resources;
+        # a shard whose node dies is replaced by the health watcher instead.
+        nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+        alive = sorted(node["NodeID"] for node in nodes if node.get("Alive"))
+        node = alive[shard_index(member) % len(alive)]
+        return NodeAffinitySchedulingStrategy(node_id=node, soft=False)
 
     def _surviving_members(self) -> list[str]:
         # A restarted router finds the shards that outlived it instead of starting anew.
@@ -127,3 +168,17 @@ class Router:
         ]
         members = (name.removeprefix(shard_actor_name(self._cache, "")) for name in names)
         return sorted(members, key=shard_index)
+
+
+def _dead_shards(shards: dict[str, Any]) -> dict[str, Any]:
+    """Return the members, with their handles, whose shard is dead and will not restart."""
+    pings = {member: shard.ping.remote() for member, shard in shards.items()}
+    dead = {}
+    for member, ping in pings.items():
+        try:
+            ray.get(ping, timeout=PING_TIMEOUT_S)
+        except SHARD_GONE:
+            dead[member] = shards[member]
+        except (GetTimeoutError, *SHARD_DOWN):
+            continue  # busy, or restarting under the same handle
+    return dead

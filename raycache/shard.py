@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
+from ray.exceptions import ActorDiedError, ActorUnschedulableError, RayActorError
 
 from raycache.config import CacheConfig
 from raycache.errors import EntryTooLargeError
@@ -35,6 +36,12 @@ HIT, REF, MISS, STALE, TOO_LARGE, OK = range(6)
 """Reply codes: every shard method that takes an epoch answers ``(code, payload)``."""
 
 Reply = tuple[int, Any]
+
+SHARD_GONE = (ActorDiedError, ActorUnschedulableError)
+"""Errors meaning a shard is dead for good: its node is gone, or a resize removed it."""
+
+SHARD_DOWN = (RayActorError, ActorUnschedulableError)
+"""Errors meaning a shard did not answer: gone, or restarting under the same handle."""
 
 
 class StoredRef:

@@ -18,6 +18,7 @@ def ray_session() -> Iterator[None]:
     """Start one local Ray for every test that needs it."""
     if not ray.is_initialized():
         ray.init(
+            address="local",  # never attach to another Ray running on this machine
             num_cpus=4,
             object_store_memory=2 * 1024**3,
             include_dashboard=False,
