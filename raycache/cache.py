@@ -32,7 +32,17 @@ from raycache.errors import CacheNotFoundError, EntryTooLargeError
 from raycache.keys import key_digest
 from raycache.naming import NAMESPACE, router_name
 from raycache.router import ROUTER_CONCURRENCY, Router, Snapshot
-from raycache.shard import HIT, MISS, REF, SHARD_DOWN, SHARD_GONE, STALE, TOO_LARGE, Reply
+from raycache.shard import (
+    HIT,
+    MISS,
+    REF,
+    SHARD_DOWN,
+    SHARD_GONE,
+    STALE,
+    TOO_LARGE,
+    Reply,
+    pack_request,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -168,8 +178,11 @@ class Cache:
         by_digest = {key_digest(key): key for key in keys}
         found: dict[Any, Any] = {}
         refs: dict[bytes, ray.ObjectRef[Any]] = {}
-        for group, (_, replies) in self._fan_out("get_many", list(by_digest), _same):
-            for digest, (code, payload) in zip(group, replies, strict=True):
+        for group, (_, codes, payloads) in self._fan_out("get_many", list(by_digest), _nothing):
+            if codes.count(HIT) == len(codes):
+                found.update(zip(map(by_digest.__getitem__, group), payloads, strict=True))
+                continue
+            for digest, code, payload in zip(group, codes, payloads, strict=True):
                 if code == HIT:
                     found[by_digest[digest]] = payload
                 elif code == REF:
@@ -183,10 +196,10 @@ class Cache:
         ttl = validate_ttl(ttl)
         values = {key_digest(key): value for key, value in mapping.items()}
 
-        def pack(group: list[bytes]) -> list[tuple[bytes, Any]]:
-            return [(digest, values[digest]) for digest in group]
+        def values_of(group: list[bytes]) -> tuple[list[Any]]:
+            return ([values[digest] for digest in group],)
 
-        for _, reply in self._fan_out("put_many", list(values), pack, ttl, ()):
+        for _, reply in self._fan_out("put_many", list(values), values_of, ttl, ()):
             _raise_if_too_large(reply)
 
     # -- whole cache -------------------------------------------------------------------
@@ -264,17 +277,18 @@ class Cache:
             epoch = self._ring.epoch
             shard = self._shards[self._ring.owner(digest)]
             try:
-                reply: Reply = ray.get(getattr(shard, method).remote(epoch, digest, *args))
+                request = pack_request(epoch, (digest,))
+                reply: Reply = ray.get(getattr(shard, method).remote(request, *args))
             except SHARD_DOWN as error:
                 # A crashed shard restarts under the same handle: a miss meanwhile. A
                 # shard that is gone for good is replaced, and a newer ring routes there.
                 if not (isinstance(error, SHARD_GONE) and self._ring_moved_past(epoch)):
-                    return MISS, None
+                    return [MISS, None]
                 continue
             if reply[0] != STALE:
                 return reply
             self._ring_moved_past(epoch)
-        return MISS, None
+        return [MISS, None]
 
     def _ring_moved_past(self, epoch: int) -> bool:
         self._refresh()
@@ -311,7 +325,11 @@ class Cache:
             ray.get(shard.report_lost.remote(digest, ref.hex()))
 
     def _fan_out(
-        self, method: str, digests: list[bytes], pack: Callable[[list[bytes]], Any], *args: Any
+        self,
+        method: str,
+        digests: list[bytes],
+        per_group: Callable[[list[bytes]], tuple[Any, ...]],
+        *args: Any,
     ) -> list[tuple[list[bytes], Reply]]:
         """Call ``method`` once per owning shard, concurrently; return each group's reply.
 
@@ -321,7 +339,7 @@ class Cache:
         for _ in range(_MAX_RING_REFRESHES):
             epoch = self._ring.epoch
             calls = [
-                (group, getattr(self._shards[member], method).remote(epoch, pack(group), *args))
+                (group, self._call_group(member, method, epoch, group, *per_group(group), *args))
                 for member, group in self._group(digests).items()
             ]
             answered, retry = _gather(calls)
@@ -329,11 +347,18 @@ class Cache:
                 break
         return answered
 
+    def _call_group(
+        self, member: str, method: str, epoch: int, group: list[bytes], *args: Any
+    ) -> ray.ObjectRef[Any]:
+        call: ray.ObjectRef[Any] = getattr(self._shards[member], method).remote(
+            pack_request(epoch, group), *args
+        )
+        return call
+
     def _group(self, digests: list[bytes]) -> dict[str, list[bytes]]:
         groups: dict[str, list[bytes]] = defaultdict(list)
-        owner = self._ring.owner
-        for digest in digests:
-            groups[owner(digest)].append(digest)
+        for member, digest in zip(self._ring.owners(digests), digests, strict=True):
+            groups[member].append(digest)
         return groups
 
     def _broadcast(self, method: str, *args: Any) -> list[Any]:
@@ -348,8 +373,8 @@ class _Absent:
 _ABSENT = _Absent()
 
 
-def _same(group: list[bytes]) -> list[bytes]:
-    return group
+def _nothing(group: list[bytes]) -> tuple[()]:
+    return ()
 
 
 def _gather(

@@ -29,6 +29,7 @@ Key: TypeAlias = "str | bytes | int | float | bool | tuple[Key, ...] | None"
 DIGEST_SIZE = 16
 """Length in bytes of a key digest."""
 
+_xxh3_128 = xxhash.xxh3_128_digest
 _FLOAT = struct.Struct(">d")
 _LENGTH = struct.Struct(">Q")
 
@@ -38,7 +39,14 @@ def key_digest(key: object) -> bytes:
 
     Raises :class:`TypeError` if ``key`` is not a supported key type.
     """
-    return xxhash.xxh3_128_digest(encode_key(key))
+    # str and bytes keys are the common case: encode them inline, as encode_key would.
+    kind = type(key)
+    if kind is str:
+        data = key.encode("utf-8", "surrogatepass")  # type: ignore[attr-defined]
+        return _xxh3_128(b"s" + _LENGTH.pack(len(data)) + data)
+    if kind is bytes:
+        return _xxh3_128(b"b" + _LENGTH.pack(len(key)) + key)  # type: ignore[arg-type,operator]
+    return _xxh3_128(encode_key(key))
 
 
 def validate_key(key: object) -> None:

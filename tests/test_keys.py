@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import pytest
+import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -64,3 +65,8 @@ def test_digest_is_the_same_in_another_process() -> None:
 
 def test_nan_keys_are_stable() -> None:
     assert key_digest(float("nan")) == key_digest(float("nan"))
+
+
+@given(st.one_of(st.text(), st.binary()))
+def test_fast_paths_match_the_canonical_encoding(key: str | bytes) -> None:
+    assert key_digest(key) == xxhash.xxh3_128_digest(encode_key(key))

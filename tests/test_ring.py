@@ -356,3 +356,12 @@ def test_container_protocol() -> None:
     assert 3 not in ring
     assert list(ring) == ["b", "a", "c"]
     assert ring.owner(b"key") in ring
+
+
+@given(st.lists(st.binary(min_size=1, max_size=24), max_size=200), st.integers(1, 12))
+@settings(max_examples=50, deadline=None)
+def test_owners_agrees_with_owner(keys: list[bytes], members: int) -> None:
+    ring = Ring(tuple(f"shard-{i}" for i in range(members)), vnodes=64)
+    assert ring.owners(keys) == [ring.owner(key) for key in keys]
+    toy = Ring(("a", "b"), vnodes=8, hash_fn=lambda data: len(data) * 2**58)
+    assert toy.owners(keys) == [toy.owner(key) for key in keys]
