@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+import numpy as np
 import ray
 from ray.exceptions import ObjectLostError, RayActorError, WorkerCrashedError
 
@@ -29,7 +29,7 @@ from raycache.config import (
     validate_ttl,
 )
 from raycache.errors import CacheNotFoundError, EntryTooLargeError
-from raycache.keys import key_digest
+from raycache.keys import DIGEST_SIZE, key_digest, key_point, key_points
 from raycache.naming import NAMESPACE, router_name
 from raycache.router import ROUTER_CONCURRENCY, Router, Snapshot
 from raycache.shard import (
@@ -176,17 +176,18 @@ class Cache:
         Issues one call per shard, all at once.
         """
         by_digest = {key_digest(key): key for key in keys}
+        digests, wanted = list(by_digest), list(by_digest.values())
         found: dict[Any, Any] = {}
         refs: dict[bytes, ray.ObjectRef[Any]] = {}
-        for group, (_, codes, payloads) in self._fan_out("get_many", list(by_digest), _nothing):
+        for indices, (_, codes, payloads) in self._fan_out("get_many", digests, _nothing):
             if codes.count(HIT) == len(codes):
-                found.update(zip(map(by_digest.__getitem__, group), payloads, strict=True))
+                found.update(zip([wanted[i] for i in indices], payloads, strict=True))
                 continue
-            for digest, code, payload in zip(group, codes, payloads, strict=True):
+            for i, code, payload in zip(indices, codes, payloads, strict=True):
                 if code == HIT:
-                    found[by_digest[digest]] = payload
+                    found[wanted[i]] = payload
                 elif code == REF:
-                    refs[digest] = payload[0]
+                    refs[digests[i]] = payload[0]
         for digest, value in self._fetch_many(refs).items():
             found[by_digest[digest]] = value
         return found
@@ -194,12 +195,13 @@ class Cache:
     def put_many(self, mapping: Mapping[Any, Any], *, ttl: float | None = None) -> None:
         """Store every item of ``mapping``, with one call per shard, all at once."""
         ttl = validate_ttl(ttl)
-        values = {key_digest(key): value for key, value in mapping.items()}
+        digests = [key_digest(key) for key in mapping]
+        values = list(mapping.values())
 
-        def values_of(group: list[bytes]) -> tuple[list[Any]]:
-            return ([values[digest] for digest in group],)
+        def values_of(indices: list[int]) -> tuple[list[Any]]:
+            return ([values[i] for i in indices],)
 
-        for _, reply in self._fan_out("put_many", list(values), values_of, ttl, ()):
+        for _, reply in self._fan_out("put_many", digests, values_of, ttl, ()):
             _raise_if_too_large(reply)
 
     # -- whole cache -------------------------------------------------------------------
@@ -275,9 +277,9 @@ class Cache:
     def _call(self, digest: bytes, method: str, *args: Any) -> Reply:
         for _ in range(_MAX_RING_REFRESHES):
             epoch = self._ring.epoch
-            shard = self._shards[self._ring.owner(digest)]
+            shard = self._shard_of(digest)
             try:
-                request = pack_request(epoch, (digest,))
+                request = pack_request(epoch, digest)
                 reply: Reply = ray.get(getattr(shard, method).remote(request, *args))
             except SHARD_DOWN as error:
                 # A crashed shard restarts under the same handle: a miss meanwhile. A
@@ -320,7 +322,7 @@ class Cache:
 
     def _report_lost(self, digest: bytes, ref: ray.ObjectRef[Any]) -> None:
         logger.warning("cached object for %s was lost; recomputing", digest.hex())
-        shard = self._shards[self._ring.owner(digest)]
+        shard = self._shard_of(digest)
         with contextlib.suppress(*SHARD_DOWN):  # a dead shard starts again empty anyway
             ray.get(shard.report_lost.remote(digest, ref.hex()))
 
@@ -328,38 +330,33 @@ class Cache:
         self,
         method: str,
         digests: list[bytes],
-        per_group: Callable[[list[bytes]], tuple[Any, ...]],
+        per_group: Callable[[list[int]], tuple[Any, ...]],
         *args: Any,
-    ) -> list[tuple[list[bytes], Reply]]:
+    ) -> list[tuple[list[int], Reply]]:
         """Call ``method`` once per owning shard, concurrently; return each group's reply.
 
+        A group is the list of indices, into ``digests``, of the keys one shard owns.
         Groups whose shard is down are left out: their keys are misses this time.
         """
-        answered: list[tuple[list[bytes], Reply]] = []
+        joined = b"".join(digests)
+        points = key_points(joined)
+        rows = np.frombuffer(joined, dtype=np.uint8).reshape(-1, DIGEST_SIZE)
+        answered: list[tuple[list[int], Reply]] = []
         for _ in range(_MAX_RING_REFRESHES):
             epoch = self._ring.epoch
-            calls = [
-                (group, self._call_group(member, method, epoch, group, *per_group(group), *args))
-                for member, group in self._group(digests).items()
-            ]
+            calls = []
+            for member, indices in self._ring.partition(points).items():
+                request = pack_request(epoch, rows[indices].tobytes())
+                group = indices.tolist()
+                shard_method = getattr(self._shards[member], method)
+                calls.append((group, shard_method.remote(request, *per_group(group), *args)))
             answered, retry = _gather(calls)
             if not (retry and self._ring_moved_past(epoch)):
                 break
         return answered
 
-    def _call_group(
-        self, member: str, method: str, epoch: int, group: list[bytes], *args: Any
-    ) -> ray.ObjectRef[Any]:
-        call: ray.ObjectRef[Any] = getattr(self._shards[member], method).remote(
-            pack_request(epoch, group), *args
-        )
-        return call
-
-    def _group(self, digests: list[bytes]) -> dict[str, list[bytes]]:
-        groups: dict[str, list[bytes]] = defaultdict(list)
-        for member, digest in zip(self._ring.owners(digests), digests, strict=True):
-            groups[member].append(digest)
-        return groups
+    def _shard_of(self, digest: bytes) -> Any:
+        return self._shards[self._ring.owner_at(key_point(digest))]
 
     def _broadcast(self, method: str, *args: Any) -> list[Any]:
         calls = [getattr(shard, method).remote(*args) for shard in self._shards.values()]
@@ -373,13 +370,13 @@ class _Absent:
 _ABSENT = _Absent()
 
 
-def _nothing(group: list[bytes]) -> tuple[()]:
+def _nothing(group: list[int]) -> tuple[()]:
     return ()
 
 
 def _gather(
-    calls: list[tuple[list[bytes], ray.ObjectRef[Any]]],
-) -> tuple[list[tuple[list[bytes], Reply]], bool]:
+    calls: list[tuple[list[int], ray.ObjectRef[Any]]],
+) -> tuple[list[tuple[list[int], Reply]], bool]:
     """Wait for every call; return the answers, and whether a newer ring may route better."""
     answered = []
     retry = False

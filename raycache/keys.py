@@ -21,6 +21,8 @@ from __future__ import annotations
 import struct
 from typing import TypeAlias
 
+import numpy as np
+import numpy.typing as npt
 import xxhash
 
 Key: TypeAlias = "str | bytes | int | float | bool | tuple[Key, ...] | None"
@@ -47,6 +49,28 @@ def key_digest(key: object) -> bytes:
     if kind is bytes:
         return _xxh3_128(b"b" + _LENGTH.pack(len(key)) + key)  # type: ignore[arg-type,operator]
     return _xxh3_128(encode_key(key))
+
+
+def key_point(digest: bytes) -> int:
+    """Return the position on the hash ring of the key with this digest.
+
+    The digest is already a uniform hash, so its first eight bytes serve as is.
+
+    >>> 0 <= key_point(key_digest("user:42")) < 2**64
+    True
+    """
+    return int.from_bytes(digest[:8], "big")
+
+
+def key_points(digests: bytes) -> npt.NDArray[np.uint64]:
+    """Return :func:`key_point` of every digest in a concatenation of digests, at once.
+
+    >>> digests = [key_digest(k) for k in ("a", "b")]
+    >>> key_points(b"".join(digests)).tolist() == [key_point(d) for d in digests]
+    True
+    """
+    words = np.frombuffer(digests, dtype=">u8")[:: DIGEST_SIZE // 8]
+    return words.astype(np.uint64)
 
 
 def validate_key(key: object) -> None:

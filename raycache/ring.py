@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import xxhash
 
 from raycache.errors import EmptyRingError
@@ -168,28 +170,49 @@ class Ring:
         return (type(self), (self.members, self.epoch, self.vnodes, self.hash_fn))
 
     def owner(self, key: bytes) -> str:
-        """Return the member that owns ``key``.
+        """Return the member that owns ``key``, which sits at ``hash_fn(key)``.
 
         Raises :class:`~raycache.errors.EmptyRingError` if the ring has no members.
         """
+        return self.owner_at(self.hash_fn(key))
+
+    def owner_at(self, point: int) -> str:
+        """Return the member that owns the position ``point`` on the circle."""
         points = self._points
         if not points:
             raise EmptyRingError("cannot look up a key on a ring with no members")
-        index = bisect_left(points, self.hash_fn(key))
+        index = bisect_left(points, point)
         if index == len(points):
             index = 0  # past the last point: wrap around to the first
         return self._owners[index]
 
-    def owners(self, keys: Iterable[bytes]) -> list[str]:
-        """Return the owner of every key, in order: :meth:`owner` for many keys at once."""
-        points, owners = self._points, self._owners
-        if not points:
+    def partition(self, points: npt.NDArray[np.uint64]) -> dict[str, npt.NDArray[np.intp]]:
+        """Group many positions by owner: each member maps to the indices of its points.
+
+        The vectorised form of :meth:`owner_at`, for routing a batch of keys at once.
+
+        >>> ring = Ring(("a", "b"), vnodes=64)
+        >>> points = np.array([1, 2**40, 2**63], dtype=np.uint64)
+        >>> groups = ring.partition(points)
+        >>> sorted(i for indices in groups.values() for i in indices.tolist())
+        [0, 1, 2]
+        >>> all(ring.owner_at(int(points[i])) == m for m, ix in groups.items() for i in ix)
+        True
+        """
+        if not self._points:
             raise EmptyRingError("cannot look up a key on a ring with no members")
-        # The default hash's C function directly: one call per key instead of two.
-        hash_fn = xxhash.xxh3_64_intdigest if self.hash_fn is stable_hash64 else self.hash_fn
-        last = len(points)
-        found = [bisect_left(points, point) for point in map(hash_fn, keys)]
-        return [owners[i] if i < last else owners[0] for i in found]
+        table, ids, names = self._arrays
+        index = np.searchsorted(table, points, side="left")
+        index[index == len(table)] = 0
+        owners = ids[index]
+        return {names[i]: np.flatnonzero(owners == i) for i in np.unique(owners).tolist()}
+
+    @functools.cached_property
+    def _arrays(self) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.intp], tuple[str, ...]]:
+        names = tuple(sorted(set(self._owners)))
+        number = {name: i for i, name in enumerate(names)}
+        ids = np.array([number[owner] for owner in self._owners], dtype=np.intp)
+        return np.array(self._points, dtype=np.uint64), ids, names
 
     def with_members(self, members: Iterable[str]) -> Ring:
         """Return a ring over ``members`` with the same settings and ``epoch + 1``."""

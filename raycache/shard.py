@@ -21,7 +21,7 @@ from ray.exceptions import ActorDiedError, ActorUnschedulableError, RayActorErro
 
 from raycache.config import CacheConfig
 from raycache.errors import EntryTooLargeError
-from raycache.keys import DIGEST_SIZE
+from raycache.keys import DIGEST_SIZE, key_point
 from raycache.naming import NAMESPACE, router_name
 from raycache.ring import Ring
 from raycache.sizing import size_of
@@ -103,7 +103,10 @@ class Shard:
         epoch, digest = _unpack_one(request)
         if self._is_stale(epoch):
             return self._stale()
-        return _reply(self._store.get(digest))
+        reply = _reply(self._store.get(digest))
+        if reply[0] == MISS and digest in self._pending:
+            return self._finished_computation(digest) or reply
+        return reply
 
     def get_many(self, request: bytes) -> Reply:
         """Return ``[OK, codes, payloads]``: a reply code and payload per digest, in order."""
@@ -120,7 +123,9 @@ class Shard:
         epoch, digest = _unpack_one(request)
         if self._is_stale(epoch):
             return self._stale()
-        return [OK, digest in self._store]
+        if digest in self._store:
+            return [OK, True]
+        return [OK, digest in self._pending and self._finished_computation(digest) is not None]
 
     # -- writes ------------------------------------------------------------------------
 
@@ -200,6 +205,13 @@ class Shard:
         self._counters["computes"] += 1
         return [REF, [ref]]
 
+    def _finished_computation(self, digest: bytes) -> Reply | None:
+        # A computation tells its shard that it finished by a message that may still be
+        # in flight when its caller, already holding the value, reads the key back.
+        ref = self._pending[digest].ref
+        ready, _ = ray.wait([ref], timeout=0, fetch_local=False)
+        return [REF, [ref]] if ready else None
+
     def settle(self, digest: bytes, token: int, settlement: Settlement | None) -> None:
         """Record the outcome of computation ``token``; None means it failed."""
         pending = self._pending.get(digest)
@@ -233,10 +245,10 @@ class Shard:
         self._ring = ring
         self._store.resize(capacity)
         live = self._store.keys()
-        moved = [key for key in live if ring.owner(_as_bytes(key)) != self._member]
+        moved = [key for key in live if ring.owner_at(key_point(_as_bytes(key))) != self._member]
         for key in moved:
             self._store.delete(key)
-        for digest in [d for d in self._pending if ring.owner(d) != self._member]:
+        for digest in [d for d in self._pending if ring.owner_at(key_point(d)) != self._member]:
             del self._pending[digest]
         return len(moved)
 
@@ -302,16 +314,16 @@ class Shard:
         return [STALE, self._ring.epoch]
 
 
-def pack_request(epoch: int, digests: Iterable[bytes]) -> bytes:
-    """Pack a ring epoch and key digests into the one argument a shard method takes.
+def pack_request(epoch: int, digests: bytes) -> bytes:
+    """Pack a ring epoch and one or more concatenated key digests into one argument.
 
     One bytes argument, rather than several, saves Ray a serialisation per argument,
     which is a sizeable share of a small get's round trip.
 
-    >>> unpack_request(pack_request(7, [b"a" * 16, b"b" * 16]))
+    >>> unpack_request(pack_request(7, b"a" * 16 + b"b" * 16))
     (7, [b'aaaaaaaaaaaaaaaa', b'bbbbbbbbbbbbbbbb'])
     """
-    return _EPOCH.pack(epoch) + b"".join(digests)
+    return _EPOCH.pack(epoch) + digests
 
 
 def unpack_request(request: bytes) -> tuple[int, list[bytes]]:

@@ -160,7 +160,13 @@ def test_get_or_compute_caches_and_computes_once(cache: raycache.Cache) -> None:
 
 def test_get_or_compute_passes_kwargs_and_ttl(cache: raycache.Cache) -> None:
     assert cache.get_or_compute("kw", lambda a, b=0: a + b, 1, b=2, ttl=60) == 3
-    assert cache.get("kw") == 3
+    assert cache.get("kw") == 3  # read-your-writes, even before the task reports back
+
+
+def test_a_computed_key_is_present_at_once(cache: raycache.Cache) -> None:
+    for n in range(5):
+        assert cache.get_or_compute(("present", n), lambda: n) == n
+        assert ("present", n) in cache
 
 
 def test_get_or_compute_large_result_is_held_as_ref(cache: raycache.Cache) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -358,10 +359,18 @@ def test_container_protocol() -> None:
     assert ring.owner(b"key") in ring
 
 
-@given(st.lists(st.binary(min_size=1, max_size=24), max_size=200), st.integers(1, 12))
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=200), st.integers(1, 12))
 @settings(max_examples=50, deadline=None)
-def test_owners_agrees_with_owner(keys: list[bytes], members: int) -> None:
+def test_partition_agrees_with_owner_at(points: list[int], members: int) -> None:
     ring = Ring(tuple(f"shard-{i}" for i in range(members)), vnodes=64)
-    assert ring.owners(keys) == [ring.owner(key) for key in keys]
-    toy = Ring(("a", "b"), vnodes=8, hash_fn=lambda data: len(data) * 2**58)
-    assert toy.owners(keys) == [toy.owner(key) for key in keys]
+    groups = ring.partition(np.array(points, dtype=np.uint64))
+    assert sorted(i for indices in groups.values() for i in indices.tolist()) == list(
+        range(len(points))
+    )
+    for member, indices in groups.items():
+        assert all(ring.owner_at(points[i]) == member for i in indices.tolist())
+
+
+def test_partition_on_an_empty_ring_raises() -> None:
+    with pytest.raises(EmptyRingError):
+        Ring(()).partition(np.array([1], dtype=np.uint64))
