@@ -165,7 +165,7 @@ def test_get_or_compute_passes_kwargs_and_ttl(cache: raycache.Cache) -> None:
 
 def test_a_computed_key_is_present_at_once(cache: raycache.Cache) -> None:
     for n in range(5):
-        assert cache.get_or_compute(("present", n), lambda: n) == n
+        assert cache.get_or_compute(("present", n), int, n) == n
         assert ("present", n) in cache
 
 
