@@ -31,7 +31,7 @@ from raycache.config import (
 from raycache.errors import CacheNotFoundError, EntryTooLargeError
 from raycache.keys import DIGEST_SIZE, key_digest, key_point, key_points
 from raycache.naming import NAMESPACE, router_name
-from raycache.router import ROUTER_CONCURRENCY, Router, Snapshot
+from raycache.router import HEAD_NODE_RESOURCE, ROUTER_CONCURRENCY, Router, Snapshot
 from raycache.shard import (
     HIT,
     MISS,
@@ -414,6 +414,7 @@ def _start_router(name: str, config: CacheConfig) -> Any:
             max_restarts=-1,
             max_concurrency=ROUTER_CONCURRENCY,
             num_cpus=0,
+            resources={HEAD_NODE_RESOURCE: 0.001},
         )
         .remote(name, config)
     )

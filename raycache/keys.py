@@ -2,7 +2,8 @@
 
 A key is a ``str``, ``bytes``, ``int``, ``float``, ``bool``, ``None``, or a tuple of
 these, nested to any depth. Its digest is a 16-byte xxh3-128 hash of a canonical,
-type-tagged encoding. The digest is the same in every process and on every machine,
+type-tagged encoding (for a plain str or bytes key, of its raw bytes under a seed
+that stands for the type). The digest is the same in every process and on every machine,
 unlike Python's salted ``hash()``. It tells ``1``, ``1.0`` and ``True`` apart, because a
 cache must never return a value stored under a different key.
 
@@ -32,6 +33,8 @@ DIGEST_SIZE = 16
 """Length in bytes of a key digest."""
 
 _xxh3_128 = xxhash.xxh3_128_digest
+_STR_SEED = 1
+_BYTES_SEED = 2
 _FLOAT = struct.Struct(">d")
 _LENGTH = struct.Struct(">Q")
 
@@ -41,13 +44,13 @@ def key_digest(key: object) -> bytes:
 
     Raises :class:`TypeError` if ``key`` is not a supported key type.
     """
-    # str and bytes keys are the common case: encode them inline, as encode_key would.
+    # str and bytes keys, the common case, hash their raw bytes under a seed of their
+    # own, which keeps the two types apart without building an encoding.
     kind = type(key)
     if kind is str:
-        data = key.encode("utf-8", "surrogatepass")  # type: ignore[attr-defined]
-        return _xxh3_128(b"s" + _LENGTH.pack(len(data)) + data)
+        return _xxh3_128(key.encode("utf-8", "surrogatepass"), _STR_SEED)  # type: ignore[attr-defined]
     if kind is bytes:
-        return _xxh3_128(b"b" + _LENGTH.pack(len(key)) + key)  # type: ignore[arg-type,operator]
+        return _xxh3_128(key, _BYTES_SEED)  # type: ignore[arg-type]
     return _xxh3_128(encode_key(key))
 
 

@@ -7,6 +7,7 @@ to the owning shard.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -20,6 +21,9 @@ from raycache.config import CacheConfig
 from raycache.naming import NAMESPACE, shard_actor_name, shard_id, shard_index
 from raycache.ring import Ring
 from raycache.shard import SHARD_DOWN, SHARD_GONE, Shard
+
+HEAD_NODE_RESOURCE = "node:__internal_head__"
+"""Ray's resource that only the head node has: the router lives where the cluster does."""
 
 ROUTER_CONCURRENCY = 8
 """Calls the router serves at once, so that a shard restarting mid-resize can reach it."""
@@ -131,8 +135,10 @@ class Router:
         # Shards learn the new epoch before any client can, so a client holding the new
         # ring never meets a shard that would still serve it with the old one.
         capacity = self._config.shard_capacity()
-        members = self._ring.members
-        ray.get([self._shards[m].set_ring.remote(self._ring, capacity) for m in members])
+        calls = [self._shards[m].set_ring.remote(self._ring, capacity) for m in self._ring.members]
+        for call in calls:
+            with contextlib.suppress(*SHARD_DOWN):  # the health watcher replaces it
+                ray.get(call)
 
     def _start_shard(self, member: str) -> Any:
         return (

@@ -32,6 +32,9 @@ atexit.register(ray.shutdown)
 cache = raycache.Cache("placed", capacity="90MiB")
 rows = cache.stats()["shards"]
 print("placed", len(rows), len({row["node"] for row in rows}))
+router = ray.get_actor("placed/router", namespace="raycache")
+router_node = ray.get(router.__ray_call__.remote(lambda _: ray.get_runtime_context().get_node_id()))
+print("router on head", router_node == ray.get_runtime_context().get_node_id())
 values = {i: i * 3 for i in range(300)}
 cache.put_many(values)
 assert cache.get_many(range(300)) == values
@@ -64,4 +67,5 @@ def test_one_shard_per_node_and_recovery_from_node_loss() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert "placed 3 3" in lines  # three shards on three distinct nodes
+    assert "router on head True" in lines  # so losing a worker node never takes it
     assert "recovered 3 300" in lines  # a node lost, its shard replaced, every key served
