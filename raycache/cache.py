@@ -18,6 +18,7 @@ import numpy as np
 import ray
 from ray.exceptions import ObjectLostError, RayActorError, WorkerCrashedError
 
+from raycache.compute import Job, ship
 from raycache.config import (
     MIN_SHARDS,
     CacheConfig,
@@ -35,12 +36,14 @@ from raycache.router import HEAD_NODE_RESOURCE, ROUTER_CONCURRENCY, Router, Snap
 from raycache.shard import (
     HIT,
     MISS,
+    PENDING,
     REF,
     SHARD_DOWN,
     SHARD_GONE,
     STALE,
     TOO_LARGE,
     Reply,
+    pack_key_request,
     pack_request,
 )
 
@@ -161,10 +164,7 @@ class Cache:
         fails, ``fn`` runs here and its value is returned.
         """
         digest = key_digest(key)
-        ttl = validate_ttl(ttl)
-        reply = self._call(digest, "lookup")
-        if reply[0] == MISS:
-            reply = self._call(digest, "compute", fn, args, kwargs, ttl, ())
+        reply = self._load(digest, Job.of(fn), args, kwargs, ttl=validate_ttl(ttl))
         value = self._value(digest, reply, _ABSENT)
         return fn(*args, **kwargs) if value is _ABSENT else value
 
@@ -274,12 +274,14 @@ class Cache:
         except RayActorError:
             raise CacheNotFoundError(f"cache {self._name!r} has been shut down") from None
 
-    def _call(self, digest: bytes, method: str, *args: Any) -> Reply:
+    def _call(
+        self, digest: bytes, method: str, *args: Any, refresh_after: float | None = None
+    ) -> Reply:
         for _ in range(_MAX_RING_REFRESHES):
             epoch = self._ring.epoch
             shard = self._shard_of(digest)
             try:
-                request = pack_request(epoch, digest)
+                request = pack_key_request(epoch, digest, refresh_after)
                 reply: Reply = ray.get(getattr(shard, method).remote(request, *args))
             except SHARD_DOWN as error:
                 # A crashed shard restarts under the same handle: a miss meanwhile. A
@@ -292,6 +294,30 @@ class Cache:
             self._ring_moved_past(epoch)
         return [MISS, None]
 
+    def _load(
+        self,
+        digest: bytes,
+        job: Job,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        ttl: float | None,
+        tags: tuple[str, ...] = (),
+        refresh_after: float | None = None,
+    ) -> Reply:
+        """Look ``digest`` up, starting ``job`` on a miss; the one path of every memoized call.
+
+        A hit older than ``refresh_after`` is returned as it is, and if this caller is
+        the one the shard elects, it sends the shard the arguments to recompute it.
+        """
+        reply = self._call(digest, "lookup", refresh_after=refresh_after)
+        if reply[0] == MISS:
+            return self._call(digest, "compute", job, *ship(args, kwargs), ttl, tags)
+        if len(reply) > 2:
+            request = pack_key_request(self._ring.epoch, digest)
+            self._shard_of(digest).refresh.remote(request, job, *ship(args, kwargs), ttl, tags)
+        return reply
+
     def _ring_moved_past(self, epoch: int) -> bool:
         self._refresh()
         return self._ring.epoch != epoch
@@ -299,7 +325,7 @@ class Cache:
     def _value(self, digest: bytes, reply: Reply, default: Any) -> Any:
         if reply[0] == HIT:
             return reply[1]
-        if reply[0] == REF:
+        if reply[0] in (REF, PENDING):
             return self._fetch_many({digest: reply[1][0]}).get(digest, default)
         return default
 

@@ -10,15 +10,17 @@ older than the shard's gets :data:`STALE` back and refreshes its ring before ret
 from __future__ import annotations
 
 import itertools
+import math
 import struct
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 import ray
 from ray.exceptions import ActorDiedError, ActorUnschedulableError, RayActorError
 
+from raycache.compute import INLINE_LIMIT, Job, Settlement, submit
 from raycache.config import CacheConfig
 from raycache.errors import EntryTooLargeError
 from raycache.keys import DIGEST_SIZE, key_point
@@ -27,17 +29,17 @@ from raycache.ring import Ring
 from raycache.sizing import size_of
 from raycache.store import Entry, Store
 
-INLINE_LIMIT = 100 * 1024
-"""Values smaller than this many bytes are kept in the shard and returned inline.
+HIT, REF, MISS, STALE, TOO_LARGE, OK, PENDING = range(7)
+"""Reply codes: every shard method that takes a request answers ``[code, payload]``.
 
-It matches Ray's own limit for returning objects inline, above which Ray would put a
-returned value in the object store anyway.
+PENDING is REF for a computation still in flight, which the caller has joined.
 """
 
-HIT, REF, MISS, STALE, TOO_LARGE, OK = range(6)
-"""Reply codes: every shard method that takes an epoch answers ``[code, payload]``."""
+REFRESH_ELECTION_S = 30.0
+"""How long a caller elected to refresh a stale entry has to send the refresh."""
 
 _EPOCH = struct.Struct(">Q")
+_AGE = struct.Struct(">d")
 
 Reply = list[Any]
 """A shard's answer, ``[code, payload]``: a list, because Ray sends lists of plain
@@ -69,16 +71,6 @@ class _Pending:
     tags: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Settlement:
-    """What a finished computation tells its shard: its size, its cost, and small values."""
-
-    size: int
-    seconds: float
-    inline_value: Any = None
-    inline: bool = False
-
-
 class Shard:
     """One shard of a cache. Created by the router; not meant to be used directly."""
 
@@ -89,7 +81,10 @@ class Shard:
         self._store = Store(config.shard_capacity(len(ring)), policy=config.policy)
         self._pending: dict[bytes, _Pending] = {}
         self._tokens = itertools.count()
-        self._counters = {"lost": 0, "merged": 0, "computes": 0, "rejected": 0, "stale": 0}
+        self._elected: dict[bytes, float] = {}
+        self._counters = {
+            "lost": 0, "merged": 0, "computes": 0, "refreshes": 0, "rejected": 0, "stale": 0,
+        }  # fmt: skip
         self._ring = ring
 
     # -- reads -------------------------------------------------------------------------
@@ -169,27 +164,33 @@ class Shard:
     # -- single-flight computation -------------------------------------------------------
 
     def lookup(self, request: bytes) -> Reply:
-        """Like :meth:`get`, but a computation in flight answers ``[REF, [its ref]]``."""
-        epoch, digest = _unpack_one(request)
+        """Like :meth:`get`, but a computation in flight answers ``[PENDING, [its ref]]``.
+
+        A request may carry a refresh age after the digest (see :func:`pack_key_request`). A
+        hit older than that is still served, and the first caller to see it is elected,
+        by a third reply element ``True``, to send :meth:`refresh`.
+        """
+        epoch, digest, refresh_after = _unpack_lookup(request)
         if self._is_stale(epoch):
             return self._stale()
-        reply = _reply(self._store.get(digest))
-        pending = self._pending.get(digest)
-        if reply[0] == MISS and pending is not None:
-            self._counters["merged"] += 1
-            return [REF, [pending.ref]]
+        entry = self._store.get(digest)
+        if entry is None:
+            return self._join(digest)
+        reply = _reply(entry)
+        if refresh_after is not None and self._elect_refresher(entry, refresh_after):
+            reply.append(True)
         return reply
 
     def compute(
         self,
         request: bytes,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
+        job: Job,
+        args: list[Any],
         kwargs: dict[str, Any],
         ttl: float | None,
         tags: tuple[str, ...],
     ) -> Reply:
-        """Return the value under ``digest``, starting ``fn(*args, **kwargs)`` if need be.
+        """Return the value asked for, starting ``job`` on the arguments if need be.
 
         Concurrent callers of a missing key all receive the reference of one computation,
         which this shard submitted and therefore owns.
@@ -197,13 +198,60 @@ class Shard:
         reply = self.lookup(request)
         if reply[0] != MISS:
             return reply
-        digest = _unpack_one(request)[1]
+        return [REF, [self._start(_unpack_one(request)[1], job, args, kwargs, ttl, tags)]]
+
+    def refresh(
+        self,
+        request: bytes,
+        job: Job,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        ttl: float | None,
+        tags: tuple[str, ...],
+    ) -> None:
+        """Recompute a stale entry in the background; it is served until the new value lands."""
+        epoch, digest = _unpack_one(request)
+        if not self._is_stale(epoch) and digest not in self._pending:
+            self._start(digest, job, args, kwargs, ttl, tags)
+            self._counters["refreshes"] += 1
+
+    def tag_summary(self, tag: str) -> tuple[int, int]:
+        """Return how many live entries carry ``tag`` and their bytes."""
+        entries = self._store.tagged(tag)
+        return len(entries), sum(entry.size for entry in entries)
+
+    def _start(
+        self,
+        digest: bytes,
+        job: Job,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        ttl: float | None,
+        tags: tuple[str, ...],
+    ) -> ray.ObjectRef[Any]:
         token = next(self._tokens)
         me = ray.get_runtime_context().current_actor
-        ref = _compute.remote(me, digest, token, fn, args, kwargs)
+        ref = submit(job, me, digest, token, args, kwargs)
         self._pending[digest] = _Pending(token, ref, ttl, tags)
         self._counters["computes"] += 1
-        return [REF, [ref]]
+        return ref
+
+    def _join(self, digest: bytes) -> Reply:
+        pending = self._pending.get(digest)
+        if pending is None:
+            return [MISS, None]
+        self._counters["merged"] += 1
+        return [PENDING, [pending.ref]]
+
+    def _elect_refresher(self, entry: Entry, refresh_after: float) -> bool:
+        now = time.monotonic()
+        digest = _as_bytes(entry.key)
+        if entry.age(now) < refresh_after or digest in self._pending:
+            return False
+        if now - self._elected.get(digest, -math.inf) < REFRESH_ELECTION_S:
+            return False
+        self._elected[digest] = now
+        return True
 
     def _finished_computation(self, digest: bytes) -> Reply | None:
         # A computation tells its shard that it finished by a message that may still be
@@ -218,6 +266,7 @@ class Shard:
         if pending is None or pending.token != token:
             return  # deleted, cleared or superseded while it ran
         del self._pending[digest]
+        self._elected.pop(digest, None)
         if settlement is None:
             return
         value = settlement.inline_value if settlement.inline else StoredRef(pending.ref)
@@ -333,8 +382,26 @@ def unpack_request(request: bytes) -> tuple[int, list[bytes]]:
     return _EPOCH.unpack_from(request)[0], digests
 
 
+def pack_key_request(epoch: int, digest: bytes, refresh_after: float | None = None) -> bytes:
+    """Pack a request about one key: its digest, and for :meth:`Shard.lookup` a refresh age.
+
+    >>> _unpack_lookup(pack_key_request(3, b"d" * 16, 2.5))
+    (3, b'dddddddddddddddd', 2.5)
+    >>> _unpack_lookup(pack_key_request(3, b"d" * 16))
+    (3, b'dddddddddddddddd', None)
+    """
+    request = pack_request(epoch, digest)
+    return request if refresh_after is None else request + _AGE.pack(refresh_after)
+
+
 def _unpack_one(request: bytes) -> tuple[int, bytes]:
-    return _EPOCH.unpack_from(request)[0], request[_EPOCH.size :]
+    return _EPOCH.unpack_from(request)[0], request[_EPOCH.size : _EPOCH.size + DIGEST_SIZE]
+
+
+def _unpack_lookup(request: bytes) -> tuple[int, bytes, float | None]:
+    epoch, digest = _unpack_one(request)
+    aged = len(request) > _EPOCH.size + DIGEST_SIZE
+    return epoch, digest, _AGE.unpack_from(request, _EPOCH.size + DIGEST_SIZE)[0] if aged else None
 
 
 def _reply(entry: Entry | None) -> Reply:
@@ -354,30 +421,3 @@ def _stored_ref_hex(entry: Entry) -> str | None:
 def _as_bytes(key: Hashable) -> bytes:
     assert isinstance(key, bytes)
     return key
-
-
-def _measure(value: Any, seconds: float) -> Settlement:
-    size = size_of(value)
-    if size < INLINE_LIMIT:
-        return Settlement(size, seconds, value, inline=True)
-    return Settlement(size, seconds)
-
-
-@ray.remote
-def _compute(
-    shard: Any,
-    digest: bytes,
-    token: int,
-    fn: Callable[..., Any],
-    args: Iterable[Any],
-    kwargs: dict[str, Any],
-) -> Any:
-    """Run ``fn`` for a shard, then tell the shard the result's size and compute time."""
-    started = time.perf_counter()
-    try:
-        value = fn(*args, **kwargs)
-    except BaseException:
-        shard.settle.remote(digest, token, None)
-        raise
-    shard.settle.remote(digest, token, _measure(value, time.perf_counter() - started))
-    return value

@@ -22,15 +22,21 @@ import cloudpickle
 
 def size_of(value: object) -> int:
     """Return the number of bytes ``value`` takes in memory or in Ray's object store."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return len(value)
-    if isinstance(value, str):
-        return len(value.encode("utf-8", "surrogatepass"))
-    measured = _buffer_size(value)
+    measured = buffer_size(value)
     return measured if measured is not None else _pickled_size(value)
 
 
-def _buffer_size(value: object) -> int | None:
+def buffer_size(value: object) -> int | None:
+    """Return the size of a bytes, str, Arrow, numpy or pandas value; None for others.
+
+    It never serialises, so it is cheap enough to call on every argument of a call.
+    """
+    if isinstance(value, memoryview):
+        return value.nbytes
+    if isinstance(value, (bytes, bytearray)):
+        return len(value)
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass"))
     # A value can only be an instance of a library that is already imported, so
     # looking the library up in sys.modules avoids importing pandas or pyarrow here.
     numpy: Any = sys.modules.get("numpy")

@@ -758,6 +758,12 @@ class Store:
                 removed.append(key)
         return removed
 
+    def tagged(self, tag: str) -> list[Entry]:
+        """Return the live entries carrying ``tag``, without counting hits or touching them."""
+        now = self._clock()
+        entries = (self._entries[key] for key in self._tags.get(tag, ()))
+        return [entry for entry in entries if not entry.expired(now)]
+
     def expire(self) -> int:
         """Purge every expired entry now and return how many there were."""
         return self._purge_expired(self._clock())

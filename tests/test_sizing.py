@@ -30,3 +30,7 @@ def test_other_objects_are_measured_by_pickled_size() -> None:
 
 def test_unpicklable_by_pickle_but_not_cloudpickle() -> None:
     assert size_of(lambda x: x) > 0
+
+
+def test_memoryviews_count_bytes_not_items() -> None:
+    assert size_of(memoryview(np.zeros(10, dtype=np.int64))) == 80

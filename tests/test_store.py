@@ -834,3 +834,16 @@ def test_tinylfu_and_gdsf_beat_lru_on_a_zipf_stream() -> None:
     print("zipf hit ratios:", {k: round(v, 3) for k, v in ratios.items()})
     assert ratios["tinylfu"] >= ratios["lru"]
     assert ratios["gdsf"] >= ratios["lru"]
+
+
+def test_tagged_lists_live_entries_without_touching_them() -> None:
+    clock = FakeClock()
+    store = Store(1000, clock=clock)
+    store.put("a", 1, 10, tags=("f",))
+    store.put("b", 2, 20, tags=("f",), ttl=5)
+    store.put("c", 3, 30, tags=("g",))
+    assert sorted(entry.key for entry in store.tagged("f")) == ["a", "b"]
+    clock.now += 6
+    assert [entry.key for entry in store.tagged("f")] == ["a"]
+    assert store.tagged("nothing") == []
+    assert store.stats().hits == 0
