@@ -18,13 +18,14 @@ from typing import Any
 import ray
 
 import raycache
-from benchmarks import large_values, latency, throughput
+from benchmarks import large_values, latency, memoize, throughput
 from benchmarks.report import Measurement, distribution_table, markdown_table, summary_table
 
 MODULES: dict[str, Callable[..., Measurement]] = {
     "latency": latency.run,
     "large_values": large_values.run,
     "throughput": throughput.run,
+    "memoize": memoize.run,
 }
 CACHE_CAPACITY = "1GiB"
 OBJECT_STORE_BYTES = 2 * 1024**3

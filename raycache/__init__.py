@@ -12,14 +12,17 @@ from raycache.errors import (
     EntryTooLargeError,
     RaycacheError,
 )
+from raycache.memoize import CacheInfo, memoize
 from raycache.store import POLICIES
 
 __all__ = [
     "POLICIES",
     "Cache",
+    "CacheInfo",
     "CacheNotFoundError",
     "EmptyRingError",
     "EntryTooLargeError",
     "RaycacheError",
+    "memoize",
 ]
 __version__ = "0.1.0"

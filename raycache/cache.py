@@ -34,6 +34,7 @@ from raycache.keys import DIGEST_SIZE, key_digest, key_point, key_points
 from raycache.naming import NAMESPACE, router_name
 from raycache.router import HEAD_NODE_RESOURCE, ROUTER_CONCURRENCY, Router, Snapshot
 from raycache.shard import (
+    COMPUTING,
     HIT,
     MISS,
     PENDING,
@@ -52,6 +53,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _MAX_RING_REFRESHES = 5
+_REFERENCES = (REF, PENDING, COMPUTING)
 _CACHE_FAULTS = (RayActorError, ObjectLostError, WorkerCrashedError)
 
 
@@ -232,6 +234,11 @@ class Cache:
             "shards": rows,
         }
 
+    def _tag_summary(self, tag: str) -> tuple[int, int]:
+        """Return how many live entries carry ``tag``, and their bytes, across all shards."""
+        rows = self._broadcast("tag_summary", tag)
+        return sum(row[0] for row in rows), sum(row[1] for row in rows)
+
     def resize(self, shards: int) -> None:
         """Change the number of shards, moving as few keys as possible.
 
@@ -325,7 +332,7 @@ class Cache:
     def _value(self, digest: bytes, reply: Reply, default: Any) -> Any:
         if reply[0] == HIT:
             return reply[1]
-        if reply[0] in (REF, PENDING):
+        if reply[0] in _REFERENCES:
             return self._fetch_many({digest: reply[1][0]}).get(digest, default)
         return default
 

@@ -33,3 +33,11 @@ class EmptyRingError(RaycacheError, LookupError):
 
 class CacheNotFoundError(RaycacheError, LookupError):
     """No cache of the given name is running on the cluster."""
+
+
+class UnhashableValueError(RaycacheError, TypeError):
+    """A value has no stable content hash, so it cannot be part of a memoization key.
+
+    Raised for types whose content raycache cannot hash canonically (open connections,
+    locks, arbitrary objects); pickling them instead would not give a stable key.
+    """

@@ -29,10 +29,11 @@ from raycache.ring import Ring
 from raycache.sizing import size_of
 from raycache.store import Entry, Store
 
-HIT, REF, MISS, STALE, TOO_LARGE, OK, PENDING = range(7)
+HIT, REF, MISS, STALE, TOO_LARGE, OK, PENDING, COMPUTING = range(8)
 """Reply codes: every shard method that takes a request answers ``[code, payload]``.
 
-PENDING is REF for a computation still in flight, which the caller has joined.
+PENDING is REF for a computation in flight that the caller joined; COMPUTING is REF for
+one that the caller's request started.
 """
 
 REFRESH_ELECTION_S = 30.0
@@ -145,16 +146,24 @@ class Shard:
         return next((reply for reply in replies if reply[0] == TOO_LARGE), [OK, None])
 
     def delete(self, request: bytes) -> Reply:
-        """Remove the entry asked for; return ``[OK, existed]``."""
+        """Remove the entry asked for, or forget its computation; return ``[OK, existed]``."""
         epoch, digest = _unpack_one(request)
         if self._is_stale(epoch):
             return self._stale()
-        self._pending.pop(digest, None)
-        return [OK, self._store.delete(digest)]
+        computing = self._pending.pop(digest, None) is not None
+        return [OK, self._store.delete(digest) or computing]
 
     def invalidate_tag(self, tag: str) -> int:
-        """Remove every entry carrying ``tag``; return how many."""
-        return len(self._store.invalidate_tag(tag))
+        """Remove every entry carrying ``tag``, and forget such computations; return how many.
+
+        A computation in flight would otherwise land after the invalidation, with a value
+        computed from what the invalidation meant to discard.
+        """
+        computing = [digest for digest, pending in self._pending.items() if tag in pending.tags]
+        for digest in computing:
+            del self._pending[digest]
+        removed = set(self._store.invalidate_tag(tag))
+        return len(removed.union(computing))
 
     def clear(self) -> int:
         """Remove every entry and forget pending computations; return how many entries."""
@@ -198,7 +207,7 @@ class Shard:
         reply = self.lookup(request)
         if reply[0] != MISS:
             return reply
-        return [REF, [self._start(_unpack_one(request)[1], job, args, kwargs, ttl, tags)]]
+        return [COMPUTING, [self._start(_unpack_one(request)[1], job, args, kwargs, ttl, tags)]]
 
     def refresh(
         self,

@@ -1,0 +1,312 @@
+"""``@raycache.memoize``: compute each distinct call once, cluster-wide.
+
+On a ``@ray.remote`` function, ``f.remote(...)`` returns an ObjectRef whose value is the
+undecorated task's. A hit costs one actor round trip and returns the shard's own
+reference, so nothing is copied; a miss starts the task from the shard that owns the key,
+so the result outlives the driver that asked first. On a plain function, the call
+returns the value, computed by the same kind of shard-owned task.
+
+A call is keyed by the function's fingerprint (its code, constants, closure, defaults
+and ``version``) and its arguments bound by signature. DataFrames, Arrow tables and
+numpy arrays are hashed by content; an ObjectRef that raycache produced is keyed by the
+call it came from, without hashing any data.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, overload
+
+import ray
+from ray.actor import ActorClass
+from ray.exceptions import RayError
+from ray.remote_function import RemoteFunction
+
+from raycache.cache import Cache
+from raycache.compute import Job
+from raycache.config import validate_ttl
+from raycache.errors import RaycacheError
+from raycache.fingerprint import bind_arguments, call_digest, check_ignore, function_fingerprint
+from raycache.hashing import hash_value
+from raycache.keys import key_digest
+from raycache.lineage import LINEAGE
+from raycache.shard import COMPUTING, HIT, MISS, PENDING, Reply
+
+logger = logging.getLogger(__name__)
+
+_CACHE_LAYER_FAULTS = (RaycacheError, RayError)
+_LINEAGE_TAG = b"lineage:"
+_CONTENT_TAG = b"content:"
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """Counters of one memoized function, in the manner of ``functools.lru_cache``.
+
+    ``hits``, ``misses`` and ``merged`` (calls that joined a computation already in
+    flight) count this process's calls; ``currsize`` and ``bytes`` are the function's
+    entries across the whole cache.
+    """
+
+    hits: int
+    misses: int
+    merged: int
+    currsize: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class _Settings:
+    cache: Cache | str | None
+    ttl: float | None
+    refresh_after: float | None
+    version: Any
+    ignore: frozenset[str]
+
+
+class _Counters:
+    """Hit, miss and merged counts of one memoized function, in this process."""
+
+    def __init__(self) -> None:
+        self.hits = self.misses = self.merged = 0
+        self._lock = threading.Lock()
+
+    def count(self, reply: Reply) -> None:
+        with self._lock:
+            if reply[0] == PENDING:
+                self.merged += 1
+            elif reply[0] in (MISS, COMPUTING):
+                self.misses += 1
+            else:
+                self.hits += 1
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _Counters, ()  # counts belong to the process that made the calls
+
+
+@overload
+def memoize(fn: Callable[..., Any], /) -> Any: ...
+
+
+@overload
+def memoize(
+    *,
+    cache: Cache | str | None = None,
+    ttl: float | None = None,
+    refresh_after: float | None = None,
+    version: Any = None,
+    ignore: Iterable[str] = (),
+) -> Callable[[Callable[..., Any]], Any]: ...
+
+
+def memoize(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    cache: Cache | str | None = None,
+    ttl: float | None = None,
+    refresh_after: float | None = None,
+    version: Any = None,
+    ignore: Iterable[str] = (),
+) -> Any:
+    """Memoize a ``@ray.remote`` function or a plain function across the cluster.
+
+    Use it bare (``@raycache.memoize``) or with options. ``cache`` is a :class:`Cache`
+    or a cache name (default ``"default"``, created on first use). ``ttl`` bounds an
+    entry's life; ``refresh_after`` serves an older entry at once while one background
+    recompute refreshes it (stale-while-revalidate). ``version`` is mixed into the key,
+    for changes the code does not show; ``ignore`` names parameters left out of it.
+    """
+    settings = _Settings(
+        cache=_checked_cache(cache),
+        ttl=validate_ttl(ttl),
+        refresh_after=_checked_refresh_after(refresh_after),
+        version=version,
+        ignore=frozenset(_checked_names(ignore)),
+    )
+    if fn is None:
+        return functools.partial(_decorate, settings=settings)
+    return _decorate(fn, settings=settings)
+
+
+def _decorate(fn: Callable[..., Any], *, settings: _Settings) -> Any:
+    if isinstance(fn, RemoteFunction):
+        return MemoizedRemoteFunction(fn, settings)
+    if isinstance(fn, (ActorClass, type)):
+        raise TypeError("@raycache.memoize decorates functions, not classes or actors")
+    if not callable(fn):
+        raise TypeError(f"@raycache.memoize needs a function, got {type(fn).__name__}")
+    return MemoizedFunction(fn, settings)
+
+
+class _Memoized:
+    """What both kinds of memoized function share: keys, the cache, and bookkeeping."""
+
+    def __init__(self, fn: Callable[..., Any], job: Job, settings: _Settings) -> None:
+        self._fn = fn
+        self._job = job
+        self._settings = settings
+        self._ignore = check_ignore(fn, settings.ignore)
+        self._fingerprint = function_fingerprint(fn, settings.version)
+        self._tag = f"memoize:{fn.__module__}.{fn.__qualname__}"
+        self._counters = _Counters()
+        self._resolved: Cache | None = settings.cache if isinstance(settings.cache, Cache) else None
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def invalidate(self, *args: Any, **kwargs: Any) -> bool:
+        """Drop the cached result of ``self(*args, **kwargs)``; return whether there was one."""
+        return self._cache().delete(self._key(args, kwargs))
+
+    def clear(self) -> int:
+        """Drop every cached result of this function; return how many."""
+        return self._cache().invalidate_tag(self._tag)
+
+    def cache_info(self) -> CacheInfo:
+        """Return this function's hit, miss and merged counts and its cached size."""
+        entries, size = self._cache()._tag_summary(self._tag)
+        c = self._counters
+        return CacheInfo(c.hits, c.misses, c.merged, entries, size)
+
+    def _key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+        bound = bind_arguments(self._fn, args, kwargs, self._ignore)
+        return call_digest(
+            self._fingerprint, bound, _hash_argument, function_name=self._fn.__qualname__
+        )
+
+    def _load(self, key: bytes, job: Job, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Reply:
+        """Return the shard's reply for ``key``, or MISS if the cache itself is unusable."""
+        try:
+            reply = self._cache()._load(
+                key_digest(key),
+                job,
+                args,
+                kwargs,
+                ttl=self._settings.ttl,
+                tags=(self._tag,),
+                refresh_after=self._settings.refresh_after,
+            )
+        except _CACHE_LAYER_FAULTS as error:
+            logger.warning("raycache unavailable (%s); running %s uncached", error, self._tag)
+            return [MISS, None]
+        self._counters.count(reply)
+        return reply
+
+    def _cache(self) -> Cache:
+        if self._resolved is None:
+            name = self._settings.cache if isinstance(self._settings.cache, str) else "default"
+            self._resolved = _shared_handle(name)
+        return self._resolved
+
+
+class MemoizedFunction(_Memoized):
+    """A plain function memoized across the cluster; calling it returns the value."""
+
+    def __init__(self, fn: Callable[..., Any], settings: _Settings) -> None:
+        super().__init__(fn, Job.of(fn), settings)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Return ``fn(*args, **kwargs)``, from the cache when this call was made before."""
+        key = self._key(args, kwargs)
+        reply = self._load(key, self._job, args, kwargs)
+        value = self._cache()._value(key_digest(key), reply, _ABSENT)
+        return self._fn(*args, **kwargs) if value is _ABSENT else value
+
+
+class MemoizedRemoteFunction(_Memoized):
+    """A ``@ray.remote`` function memoized across the cluster.
+
+    ``f.remote(...)`` returns an ObjectRef, as the undecorated task does; ``f.options``
+    passes task options through and returns another memoized function.
+    """
+
+    def __init__(
+        self, remote: RemoteFunction, settings: _Settings, options: dict[str, Any] | None = None
+    ) -> None:
+        _check_single_return(remote._default_options.get("num_returns"))
+        self._remote = remote
+        self._options = dict(options or {})
+        super().__init__(remote._function, Job.of(remote, self._options), settings)
+
+    def remote(self, *args: Any, **kwargs: Any) -> ray.ObjectRef[Any]:
+        """Return a reference to the task's result, computed at most once per distinct call."""
+        key = self._key(args, kwargs)
+        reply = self._load(key, self._job, args, kwargs)
+        if reply[0] == MISS:
+            ref: ray.ObjectRef[Any] = self._remote.options(**self._options).remote(*args, **kwargs)
+            return ref
+        ref = ray.put(reply[1]) if reply[0] == HIT else reply[1][0]
+        LINEAGE.record(ref.hex(), key)
+        return ref
+
+    def options(self, **options: Any) -> MemoizedRemoteFunction:
+        """Return this function with Ray task options set, as ``RemoteFunction.options``."""
+        _check_single_return(options.get("num_returns"))
+        return MemoizedRemoteFunction(self._remote, self._settings, {**self._options, **options})
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Refuse a direct call, as Ray does for remote functions."""
+        raise TypeError(
+            f"remote function {self._fn.__qualname__} cannot be called directly; use .remote(...)"
+        )
+
+
+class _Absent:
+    """Marks a value that could not be had from the cache."""
+
+
+_ABSENT = _Absent()
+
+_handles: dict[str, Cache] = {}
+_handles_lock = threading.Lock()
+
+
+def _shared_handle(name: str) -> Cache:
+    """Return this process's handle on cache ``name``, creating the cache if need be."""
+    with _handles_lock:
+        if name not in _handles:
+            _handles[name] = Cache(name)
+        return _handles[name]
+
+
+def _hash_argument(name: str, value: Any) -> bytes:
+    if isinstance(value, ray.ObjectRef):
+        key = LINEAGE.key_of(value.hex())
+        if key is not None:
+            return _LINEAGE_TAG + key
+        return _CONTENT_TAG + hash_value(ray.get(value))
+    return hash_value(value)
+
+
+def _check_single_return(num_returns: Any) -> None:
+    if num_returns not in (None, 1):
+        raise ValueError(
+            "@raycache.memoize supports tasks with one return value; "
+            f"got num_returns={num_returns!r}. Return a tuple instead."
+        )
+
+
+def _checked_cache(cache: object) -> Cache | str | None:
+    if cache is None or isinstance(cache, (Cache, str)):
+        return cache
+    raise TypeError(f"cache must be a raycache.Cache, a cache name or None, got {cache!r}")
+
+
+def _checked_refresh_after(refresh_after: object) -> float | None:
+    try:
+        return validate_ttl(refresh_after)
+    except (TypeError, ValueError) as error:
+        raise type(error)(str(error).replace("ttl", "refresh_after")) from None
+
+
+def _checked_names(ignore: Iterable[str]) -> list[str]:
+    if isinstance(ignore, str):
+        raise TypeError("ignore must be an iterable of parameter names, not a single str")
+    names = list(ignore)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"ignore must hold parameter names, got {name!r}")
+    return names
