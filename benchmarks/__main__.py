@@ -18,7 +18,7 @@ from typing import Any
 import ray
 
 import raycache
-from benchmarks import large_values, latency, memoize, throughput
+from benchmarks import hashing, large_values, latency, memoize, throughput
 from benchmarks.report import Measurement, distribution_table, markdown_table, summary_table
 
 MODULES: dict[str, Callable[..., Measurement]] = {
@@ -26,6 +26,7 @@ MODULES: dict[str, Callable[..., Measurement]] = {
     "large_values": large_values.run,
     "throughput": throughput.run,
     "memoize": memoize.run,
+    "hashing": hashing.measure,
 }
 CACHE_CAPACITY = "1GiB"
 OBJECT_STORE_BYTES = 2 * 1024**3
@@ -97,6 +98,8 @@ def spread_table(results: dict[str, Measurement]) -> str:
     cells = []
     for module, result in results.items():
         ratios = result.raw["round_p50_ratios"]
+        if not ratios:
+            continue
         spread = f"{min(ratios):.2f}x to {max(ratios):.2f}x"
         cells.append((module, str(len(ratios)), f"{statistics.median(ratios):.2f}x", spread))
     return markdown_table(("module", "rounds", "median", "range"), cells)

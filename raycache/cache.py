@@ -36,6 +36,7 @@ from raycache.router import HEAD_NODE_RESOURCE, ROUTER_CONCURRENCY, Router, Snap
 from raycache.shard import (
     COMPUTING,
     HIT,
+    INLINE,
     MISS,
     PENDING,
     REF,
@@ -43,6 +44,7 @@ from raycache.shard import (
     SHARD_GONE,
     STALE,
     TOO_LARGE,
+    LookupReply,
     Reply,
     pack_key_request,
     pack_request,
@@ -289,13 +291,16 @@ class Cache:
             shard = self._shard_of(digest)
             try:
                 request = pack_key_request(epoch, digest, refresh_after)
-                reply: Reply = ray.get(getattr(shard, method).remote(request, *args))
+                call = getattr(shard, method).remote(request, *args)
+                reply: Reply = ray.get(call)
             except SHARD_DOWN as error:
                 # A crashed shard restarts under the same handle: a miss meanwhile. A
                 # shard that is gone for good is replaced, and a newer ring routes there.
                 if not (isinstance(error, SHARD_GONE) and self._ring_moved_past(epoch)):
                     return [MISS, None]
                 continue
+            if method == "lookup":
+                reply = list(reply) if type(reply) is LookupReply else [INLINE, reply, call]
             if reply[0] != STALE:
                 return reply
             self._ring_moved_past(epoch)
@@ -320,7 +325,7 @@ class Cache:
         reply = self._call(digest, "lookup", refresh_after=refresh_after)
         if reply[0] == MISS:
             return self._call(digest, "compute", job, *ship(args, kwargs), ttl, tags)
-        if len(reply) > 2:
+        if reply[0] in (HIT, REF) and len(reply) > 2:  # elected to refresh a stale entry
             request = pack_key_request(self._ring.epoch, digest)
             self._shard_of(digest).refresh.remote(request, job, *ship(args, kwargs), ttl, tags)
         return reply
@@ -330,7 +335,7 @@ class Cache:
         return self._ring.epoch != epoch
 
     def _value(self, digest: bytes, reply: Reply, default: Any) -> Any:
-        if reply[0] == HIT:
+        if reply[0] in (HIT, INLINE):
             return reply[1]
         if reply[0] in _REFERENCES:
             return self._fetch_many({digest: reply[1][0]}).get(digest, default)

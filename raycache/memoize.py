@@ -34,7 +34,7 @@ from raycache.fingerprint import bind_arguments, call_digest, check_ignore, func
 from raycache.hashing import hash_value
 from raycache.keys import key_digest
 from raycache.lineage import LINEAGE
-from raycache.shard import COMPUTING, HIT, MISS, PENDING, Reply
+from raycache.shard import COMPUTING, HIT, INLINE, MISS, PENDING, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +238,10 @@ class MemoizedRemoteFunction(_Memoized):
         if reply[0] == MISS:
             ref: ray.ObjectRef[Any] = self._remote.options(**self._options).remote(*args, **kwargs)
             return ref
-        ref = ray.put(reply[1]) if reply[0] == HIT else reply[1][0]
+        if reply[0] == INLINE:
+            ref = reply[2]  # the lookup's own result: the value, with no put
+        else:
+            ref = ray.put(reply[1]) if reply[0] == HIT else reply[1][0]
         LINEAGE.record(ref.hex(), key)
         return ref
 

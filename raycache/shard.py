@@ -29,11 +29,12 @@ from raycache.ring import Ring
 from raycache.sizing import size_of
 from raycache.store import Entry, Store
 
-HIT, REF, MISS, STALE, TOO_LARGE, OK, PENDING, COMPUTING = range(8)
+HIT, REF, MISS, STALE, TOO_LARGE, OK, PENDING, COMPUTING, INLINE = range(9)
 """Reply codes: every shard method that takes a request answers ``[code, payload]``.
 
 PENDING is REF for a computation in flight that the caller joined; COMPUTING is REF for
-one that the caller's request started.
+one that the caller's request started. INLINE is how a client records a bare hit from
+:meth:`Shard.lookup`: ``[INLINE, value, reference to the value]``.
 """
 
 REFRESH_ELECTION_S = 30.0
@@ -51,6 +52,13 @@ SHARD_GONE = (ActorDiedError, ActorUnschedulableError)
 
 SHARD_DOWN = (RayActorError, ActorUnschedulableError)
 """Errors meaning a shard did not answer: gone, or restarting under the same handle."""
+
+
+class LookupReply(list):  # type: ignore[type-arg]
+    """Any answer of :meth:`Shard.lookup` other than a bare hit value.
+
+    A private type, so no value a user caches can be mistaken for one.
+    """
 
 
 class StoredRef:
@@ -172,13 +180,22 @@ class Shard:
 
     # -- single-flight computation -------------------------------------------------------
 
-    def lookup(self, request: bytes) -> Reply:
+    def lookup(self, request: bytes) -> Any:
         """Like :meth:`get`, but a computation in flight answers ``[PENDING, [its ref]]``.
 
-        A request may carry a refresh age after the digest (see :func:`pack_key_request`). A
-        hit older than that is still served, and the first caller to see it is elected,
-        by a third reply element ``True``, to send :meth:`refresh`.
+        A plain inline hit is answered with the value itself, bare, so that the caller's
+        reference to this call's result is a reference to the value; every other answer
+        is a :class:`LookupReply`. A request may carry a refresh age after the digest
+        (see :func:`pack_key_request`): a hit older than that is still served, and the
+        first caller to see it is elected, by a third element ``True``, to send
+        :meth:`refresh`.
         """
+        reply = self._lookup(request)
+        if reply[0] == HIT and len(reply) == 2:
+            return reply[1]
+        return LookupReply(reply)
+
+    def _lookup(self, request: bytes) -> Reply:
         epoch, digest, refresh_after = _unpack_lookup(request)
         if self._is_stale(epoch):
             return self._stale()
@@ -204,7 +221,7 @@ class Shard:
         Concurrent callers of a missing key all receive the reference of one computation,
         which this shard submitted and therefore owns.
         """
-        reply = self.lookup(request)
+        reply = self._lookup(request)
         if reply[0] != MISS:
             return reply
         return [COMPUTING, [self._start(_unpack_one(request)[1], job, args, kwargs, ttl, tags)]]
