@@ -29,6 +29,8 @@ def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
     while not check() and time.time() < deadline:
         time.sleep(0.05)
     return check()
+
+
 memoize_module = importlib.import_module("raycache.memoize")  # the attribute is the decorator
 
 
