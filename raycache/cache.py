@@ -18,7 +18,7 @@ import numpy as np
 import ray
 from ray.exceptions import ObjectLostError, RayActorError, WorkerCrashedError
 
-from raycache.compute import Job, ship
+from raycache.compute import Call, Job
 from raycache.config import (
     MIN_SHARDS,
     CacheConfig,
@@ -27,6 +27,7 @@ from raycache.config import (
     validate_name,
     validate_policy,
     validate_shards,
+    validate_strings,
     validate_ttl,
 )
 from raycache.errors import CacheNotFoundError, EntryTooLargeError
@@ -146,7 +147,7 @@ class Cache:
         budget of the shard that owns the key.
         """
         digest = key_digest(key)
-        reply = self._call(digest, "put", value, validate_ttl(ttl), _validate_tags(tags))
+        reply = self._call(digest, "put", value, validate_ttl(ttl), validate_strings(tags, "tags"))
         _raise_if_too_large(reply)
 
     def delete(self, key: Any) -> bool:
@@ -212,7 +213,7 @@ class Cache:
 
     def invalidate_tag(self, tag: str) -> int:
         """Remove every entry put with ``tag``; return how many were removed."""
-        (tag,) = _validate_tags((tag,))
+        (tag,) = validate_strings((tag,), "tags")
         return sum(self._broadcast("invalidate_tag", tag))
 
     def clear(self) -> None:
@@ -324,10 +325,11 @@ class Cache:
         """
         reply = self._call(digest, "lookup", refresh_after=refresh_after)
         if reply[0] == MISS:
-            return self._call(digest, "compute", job, *ship(args, kwargs), ttl, tags)
+            return self._call(digest, "compute", Call.ship(job, args, kwargs, ttl, tags))
         if reply[0] in (HIT, REF) and len(reply) > 2:  # elected to refresh a stale entry
             request = pack_key_request(self._ring.epoch, digest)
-            self._shard_of(digest).refresh.remote(request, job, *ship(args, kwargs), ttl, tags)
+            call = Call.ship(job, args, kwargs, ttl, tags)
+            self._shard_of(digest).refresh.remote(request, call)
         return reply
 
     def _ring_moved_past(self, epoch: int) -> bool:
@@ -493,16 +495,6 @@ def _warn_on_conflict(
             f"cache {name!r} is already running with {running}; the running settings apply",
             stacklevel=3,
         )
-
-
-def _validate_tags(tags: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(tags, str):
-        raise TypeError("tags must be an iterable of str, not a single str")
-    checked = tuple(tags)
-    for tag in checked:
-        if not isinstance(tag, str):
-            raise TypeError(f"tags must be str, got {type(tag).__name__}")
-    return checked
 
 
 def _raise_if_too_large(reply: Reply) -> None:

@@ -55,13 +55,32 @@ class Job:
         return cls(fn, dict(options or {}))
 
 
-def ship(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-    """Prepare a call's arguments to travel through a shard to its task.
+@dataclass(frozen=True)
+class Call:
+    """A computation for a key: the job, its arguments, and how to keep its result."""
 
-    Large values go to the object store first, so that the shard passes a reference on
-    instead of deserialising and serialising the data again.
-    """
-    return [_by_ref(value) for value in args], {k: _by_ref(v) for k, v in kwargs.items()}
+    job: Job
+    args: list[Any]
+    kwargs: dict[str, Any]
+    ttl: float | None
+    tags: tuple[str, ...]
+
+    @classmethod
+    def ship(
+        cls,
+        job: Job,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        ttl: float | None,
+        tags: tuple[str, ...],
+    ) -> Call:
+        """Prepare a call to travel through a shard to its task.
+
+        Large arguments go to the object store first, so that the shard passes a
+        reference on instead of deserialising and serialising the data again.
+        """
+        shipped = {name: _by_ref(value) for name, value in kwargs.items()}
+        return cls(job, [_by_ref(value) for value in args], shipped, ttl, tags)
 
 
 def _by_ref(value: Any) -> Any:
@@ -69,17 +88,15 @@ def _by_ref(value: Any) -> Any:
     return ray.put(value) if size is not None and size >= INLINE_LIMIT else value
 
 
-def submit(
-    job: Job, shard: Any, digest: bytes, token: int, args: list[Any], kwargs: dict[str, Any]
-) -> ray.ObjectRef[Any]:
-    """Start ``job`` for ``digest`` as a task owned by the caller, which must be ``shard``.
+def submit(call: Call, shard: Any, digest: bytes, token: int) -> ray.ObjectRef[Any]:
+    """Start ``call`` for ``digest`` as a task owned by the caller, which must be ``shard``.
 
     Arguments go to the task at top level, so Ray resolves ObjectRefs among them just as
     it would for a direct call of the function.
     """
-    options = {**job.options, "num_returns": 1}
+    options = {**call.job.options, "num_returns": 1}
     ref: ray.ObjectRef[Any] = _run.options(**options).remote(
-        (shard, digest, token, job.fn), *args, **kwargs
+        (shard, digest, token, call.job.fn), *call.args, **call.kwargs
     )
     return ref
 

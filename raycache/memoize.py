@@ -28,7 +28,7 @@ from ray.remote_function import RemoteFunction
 
 from raycache.cache import Cache
 from raycache.compute import Job
-from raycache.config import validate_ttl
+from raycache.config import validate_strings, validate_ttl
 from raycache.errors import RaycacheError
 from raycache.fingerprint import bind_arguments, call_digest, check_ignore, function_fingerprint
 from raycache.hashing import hash_value
@@ -126,7 +126,7 @@ def memoize(
         ttl=validate_ttl(ttl),
         refresh_after=_checked_refresh_after(refresh_after),
         version=version,
-        ignore=frozenset(_checked_names(ignore)),
+        ignore=frozenset(validate_strings(ignore, "ignore")),
     )
     if fn is None:
         return functools.partial(_decorate, settings=settings)
@@ -303,13 +303,3 @@ def _checked_refresh_after(refresh_after: object) -> float | None:
         return validate_ttl(refresh_after)
     except (TypeError, ValueError) as error:
         raise type(error)(str(error).replace("ttl", "refresh_after")) from None
-
-
-def _checked_names(ignore: Iterable[str]) -> list[str]:
-    if isinstance(ignore, str):
-        raise TypeError("ignore must be an iterable of parameter names, not a single str")
-    names = list(ignore)
-    for name in names:
-        if not isinstance(name, str):
-            raise TypeError(f"ignore must hold parameter names, got {name!r}")
-    return names

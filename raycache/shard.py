@@ -20,7 +20,7 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, ActorUnschedulableError, RayActorError
 
-from raycache.compute import INLINE_LIMIT, Job, Settlement, submit
+from raycache.compute import INLINE_LIMIT, Call, Settlement, submit
 from raycache.config import CacheConfig
 from raycache.errors import EntryTooLargeError
 from raycache.keys import DIGEST_SIZE, key_point
@@ -207,15 +207,7 @@ class Shard:
             reply.append(True)
         return reply
 
-    def compute(
-        self,
-        request: bytes,
-        job: Job,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        ttl: float | None,
-        tags: tuple[str, ...],
-    ) -> Reply:
+    def compute(self, request: bytes, call: Call) -> Reply:
         """Return the value asked for, starting ``job`` on the arguments if need be.
 
         Concurrent callers of a missing key all receive the reference of one computation,
@@ -224,21 +216,13 @@ class Shard:
         reply = self._lookup(request)
         if reply[0] != MISS:
             return reply
-        return [COMPUTING, [self._start(_unpack_one(request)[1], job, args, kwargs, ttl, tags)]]
+        return [COMPUTING, [self._start(_unpack_one(request)[1], call)]]
 
-    def refresh(
-        self,
-        request: bytes,
-        job: Job,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        ttl: float | None,
-        tags: tuple[str, ...],
-    ) -> None:
+    def refresh(self, request: bytes, call: Call) -> None:
         """Recompute a stale entry in the background; it is served until the new value lands."""
         epoch, digest = _unpack_one(request)
         if not self._is_stale(epoch) and digest not in self._pending:
-            self._start(digest, job, args, kwargs, ttl, tags)
+            self._start(digest, call)
             self._counters["refreshes"] += 1
 
     def tag_summary(self, tag: str) -> tuple[int, int]:
@@ -246,19 +230,11 @@ class Shard:
         entries = self._store.tagged(tag)
         return len(entries), sum(entry.size for entry in entries)
 
-    def _start(
-        self,
-        digest: bytes,
-        job: Job,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        ttl: float | None,
-        tags: tuple[str, ...],
-    ) -> ray.ObjectRef[Any]:
+    def _start(self, digest: bytes, call: Call) -> ray.ObjectRef[Any]:
         token = next(self._tokens)
         me = ray.get_runtime_context().current_actor
-        ref = submit(job, me, digest, token, args, kwargs)
-        self._pending[digest] = _Pending(token, ref, ttl, tags)
+        ref = submit(call, me, digest, token)
+        self._pending[digest] = _Pending(token, ref, call.ttl, call.tags)
         self._counters["computes"] += 1
         return ref
 
