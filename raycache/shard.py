@@ -24,6 +24,7 @@ from raycache.compute import INLINE_LIMIT, Call, Settlement, submit
 from raycache.config import CacheConfig
 from raycache.errors import EntryTooLargeError
 from raycache.keys import DIGEST_SIZE, key_point
+from raycache.metrics import ShardMetrics
 from raycache.naming import NAMESPACE, router_name
 from raycache.ring import Ring
 from raycache.sizing import size_of
@@ -95,6 +96,7 @@ class Shard:
             "lost": 0, "merged": 0, "computes": 0, "refreshes": 0, "rejected": 0, "stale": 0,
         }  # fmt: skip
         self._ring = ring
+        ShardMetrics(cache, member).start(self._store.stats)
 
     # -- reads -------------------------------------------------------------------------
 
