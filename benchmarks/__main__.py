@@ -18,7 +18,7 @@ from typing import Any
 import ray
 
 import raycache
-from benchmarks import hashing, large_values, latency, memoize, throughput
+from benchmarks import hashing, hotkeys, large_values, latency, memoize, throughput
 from benchmarks.report import Measurement, distribution_table, markdown_table, summary_table
 
 MODULES: dict[str, Callable[..., Measurement]] = {
@@ -26,6 +26,7 @@ MODULES: dict[str, Callable[..., Measurement]] = {
     "large_values": large_values.run,
     "throughput": throughput.run,
     "memoize": memoize.run,
+    "hotkeys": hotkeys.run,
     "hashing": hashing.measure,
 }
 CACHE_CAPACITY = "1GiB"

@@ -31,6 +31,7 @@ from raycache.config import (
     validate_ttl,
 )
 from raycache.errors import CacheNotFoundError, EntryTooLargeError
+from raycache.hotkeys import NearCache
 from raycache.keys import DIGEST_SIZE, key_digest, key_point, key_points
 from raycache.naming import NAMESPACE, router_name
 from raycache.router import HEAD_NODE_RESOURCE, ROUTER_CONCURRENCY, Router, Snapshot
@@ -68,6 +69,11 @@ class Cache:
     ``policy`` is ``"lru"``, ``"lfu"``, ``"fifo"``, ``"gdsf"`` (cost-aware) or ``"tinylfu"``.
     ``ttl`` is the default time to live, in seconds, of every entry.
 
+    ``near_cache_ttl`` turns on this handle's near cache for hot keys: values of keys
+    that their shard reports hot are served from this process for up to that many
+    seconds, so a read may be that much older than the shard's value (this handle's own
+    writes drop its copies at once). Off by default.
+
     When the cache already exists, its running settings win; settings given here that
     differ are reported with a warning.
     """
@@ -80,8 +86,10 @@ class Cache:
         capacity: int | str | None = None,
         policy: str = "lru",
         ttl: float | None = None,
+        near_cache_ttl: float | None = None,
     ) -> None:
         self._name = validate_name(name)
+        self._near = _near_cache(near_cache_ttl)
         requested = {
             "shards": None if shards is None else validate_shards(shards),
             "capacity": validate_capacity(capacity),
@@ -97,16 +105,17 @@ class Cache:
         _warn_on_conflict(name, requested, resolved, self._config)
 
     @classmethod
-    def attach(cls, name: str = "default") -> Cache:
+    def attach(cls, name: str = "default", *, near_cache_ttl: float | None = None) -> Cache:
         """Return a handle on the running cache ``name``; raise if there is none."""
         validate_name(name)
+        near = _near_cache(near_cache_ttl)
         if not ray.is_initialized():
             ray.init()
         try:
             router = ray.get_actor(router_name(name), namespace=NAMESPACE)
         except ValueError:
             raise CacheNotFoundError(f"no cache named {name!r} is running") from None
-        return _restore(name, router, ray.get(router.snapshot.remote()))
+        return _restore(name, router, ray.get(router.snapshot.remote()), near)
 
     @property
     def name(self) -> str:
@@ -123,8 +132,17 @@ class Cache:
     def get(self, key: Any, default: Any = None) -> Any:
         """Return the value under ``key``, or ``default`` if it is absent or unreadable."""
         digest = key_digest(key)
+        if self._near is not None:
+            value = self._near.get(digest, _ABSENT)
+            if value is not _ABSENT:
+                return value
         reply = self._call(digest, "get")
-        return self._value(digest, reply, default)
+        value = self._value(digest, reply, _ABSENT)
+        if value is _ABSENT:
+            return default
+        if self._near is not None and len(reply) > 2:
+            self._near.put(digest, value)
+        return value
 
     def get_ref(self, key: Any) -> ray.ObjectRef[Any] | None:
         """Return an ObjectRef to the value under ``key``, or None on a miss.
@@ -147,12 +165,15 @@ class Cache:
         budget of the shard that owns the key.
         """
         digest = key_digest(key)
+        self._forget(digest)
         reply = self._call(digest, "put", value, validate_ttl(ttl), validate_strings(tags, "tags"))
         _raise_if_too_large(reply)
 
     def delete(self, key: Any) -> bool:
         """Remove ``key``; return whether it was present."""
-        return bool(self._call(key_digest(key), "delete")[1])
+        digest = key_digest(key)
+        self._forget(digest)
+        return bool(self._call(digest, "delete")[1])
 
     def __contains__(self, key: Any) -> bool:
         """Return whether ``key`` holds an unexpired value, without counting a hit."""
@@ -202,6 +223,8 @@ class Cache:
         ttl = validate_ttl(ttl)
         digests = [key_digest(key) for key in mapping]
         values = list(mapping.values())
+        for digest in digests:
+            self._forget(digest)
 
         def values_of(indices: list[int]) -> tuple[list[Any]]:
             return ([values[i] for i in indices],)
@@ -214,10 +237,12 @@ class Cache:
     def invalidate_tag(self, tag: str) -> int:
         """Remove every entry put with ``tag``; return how many were removed."""
         (tag,) = validate_strings((tag,), "tags")
+        self._forget(None)
         return sum(self._broadcast("invalidate_tag", tag))
 
     def clear(self) -> None:
         """Remove every entry of this cache."""
+        self._forget(None)
         self._broadcast("clear")
 
     def stats(self) -> dict[str, Any]:
@@ -263,7 +288,17 @@ class Cache:
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as the name, router and ring snapshot, so tasks attach with no calls."""
-        return _restore, (self._name, self._router, self._snapshot)
+        near = None if self._near is None else NearCache(self._near.ttl)
+        return _restore, (self._name, self._router, self._snapshot, near)
+
+    def _forget(self, digest: bytes | None) -> None:
+        """Drop this handle's near copy of ``digest``, or of everything for None."""
+        if self._near is None:
+            return
+        if digest is None:
+            self._near.clear()
+        else:
+            self._near.discard(digest)
 
     def __repr__(self) -> str:
         """Show the name, shard count and policy."""
@@ -443,6 +478,11 @@ def _gather_alive(calls: list[ray.ObjectRef[Any]]) -> list[Any]:
     return results
 
 
+def _near_cache(ttl: float | None) -> NearCache | None:
+    seconds = validate_ttl(ttl, "near_cache_ttl")
+    return None if seconds is None else NearCache(seconds)
+
+
 def _start_router(name: str, config: CacheConfig) -> Any:
     return (
         ray.remote(Router)
@@ -460,9 +500,10 @@ def _start_router(name: str, config: CacheConfig) -> Any:
     )
 
 
-def _restore(name: str, router: Any, snapshot: Snapshot) -> Cache:
+def _restore(name: str, router: Any, snapshot: Snapshot, near: NearCache | None) -> Cache:
     cache = Cache.__new__(Cache)
     cache._name = name
+    cache._near = near
     cache._router = router
     cache._adopt(snapshot)
     return cache

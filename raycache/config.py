@@ -92,15 +92,18 @@ def validate_policy(policy: object) -> str:
     return policy
 
 
-def validate_ttl(ttl: object) -> float | None:
-    """Return ``ttl`` as seconds, or None; raise unless it is None or a finite number > 0."""
+def validate_ttl(ttl: object, what: str = "ttl") -> float | None:
+    """Return ``ttl`` as seconds, or None; raise unless it is None or a finite number > 0.
+
+    ``what`` names the setting in the error, for other durations checked the same way.
+    """
     if ttl is None:
         return None
     if isinstance(ttl, bool) or not isinstance(ttl, Real):
-        raise TypeError(f"ttl must be a number of seconds or None, got {type(ttl).__name__}")
+        raise TypeError(f"{what} must be a number of seconds or None, got {type(ttl).__name__}")
     seconds = float(ttl)
     if not (seconds > 0 and math.isfinite(seconds)):
-        raise ValueError(f"ttl must be a finite number of seconds > 0, got {ttl!r}")
+        raise ValueError(f"{what} must be a finite number of seconds > 0, got {ttl!r}")
     return seconds
 
 

@@ -124,7 +124,7 @@ def memoize(
     settings = _Settings(
         cache=_checked_cache(cache),
         ttl=validate_ttl(ttl),
-        refresh_after=_checked_refresh_after(refresh_after),
+        refresh_after=validate_ttl(refresh_after, "refresh_after"),
         version=version,
         ignore=frozenset(validate_strings(ignore, "ignore")),
     )
@@ -296,10 +296,3 @@ def _checked_cache(cache: object) -> Cache | str | None:
     if cache is None or isinstance(cache, (Cache, str)):
         return cache
     raise TypeError(f"cache must be a raycache.Cache, a cache name or None, got {cache!r}")
-
-
-def _checked_refresh_after(refresh_after: object) -> float | None:
-    try:
-        return validate_ttl(refresh_after)
-    except (TypeError, ValueError) as error:
-        raise type(error)(str(error).replace("ttl", "refresh_after")) from None

@@ -23,6 +23,7 @@ from ray.exceptions import ActorDiedError, ActorUnschedulableError, RayActorErro
 from raycache.compute import INLINE_LIMIT, Call, Settlement, submit
 from raycache.config import CacheConfig
 from raycache.errors import EntryTooLargeError
+from raycache.hotkeys import Heat
 from raycache.keys import DIGEST_SIZE, key_point
 from raycache.metrics import ShardMetrics
 from raycache.naming import NAMESPACE, router_name
@@ -96,6 +97,7 @@ class Shard:
             "lost": 0, "merged": 0, "computes": 0, "refreshes": 0, "rejected": 0, "stale": 0,
         }  # fmt: skip
         self._ring = ring
+        self._heat = Heat()
         ShardMetrics(cache, member).start(self._store.stats)
 
     # -- reads -------------------------------------------------------------------------
@@ -104,14 +106,17 @@ class Shard:
         """Return the entry asked for as ``[HIT, value]``, ``[REF, [ref]]`` or ``[MISS, None]``.
 
         ``request`` is :func:`pack_request` of the caller's epoch and one digest, as are
-        the requests of every method below that takes one.
+        the requests of every method below that takes one. A third element ``True``
+        marks a hot key, which a client with a near cache keeps for a short while.
         """
         epoch, digest = _unpack_one(request)
         if self._is_stale(epoch):
             return self._stale()
         reply = _reply(self._store.get(digest))
-        if reply[0] == MISS and digest in self._pending:
-            return self._finished_computation(digest) or reply
+        if reply[0] == MISS:
+            return self._finished_computation(digest) or reply if digest in self._pending else reply
+        if self._heat.hit(digest):
+            reply.append(True)  # hot: the caller may keep it for a moment
         return reply
 
     def get_many(self, request: bytes) -> Reply:

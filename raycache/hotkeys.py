@@ -1,0 +1,104 @@
+"""Hot keys: shards tell which keys are hot, and clients may keep those for a moment.
+
+Shards flag keys that take a large share of their traffic. A handle created with
+``near_cache_ttl`` keeps the values of flagged keys in its own process for that many
+seconds, so a hot key stops costing its shard a round trip per read. A value served from
+here may be up to ``ttl`` seconds older than the shard's; the handle drops its copy at
+once when it writes or deletes the key itself.
+
+>>> clock = iter([0.0, 0.1, 5.0]).__next__
+>>> near = NearCache(ttl=1.0, clock=clock)
+>>> near.put(b"k", "v")
+>>> near.get(b"k", None), near.get(b"k", None)
+('v', None)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+MAX_ENTRIES = 1024
+"""Hot keys kept per handle; hot keys are few by nature."""
+
+HOT_READS_PER_SECOND = 100
+"""Reads per second from which a shard calls a key hot."""
+
+
+class Heat:
+    """Counts reads per key in one-second windows, to tell which keys are hot.
+
+    >>> heat = Heat(threshold=2, clock=lambda: 0.0)
+    >>> [heat.hit(b"k") for _ in range(3)]
+    [False, True, True]
+    """
+
+    def __init__(
+        self, threshold: int = HOT_READS_PER_SECOND, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._threshold = threshold
+        self._clock = clock
+        self._window = clock()
+        self._reads: dict[bytes, int] = {}
+
+    def hit(self, digest: bytes) -> bool:
+        """Count a read of ``digest``; return whether the key is hot."""
+        now = self._clock()
+        if now - self._window >= 1.0:
+            self._window, self._reads = now, {}
+        reads = self._reads.get(digest, 0) + 1
+        self._reads[digest] = reads
+        return reads >= self._threshold
+
+
+class NearCache:
+    """A small, time-bounded, per-process copy of hot values, keyed by key digest."""
+
+    def __init__(
+        self,
+        ttl: float,
+        max_entries: int = MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[bytes, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def ttl(self) -> float:
+        """How long a hot value is kept, in seconds."""
+        return self._ttl
+
+    def get(self, digest: bytes, default: Any) -> Any:
+        """Return the value kept for ``digest``, or ``default`` if none or too old."""
+        with self._lock:
+            kept = self._entries.get(digest)
+            if kept is None:
+                return default
+            if kept[0] <= self._clock():
+                del self._entries[digest]
+                return default
+            return kept[1]
+
+    def put(self, digest: bytes, value: Any) -> None:
+        """Keep ``value`` for ``digest`` for the next ``ttl`` seconds."""
+        with self._lock:
+            self._entries[digest] = (self._clock() + self._ttl, value)
+            self._entries.move_to_end(digest)
+            if len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+    def discard(self, digest: bytes) -> None:
+        """Forget ``digest``: this handle just wrote or deleted it."""
+        with self._lock:
+            self._entries.pop(digest, None)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            self._entries.clear()
