@@ -34,3 +34,9 @@ def cache_names() -> list[str]:
         for actor in actors
         if actor["namespace"] == NAMESPACE and actor["name"].endswith("/router")
     )
+
+
+def alive_nodes() -> list[str]:
+    """Return the ids of the connected cluster's live nodes, sorted."""
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    return sorted(node["NodeID"] for node in nodes if node.get("Alive"))

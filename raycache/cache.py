@@ -18,6 +18,7 @@ import numpy as np
 import ray
 from ray.exceptions import ObjectLostError, RayActorError, WorkerCrashedError
 
+from raycache.admin import alive_nodes
 from raycache.compute import Call, Job
 from raycache.config import (
     MIN_SHARDS,
@@ -270,6 +271,8 @@ class Cache:
     def resize(self, shards: int) -> None:
         """Change the number of shards, moving as few keys as possible.
 
+        From then on the count is yours: the cache no longer grows as nodes join.
+
         Keys owned by a removed shard, and the few keys that change owner, become misses.
         """
         self._adopt(ray.get(self._router.resize.remote(validate_shards(shards))))
@@ -511,10 +514,10 @@ def _restore(name: str, router: Any, snapshot: Snapshot, near: NearCache | None)
 
 def _resolve_config(requested: dict[str, Any]) -> CacheConfig:
     resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
-    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
-    alive_nodes = sum(1 for node in nodes if node.get("Alive"))
+
     return CacheConfig(
-        shards=requested["shards"] or max(MIN_SHARDS, alive_nodes),
+        shards=requested["shards"] or max(MIN_SHARDS, len(alive_nodes())),
+        per_node=requested["shards"] is None,
         capacity=parse_capacity(
             requested["capacity"], object_store_bytes=int(resources.get("object_store_memory", 0))
         ),

@@ -49,13 +49,15 @@ class CacheConfig:
     """The settings a cache runs with, as the router holds them.
 
     ``capacity`` is in bytes across all shards; ``ttl`` is the default time to live in
-    seconds, or None for entries that never expire.
+    seconds, or None for entries that never expire. ``per_node`` means the number of
+    shards was left to raycache: one per live node, grown as nodes join.
     """
 
     shards: int
     capacity: int
     policy: str
     ttl: float | None
+    per_node: bool = False
 
     def shard_capacity(self, shards: int | None = None) -> int:
         """Return the byte budget of each shard when ``shards`` shards share the capacity."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,6 +18,7 @@ import ray
 from ray.exceptions import GetTimeoutError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from raycache.admin import alive_nodes
 from raycache.config import CacheConfig
 from raycache.naming import NAMESPACE, shard_actor_name, shard_id, shard_index
 from raycache.ring import Ring
@@ -50,6 +52,7 @@ class Router:
     def __init__(self, cache: str, config: CacheConfig) -> None:
         self._cache = cache
         self._lock = threading.Lock()
+        self._homes: dict[str, str] = {}  # where this router placed each shard
         surviving = self._surviving_members()
         members = surviving or [shard_id(i) for i in range(config.shards)]
         self._config = replace(config, shards=len(members))
@@ -87,8 +90,12 @@ class Router:
         New shards start empty. A removed shard is killed, and the values it owned leave
         the object store with it; their keys become misses. Keys that change owner
         between surviving shards are dropped by their old owner rather than migrated,
-        because a shard can only serve objects it owns.
+        because a shard can only serve objects it owns. A cache resized by hand no
+        longer follows the number of nodes.
         """
+        return self._resize(shards, per_node=False)
+
+    def _resize(self, shards: int, *, per_node: bool) -> Snapshot:
         with self._lock:
             members = [shard_id(i) for i in range(shards)]
             removed = [m for m in self._ring.members if m not in members]
@@ -96,10 +103,11 @@ class Router:
                 if member not in self._shards:
                     self._shards[member] = self._start_shard(member)
             self._ring = self._ring.with_members(members)
-            self._config = replace(self._config, shards=shards)
+            self._config = replace(self._config, shards=shards, per_node=per_node)
             self._publish_ring()
             for member in removed:
                 ray.kill(self._shards.pop(member), no_restart=True)
+                self._homes.pop(member, None)
             return Snapshot(self._ring, dict(self._shards), self._config)
 
     def shutdown(self) -> None:
@@ -115,6 +123,9 @@ class Router:
             dead = _dead_shards(self.snapshot().shards)
             if dead:
                 self._replace(dead)
+            nodes = len(alive_nodes())
+            if self._config.per_node and nodes > len(self._ring):
+                self._resize(nodes, per_node=True)  # one shard per node, as nodes join
 
     def _replace(self, dead: dict[str, Any]) -> None:
         """Start a new shard for each member whose shard died for good (its node is gone).
@@ -156,12 +167,13 @@ class Router:
         )
 
     def _placement(self, member: str) -> NodeAffinitySchedulingStrategy:
-        # Round-robin over live nodes gives one shard per node. The affinity is hard
-        # because Ray's soft affinity does not place actors that ask for no resources;
-        # a shard whose node dies is replaced by the health watcher instead.
-        nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
-        alive = sorted(node["NodeID"] for node in nodes if node.get("Alive"))
-        node = alive[shard_index(member) % len(alive)]
+        # The live node with the fewest of this cache's shards: one per node, new nodes
+        # first. The affinity is hard because Ray's soft affinity does not place actors
+        # that ask for no resources; a shard whose node dies is replaced by the watcher.
+        alive = alive_nodes()
+        homes = Counter(node for m, node in self._homes.items() if m != member and node in alive)
+        node = min(alive, key=lambda candidate: (homes[candidate], candidate))
+        self._homes[member] = node
         return NodeAffinitySchedulingStrategy(node_id=node, soft=False)
 
     def _surviving_members(self) -> list[str]:

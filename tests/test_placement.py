@@ -190,3 +190,33 @@ print("recomputed after losing", len(holders), "node(s)")
 def test_memoized_results_survive_losing_the_node_that_held_them() -> None:
     lines = run_on_cluster(LOST_RESULT, head_cpus=0)
     assert any(line.startswith("recomputed after losing") for line in lines)
+
+
+NODE_JOIN = """
+auto = raycache.Cache("follows-nodes", capacity="60MiB")
+fixed = raycache.Cache("fixed", shards=2, capacity="30MiB")
+values = {i: -i for i in range(300)}
+auto.put_many(values)
+print("start", len(auto.stats()["shards"]))
+cluster.add_node(num_cpus=1, object_store_memory=200 * 2**20)
+cluster.wait_for_nodes()
+deadline = time.time() + 60
+while len(auto.stats()["shards"]) < 4 and time.time() < deadline:
+    found = auto.get_many(range(300))
+    assert all(values[key] == value for key, value in found.items()), "wrong value"
+    time.sleep(0.5)
+rows = auto.stats()["shards"]
+print("grown", len(rows), len({row["node"] for row in rows}))
+print("fixed", len(fixed.stats()["shards"]))
+auto.put_many(values)
+print("served", auto.get_many(range(300)) == values)
+"""
+
+
+@pytest.mark.slow
+def test_a_cache_left_to_one_shard_per_node_grows_when_a_node_joins() -> None:
+    lines = run_on_cluster(NODE_JOIN)
+    assert "start 3" in lines
+    assert "grown 4 4" in lines  # a shard on the new node too
+    assert "fixed 2" in lines  # a count chosen by hand stays
+    assert "served True" in lines
