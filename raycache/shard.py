@@ -249,6 +249,9 @@ class Shard:
         pending = self._pending.get(digest)
         if pending is None:
             return [MISS, None]
+        finished = self._finished_computation(digest)
+        if finished is not None:
+            return finished  # done, only not yet reported: a hit
         self._counters["merged"] += 1
         return [PENDING, [pending.ref]]
 
