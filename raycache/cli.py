@@ -23,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from raycache.demo import run_demo
 
-        run_demo(rows=args.rows)
+        run_demo(rows=args.rows, partitions=args.partitions, chart=args.chart or None)
         return 0
     _connect(args.address)
     return int(args.handler(args))
@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="raycache", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run the demonstration on an embedded local Ray")
-    demo.add_argument("--rows", type=int, default=2_000_000, help="rows of synthetic data")
+    demo.add_argument("--rows", type=int, default=4_000_000, help="trips to generate")
+    demo.add_argument("--partitions", type=int, default=8, help="Arrow partitions")
+    demo.add_argument("--chart", default="demo.png", help="PNG chart path ('' for none)")
     for name, handler, help_text, needs_name in (
         ("status", _status, "list the caches running on the cluster", False),
         ("stats", _stats, "show a cache's counters, per shard", True),

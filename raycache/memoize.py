@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 _CACHE_LAYER_FAULTS = (RaycacheError, RayError)
 _LINEAGE_TAG = b"lineage:"
 _CONTENT_TAG = b"content:"
+_SEQUENCE_TAG = b"sequence:"
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class _Counters:
 
 
 @overload
-def memoize(fn: Callable[..., Any], /) -> Any: ...
+def memoize(fn: Any, /) -> Any: ...
 
 
 @overload
@@ -100,11 +101,11 @@ def memoize(
     refresh_after: float | None = None,
     version: Any = None,
     ignore: Iterable[str] = (),
-) -> Callable[[Callable[..., Any]], Any]: ...
+) -> Callable[[Any], Any]: ...
 
 
 def memoize(
-    fn: Callable[..., Any] | None = None,
+    fn: Any = None,
     /,
     *,
     cache: Cache | str | None = None,
@@ -133,7 +134,7 @@ def memoize(
     return _decorate(fn, settings=settings)
 
 
-def _decorate(fn: Callable[..., Any], *, settings: _Settings) -> Any:
+def _decorate(fn: Callable[..., Any] | RemoteFunction, *, settings: _Settings) -> Any:
     if isinstance(fn, RemoteFunction):
         return MemoizedRemoteFunction(fn, settings)
     if isinstance(fn, (ActorClass, type)):
@@ -281,6 +282,10 @@ def _hash_argument(name: str, value: Any) -> bytes:
         if key is not None:
             return _LINEAGE_TAG + key
         return _CONTENT_TAG + hash_value(ray.get(value))
+    if isinstance(value, (tuple, list)) and any(isinstance(v, ray.ObjectRef) for v in value):
+        # *args of a task: Ray resolves each reference, so each is keyed as one.
+        parts = b"".join(_hash_argument(name, item) for item in value)
+        return _SEQUENCE_TAG + type(value).__name__.encode() + hash_value(parts)
     return hash_value(value)
 
 
