@@ -192,8 +192,7 @@ class Cache:
         """
         digest = key_digest(key)
         reply = self._load(digest, Job.of(fn), args, kwargs, ttl=validate_ttl(ttl))
-        value = self._value(digest, reply, _ABSENT)
-        return fn(*args, **kwargs) if value is _ABSENT else value
+        return self._resolve(digest, reply, fn, args, kwargs)
 
     # -- many keys ---------------------------------------------------------------------
 
@@ -373,6 +372,21 @@ class Cache:
     def _ring_moved_past(self, epoch: int) -> bool:
         self._refresh()
         return self._ring.epoch != epoch
+
+    def _resolve(
+        self,
+        digest: bytes,
+        reply: Reply,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> T:
+        """Return the value ``reply`` stands for, or ``fn(*args, **kwargs)`` run here.
+
+        The cache never fails the caller: what it cannot deliver is computed locally.
+        """
+        value = self._value(digest, reply, _ABSENT)
+        return fn(*args, **kwargs) if value is _ABSENT else value
 
     def _value(self, digest: bytes, reply: Reply, default: Any) -> Any:
         if reply[0] in (HIT, INLINE):

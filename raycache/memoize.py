@@ -213,8 +213,7 @@ class MemoizedFunction(_Memoized):
         """Return ``fn(*args, **kwargs)``, from the cache when this call was made before."""
         key = self._key(args, kwargs)
         reply = self._load(key, self._job, args, kwargs)
-        value = self._cache()._value(key_digest(key), reply, _ABSENT)
-        return self._fn(*args, **kwargs) if value is _ABSENT else value
+        return self._cache()._resolve(key_digest(key), reply, self._fn, args, kwargs)
 
 
 class MemoizedRemoteFunction(_Memoized):
@@ -257,12 +256,6 @@ class MemoizedRemoteFunction(_Memoized):
             f"remote function {self._fn.__qualname__} cannot be called directly; use .remote(...)"
         )
 
-
-class _Absent:
-    """Marks a value that could not be had from the cache."""
-
-
-_ABSENT = _Absent()
 
 _handles: dict[str, Cache] = {}
 _handles_lock = threading.Lock()
