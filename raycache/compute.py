@@ -7,12 +7,14 @@ Small results ride along in that message and are then served inline.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import ray
+from ray import cloudpickle
 from ray.remote_function import RemoteFunction
 
 from raycache.sizing import buffer_size, size_of
@@ -54,12 +56,22 @@ class Job:
             raise TypeError(f"expected a function or a @ray.remote function, got {fn!r}")
         return cls(fn, dict(options or {}))
 
+    @functools.cached_property
+    def pickled_fn(self) -> bytes:
+        """``fn``, pickled once here so that a shard passes it on as opaque bytes.
+
+        A shard that unpickled the function would import the user's modules, and with
+        them libraries such as pandas, stalling every other request it serves meanwhile.
+        """
+        return cloudpickle.dumps(self.fn)
+
 
 @dataclass(frozen=True)
 class Call:
-    """A computation for a key: the job, its arguments, and how to keep its result."""
+    """A computation for a key: what to run, on which arguments, and how to keep its result."""
 
-    job: Job
+    pickled_fn: bytes
+    options: dict[str, Any]
     args: list[Any]
     kwargs: dict[str, Any]
     ttl: float | None
@@ -80,7 +92,8 @@ class Call:
         reference on instead of deserialising and serialising the data again.
         """
         shipped = {name: _by_ref(value) for name, value in kwargs.items()}
-        return cls(job, [_by_ref(value) for value in args], shipped, ttl, tags)
+        args_by_ref = [_by_ref(value) for value in args]
+        return cls(job.pickled_fn, job.options, args_by_ref, shipped, ttl, tags)
 
 
 def _by_ref(value: Any) -> Any:
@@ -94,19 +107,18 @@ def submit(call: Call, shard: Any, digest: bytes, token: int) -> ray.ObjectRef[A
     Arguments go to the task at top level, so Ray resolves ObjectRefs among them just as
     it would for a direct call of the function.
     """
-    options = {**call.job.options, "num_returns": 1}
+    options = {**call.options, "num_returns": 1}
     ref: ray.ObjectRef[Any] = _run.options(**options).remote(
-        (shard, digest, token, call.job.fn), *call.args, **call.kwargs
+        (shard, digest, token, call.pickled_fn), *call.args, **call.kwargs
     )
     return ref
 
 
 @ray.remote
-def _run(
-    _raycache_call: tuple[Any, bytes, int, Callable[..., Any]], *args: Any, **kwargs: Any
-) -> Any:
+def _run(_raycache_call: tuple[Any, bytes, int, bytes], *args: Any, **kwargs: Any) -> Any:
     """Run the user's function, then report the outcome to the shard that asked."""
-    shard, digest, token, fn = _raycache_call
+    shard, digest, token, pickled_fn = _raycache_call
+    fn = _unpickled(pickled_fn)
     started = time.perf_counter()
     try:
         value = fn(*args, **kwargs)
@@ -115,6 +127,12 @@ def _run(
         raise
     shard.settle.remote(digest, token, _measure(value, time.perf_counter() - started))
     return value
+
+
+@functools.lru_cache(maxsize=64)
+def _unpickled(pickled_fn: bytes) -> Callable[..., Any]:
+    fn: Callable[..., Any] = cloudpickle.loads(pickled_fn)
+    return fn
 
 
 def _measure(value: Any, seconds: float) -> Settlement:

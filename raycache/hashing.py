@@ -48,6 +48,7 @@ import numpy.typing as npt
 import xxhash
 
 from raycache.errors import UnhashableValueError
+from raycache.libraries import imported
 
 DIGEST_SIZE = 16
 """Length in bytes of a value digest."""
@@ -372,11 +373,10 @@ def _hash_other(h: _Hasher, value: object) -> None:
     if isinstance(value, (np.ndarray, np.generic, np.dtype)):
         _hash_numpy(h, value)
         return
-    # pandas and pyarrow objects can only exist once their module is imported.
-    pandas = sys.modules.get("pandas")
+    pandas = imported("pandas")
     if pandas is not None and _hash_pandas(h, value, pandas):
         return
-    pyarrow = sys.modules.get("pyarrow")
+    pyarrow = imported("pyarrow")
     if pyarrow is not None and _hash_arrow(h, value, pyarrow):
         return
     if isinstance(value, enum.Enum):

@@ -25,6 +25,7 @@ from raycache.config import CacheConfig
 from raycache.errors import EntryTooLargeError
 from raycache.hotkeys import Heat
 from raycache.keys import DIGEST_SIZE, key_point
+from raycache.libraries import preload_in_background
 from raycache.metrics import ShardMetrics
 from raycache.naming import NAMESPACE, router_name
 from raycache.ring import Ring
@@ -99,6 +100,7 @@ class Shard:
         self._ring = ring
         self._heat = Heat()
         ShardMetrics(cache, member).start(self._store.stats)
+        preload_in_background()
 
     # -- reads -------------------------------------------------------------------------
 
@@ -220,10 +222,17 @@ class Shard:
         Concurrent callers of a missing key all receive the reference of one computation,
         which this shard submitted and therefore owns.
         """
-        reply = self._lookup(request)
-        if reply[0] != MISS:
-            return reply
-        return [COMPUTING, [self._start(_unpack_one(request)[1], call)]]
+        epoch, digest = _unpack_one(request)
+        if self._is_stale(epoch):
+            return self._stale()
+        # The caller's lookup already counted this request's miss: peek, don't count again.
+        entry = self._store.peek(digest)
+        if entry is not None:
+            return _reply(entry)
+        joined = self._join(digest)
+        if joined[0] != MISS:
+            return joined
+        return [COMPUTING, [self._start(digest, call)]]
 
     def refresh(self, request: bytes, call: Call) -> None:
         """Recompute a stale entry in the background; it is served until the new value lands."""

@@ -14,10 +14,11 @@ counted out of band so that even a big unknown object is not copied to be measur
 from __future__ import annotations
 
 import pickle
-import sys
 from typing import Any
 
 import cloudpickle
+
+from raycache.libraries import imported
 
 
 def size_of(value: object) -> int:
@@ -37,17 +38,15 @@ def buffer_size(value: object) -> int | None:
         return len(value)
     if isinstance(value, str):
         return len(value.encode("utf-8", "surrogatepass"))
-    # A value can only be an instance of a library that is already imported, so
-    # looking the library up in sys.modules avoids importing pandas or pyarrow here.
-    numpy: Any = sys.modules.get("numpy")
+    numpy: Any = imported("numpy")
     if numpy is not None and isinstance(value, numpy.ndarray):
         return int(value.nbytes)
-    pyarrow: Any = sys.modules.get("pyarrow")
+    pyarrow: Any = imported("pyarrow")
     if pyarrow is not None and isinstance(
         value, (pyarrow.Table, pyarrow.RecordBatch, pyarrow.Array, pyarrow.ChunkedArray)
     ):
         return int(value.get_total_buffer_size())
-    pandas: Any = sys.modules.get("pandas")
+    pandas: Any = imported("pandas")
     if pandas is not None and isinstance(value, pandas.DataFrame):
         return int(value.memory_usage(index=True, deep=True).sum())
     if pandas is not None and isinstance(value, pandas.Series):

@@ -138,6 +138,13 @@ def test_stats_fields(fresh_cache: raycache.Cache) -> None:
     assert {row["shard"] for row in stats["shards"]} == {"shard-0", "shard-1"}
 
 
+def test_get_or_compute_counts_one_miss_then_one_hit(fresh_cache: raycache.Cache) -> None:
+    assert fresh_cache.get_or_compute("counted", str.upper, "x") == "X"
+    assert fresh_cache.get_or_compute("counted", str.upper, "x") == "X"
+    stats = fresh_cache.stats()
+    assert (stats["misses"], stats["hits"]) == (1, 1)
+
+
 def test_get_or_compute_caches_and_computes_once(cache: raycache.Cache) -> None:
     counter = Counter.remote()
 
