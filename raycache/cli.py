@@ -1,12 +1,13 @@
-"""The ``raycache`` command: run the demo, and inspect or manage running caches.
+"""The ``raycache`` command: run the demo or the benchmarks, and inspect or manage caches.
 
-Commands other than ``demo`` attach to a running cluster: ``--address`` or the
-``RAY_ADDRESS`` environment variable says where, and ``auto`` is the default.
+Commands other than ``demo`` and ``bench`` attach to a running cluster: ``--address`` or
+the ``RAY_ADDRESS`` environment variable says where, and ``auto`` is the default.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -25,6 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         run_demo(rows=args.rows, partitions=args.partitions, chart=args.chart or None)
         return 0
+    if args.command == "bench":
+        return _bench(quick=args.quick, out=args.out)
     _connect(args.address)
     return int(args.handler(args))
 
@@ -33,9 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="raycache", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run the demonstration on an embedded local Ray")
-    demo.add_argument("--rows", type=int, default=4_000_000, help="trips to generate")
-    demo.add_argument("--partitions", type=int, default=8, help="Arrow partitions")
+    demo.add_argument("--rows", type=int, default=12_000_000, help="trips to generate")
+    demo.add_argument("--partitions", type=int, default=12, help="Arrow partitions")
     demo.add_argument("--chart", default="demo.png", help="PNG chart path ('' for none)")
+    bench = commands.add_parser(
+        "bench", help="run the benchmarks against raw Ray, Redis and memcached on a local Ray"
+    )
+    bench.add_argument("--quick", action="store_true", help="a short run (under two minutes)")
+    bench.add_argument("--out", help="output folder (default: benchmarks/out)")
     for name, handler, help_text, needs_name in (
         ("status", _status, "list the caches running on the cluster", False),
         ("stats", _stats, "show a cache's counters, per shard", True),
@@ -49,6 +57,16 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--json", action="store_true", help="print JSON for scripts")
         command.set_defaults(handler=handler)
     return parser
+
+
+def _bench(*, quick: bool, out: str | None) -> int:
+    # Imported by name: the benchmarks ship beside raycache, outside its typed API and
+    # its type check, and they need the bench extra's packages.
+    runner = importlib.import_module("benchmarks.__main__")
+    argv = ["--quick"] if quick else []
+    if out is not None:
+        argv += ["--out", out]
+    return int(runner.main(argv))
 
 
 def _connect(address: str) -> None:

@@ -45,8 +45,6 @@ def make_partition(index: int, rows: int, seed: int = 7) -> pa.Table:
     )
 
 
-@memoize(cache=DEMO_CACHE)
-@ray.remote(num_cpus=1)
 def clean(trips: pa.Table) -> pa.Table:
     """Drop impossible trips and add the fare per mile."""
     valid = pc.and_(pc.greater(trips["fare"], 0), pc.greater(trips["distance"], 0.1))
@@ -54,8 +52,6 @@ def clean(trips: pa.Table) -> pa.Table:
     return kept.append_column("per_mile", pc.divide(kept["fare"], kept["distance"]))
 
 
-@memoize(cache=DEMO_CACHE)
-@ray.remote(num_cpus=1)
 def aggregate(trips: pa.Table) -> pd.DataFrame:
     """Sum trips, revenue, distance and passengers per zone and hour."""
     frame = trips.to_pandas().astype({"fare": "float64", "distance": "float64"})
@@ -67,8 +63,6 @@ def aggregate(trips: pa.Table) -> pd.DataFrame:
     )
 
 
-@memoize(cache=DEMO_CACHE)
-@ray.remote(num_cpus=1)
 def merge(*parts: pd.DataFrame) -> pd.DataFrame:
     """Add up the partial aggregates of every partition, per zone."""
     totals = pd.concat(parts).groupby(level="zone").sum()
@@ -76,11 +70,36 @@ def merge(*parts: pd.DataFrame) -> pd.DataFrame:
     return totals
 
 
-@memoize(cache=DEMO_CACHE)
-@ray.remote(num_cpus=1)
 def top_k(totals: pd.DataFrame, k: int = 5) -> pd.DataFrame:
     """Return the ``k`` zones with the most revenue."""
     return totals.nlargest(k, "revenue")[["trips", "revenue", "mean_fare"]].round(2)
+
+
+@dataclass(frozen=True)
+class Stages:
+    """The pipeline's four tasks, memoized or plain, so that both can run and be timed."""
+
+    clean: Any
+    aggregate: Any
+    merge: Any
+    top_k: Any
+
+    @classmethod
+    def plain(cls) -> Stages:
+        """Return the stages as plain Ray tasks: the pipeline without raycache."""
+        return cls(*(ray.remote(num_cpus=1)(fn) for fn in STAGE_FUNCTIONS))
+
+    @classmethod
+    def memoized(cls, cache: Cache | str = DEMO_CACHE) -> Stages:
+        """Return the stages as Ray tasks memoized in ``cache``."""
+        return cls(*(memoize(cache=cache)(ray.remote(num_cpus=1)(fn)) for fn in STAGE_FUNCTIONS))
+
+    def executions(self) -> dict[str, int]:
+        """Return how many times each memoized stage ran its function, by stage name."""
+        return {name: getattr(self, name).cache_info().misses for name in STAGES}
+
+
+STAGE_FUNCTIONS = (clean, aggregate, merge, top_k)
 
 
 @dataclass
@@ -96,14 +115,21 @@ class Run:
         return sum(self.seconds.values())
 
 
-def run_pipeline(partitions: Sequence[pa.Table], label: str) -> Run:
+def run_pipeline(
+    partitions: Sequence[pa.Table], label: str, stages: Stages, *, progress: bool = True
+) -> Run:
     """Run the four stages over ``partitions``, timing each, with a progress bar."""
     seconds: dict[str, float] = {}
-    with tqdm(total=2 * len(partitions) + 2, desc=f"{label:>7}", unit="task") as bar:
-        cleaned = _stage(seconds, "clean", bar, lambda: [clean.remote(p) for p in partitions])
-        parts = _stage(seconds, "aggregate", bar, lambda: [aggregate.remote(c) for c in cleaned])
-        (totals,) = _stage(seconds, "merge", bar, lambda: [merge.remote(*parts)])
-        (best,) = _stage(seconds, "top_k", bar, lambda: [top_k.remote(totals)])
+    total = 2 * len(partitions) + 2
+    with tqdm(total=total, desc=f"{label:>7}", unit="task", disable=not progress) as bar:
+        cleaned = _stage(
+            seconds, "clean", bar, lambda: [stages.clean.remote(p) for p in partitions]
+        )
+        parts = _stage(
+            seconds, "aggregate", bar, lambda: [stages.aggregate.remote(c) for c in cleaned]
+        )
+        (totals,) = _stage(seconds, "merge", bar, lambda: [stages.merge.remote(*parts)])
+        (best,) = _stage(seconds, "top_k", bar, lambda: [stages.top_k.remote(totals)])
     return Run(seconds, ray.get(best))
 
 
@@ -124,7 +150,7 @@ def _stage(
     return refs
 
 
-def run_demo(rows: int = 4_000_000, partitions: int = 8, chart: str | None = "demo.png") -> None:
+def run_demo(rows: int = 12_000_000, partitions: int = 12, chart: str | None = "demo.png") -> None:
     """Run the pipeline cold, warm and after a change; print timings, stats and a chart."""
     if not ray.is_initialized():
         ray.init(logging_level=logging.ERROR, include_dashboard=False)
@@ -136,13 +162,15 @@ def run_demo(rows: int = 4_000_000, partitions: int = 8, chart: str | None = "de
     print(f"raycache demo: {per_partition * partitions:,} trips in {partitions} partitions")
     print(f"({size:.0f} MiB), cache {cache!r}\n")
 
-    cold = run_pipeline(data, "cold")
-    warm = run_pipeline(data, "warm")
+    stages = Stages.memoized(cache)
+    cold = run_pipeline(data, "cold", stages)
+    warm = run_pipeline(data, "warm", stages)
     assert warm.answer.equals(cold.answer)
     data[0] = make_partition(0, per_partition, seed=8)  # one partition's data changes
-    before = _executions()
-    changed = run_pipeline(data, "changed")
-    recomputed = {stage: _executions()[stage] - before[stage] for stage in STAGES}
+    before = stages.executions()
+    changed = run_pipeline(data, "changed", stages)
+    after = stages.executions()
+    recomputed = {stage: after[stage] - before[stage] for stage in STAGES}
 
     print("\ntop zones by revenue:\n" + cold.answer.to_string() + "\n")
     _print_timings(cold, warm, changed)
@@ -155,13 +183,6 @@ def run_demo(rows: int = 4_000_000, partitions: int = 8, chart: str | None = "de
     if chart:
         _plot(cold, warm, chart)
     cache.shutdown()
-
-
-def _executions() -> dict[str, int]:
-    stages: dict[str, Callable[..., Any]] = {
-        "clean": clean, "aggregate": aggregate, "merge": merge, "top_k": top_k,
-    }  # fmt: skip
-    return {name: fn.cache_info().misses for name, fn in stages.items()}  # type: ignore[attr-defined]
 
 
 def _print_timings(cold: Run, warm: Run, changed: Run) -> None:
