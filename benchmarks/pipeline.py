@@ -1,0 +1,99 @@
+"""The demo's DataFrame pipeline: warm against cold, and cold against plain Ray.
+
+Each round runs the pipeline three ways, in a rotating order: as plain Ray tasks, as
+memoized tasks on an empty cache (cold), and as memoized tasks again (warm, every stage
+a hit). The warm speedup is cold / warm; the cold overhead is cold / plain, the price of
+keying, looking up and storing every stage's result the first time.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+
+import pyarrow as pa
+
+import raycache
+from benchmarks.report import Measurement, Row, fmt_seconds, summarize, verdict
+from raycache.demo import Run, Stages, make_partition, run_pipeline
+
+ROWS = 12_000_000
+PARTITIONS = 12
+QUICK_ROWS = 3_000_000
+QUICK_PARTITIONS = 6
+TARGET_SPEEDUP = 20.0
+TARGET_OVERHEAD = 1.05
+
+PLAIN, COLD, WARM = "pipeline: plain Ray", "pipeline: raycache cold", "pipeline: raycache warm"
+
+
+def run(cache: raycache.Cache, *, quick: bool) -> Measurement:
+    """Time the pipeline plain, cold and warm over several rounds; report both ratios."""
+    rows, count = (QUICK_ROWS, QUICK_PARTITIONS) if quick else (ROWS, PARTITIONS)
+    partitions = [make_partition(i, rows // count) for i in range(count)]
+    plain, memoized = Stages.plain(), Stages.memoized(cache)
+    run_pipeline(partitions, "warm-up", plain, progress=False)  # start the workers
+    rounds = 3 if quick else 5
+    samples: dict[str, list[float]] = {PLAIN: [], COLD: [], WARM: []}
+    for index in range(rounds):
+        for name, result in _round(partitions, plain, memoized, index).items():
+            samples[name].append(result.total)
+        print(f"[pipeline] round {index + 1}/{rounds}", file=sys.stderr)
+    _clear(memoized)
+    return _measurement(samples, rows)
+
+
+def _round(
+    partitions: list[pa.Table], plain: Stages, memoized: Stages, index: int
+) -> dict[str, Run]:
+    """Run plain and cold in alternating order, then warm; check all three agree."""
+    runs: dict[str, Run] = {}
+    for name in (PLAIN, COLD) if index % 2 == 0 else (COLD, PLAIN):
+        if name == COLD:
+            _clear(memoized)
+            runs[COLD] = run_pipeline(partitions, "cold", memoized, progress=False)
+        else:
+            runs[PLAIN] = run_pipeline(partitions, "plain", plain, progress=False)
+    runs[WARM] = run_pipeline(partitions, "warm", memoized, progress=False)
+    answer = runs[PLAIN].answer
+    assert runs[COLD].answer.equals(answer) and runs[WARM].answer.equals(answer)
+    return runs
+
+
+def _clear(stages: Stages) -> None:
+    for stage in (stages.clean, stages.aggregate, stages.merge, stages.top_k):
+        stage.clear()
+
+
+def _measurement(samples: dict[str, list[float]], rows: int) -> Measurement:
+    s = {name: summarize(series) for name, series in samples.items()}
+    speedups = [c / w for c, w in zip(samples[COLD], samples[WARM], strict=True)]
+    overheads = [c / p for c, p in zip(samples[COLD], samples[PLAIN], strict=True)]
+    speedup, overhead = statistics.median(speedups), statistics.median(overheads)
+    rows_label = f"{rows / 1e6:.0f} M trips"
+    return Measurement(
+        rows=[
+            Row(
+                what=f"demo pipeline ({rows_label}), speedup cold / warm",
+                ours=f"{fmt_seconds(s[WARM].p50)} (warm)",
+                base=f"{fmt_seconds(s[COLD].p50)} (cold)",
+                ratio=speedup,
+                target=f">= {TARGET_SPEEDUP:.0f}x faster",
+                verdict=verdict(speedup >= TARGET_SPEEDUP),
+            ),
+            Row(
+                what=f"demo pipeline ({rows_label}), cold vs plain Ray",
+                ours=f"{fmt_seconds(s[COLD].p50)} (cold)",
+                base=f"{fmt_seconds(s[PLAIN].p50)} (plain Ray)",
+                ratio=overhead,
+                target=f"<= {TARGET_OVERHEAD:.2f}x",
+                verdict=verdict(overhead <= TARGET_OVERHEAD),
+            ),
+        ],
+        raw={
+            "series": samples,
+            "summaries": s,
+            "round_p50_ratios": overheads,
+            "warm_speedups": speedups,
+        },
+    )
