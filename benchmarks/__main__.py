@@ -18,8 +18,19 @@ from typing import Any
 import ray
 
 import raycache
-from benchmarks import hashing, hotkeys, large_values, latency, memoize, throughput
+from benchmarks import (
+    hashing,
+    hotkeys,
+    large_values,
+    latency,
+    memoize,
+    policies,
+    ring_scale,
+    throughput,
+)
 from benchmarks.report import Measurement, distribution_table, markdown_table, summary_table
+from benchmarks.results import memory_gb, publish
+from benchmarks.servers import binary_version
 
 MODULES: dict[str, Callable[..., Measurement]] = {
     "latency": latency.run,
@@ -28,6 +39,8 @@ MODULES: dict[str, Callable[..., Measurement]] = {
     "memoize": memoize.run,
     "hotkeys": hotkeys.run,
     "hashing": hashing.measure,
+    "policies": policies.run,
+    "ring_scale": ring_scale.run,
 }
 CACHE_CAPACITY = "1GiB"
 OBJECT_STORE_BYTES = 2 * 1024**3
@@ -60,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     report = render(results)
     print(report)
     write(args.out, report, results, quick=args.quick, seconds=time.perf_counter() - started)
+    for path in publish(args.out, report, results, environment(), quick=args.quick):
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -79,17 +94,19 @@ def run_all(*, quick: bool) -> dict[str, Measurement]:
 
 
 def render(results: dict[str, Measurement]) -> str:
-    """Return the markdown report: the headline table, then every series' percentiles."""
+    """Return the markdown report: the headline table, every series' percentiles, extras."""
     rows = [row for result in results.values() for row in result.rows]
     series = {k: v for result in results.values() for k, v in result.raw["summaries"].items()}
     return "\n\n".join(
         [
-            "## raycache vs raw Ray (p50 unless stated; ratio = raycache / baseline)",
+            "## raycache vs baselines (p50 unless stated; ratio = raycache / baseline)",
             summary_table(rows),
             "## Distributions",
             distribution_table(series),
             "## Noise: p50 ratio of each interleaved round (headline pair)",
             spread_table(results),
+            # A module may add whole sections of its own, such as a table too wide for a row.
+            *(section for result in results.values() for section in result.raw.get("sections", ())),
         ]
     )
 
@@ -133,6 +150,9 @@ def environment() -> dict[str, Any]:
         "machine": platform.machine(),
         "system": platform.system(),
         "cpus": os.cpu_count(),
+        "memory_gb": memory_gb(),
+        "redis_server": binary_version("redis-server") or "not installed",
+        "memcached": binary_version("memcached") or "not installed",
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

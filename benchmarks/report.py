@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+SKIPPED = "skipped"
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -35,12 +37,26 @@ class Row:
     verdict: str
 
 
+@dataclass(frozen=True)
+class Chart:
+    """A line chart for the report: ``(x, y)`` points per series, and how to label them."""
+
+    filename: str
+    series: dict[str, list[tuple[float, float]]]
+    title: str
+    xlabel: str
+    ylabel: str
+    logx: bool = False
+    logy: bool = False
+
+
 @dataclass
 class Measurement:
-    """What one benchmark module produced: report rows and raw figures for JSON."""
+    """What one benchmark module produced: report rows, raw figures for JSON, and charts."""
 
     rows: list[Row] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
+    charts: list[Chart] = field(default_factory=list)
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -100,6 +116,19 @@ def interleave(
     return samples
 
 
+def calls_within(
+    seconds_per_call: Mapping[str, float], *, budget: float, most: int
+) -> dict[str, int]:
+    """Return a block size per series: the calls that fit in ``budget`` seconds, 1 to ``most``.
+
+    Lets fast and slow series share one interleaved run without the slow ones dominating it.
+    """
+    return {
+        name: max(1, min(most, int(budget / max(seconds, 1e-9))))
+        for name, seconds in seconds_per_call.items()
+    }
+
+
 def round_ratios(ours: Sequence[float], base: Sequence[float], rounds: int) -> list[float]:
     """Return the p50 ratio ``ours / base`` of each round, for a view of the spread."""
     size_ours, size_base = len(ours) // rounds, len(base) // rounds
@@ -119,9 +148,52 @@ def fmt_seconds(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
+def fmt_ratio(ratio: float | None) -> str:
+    """Format ``ours / base``, spelling out large speed-ups as "N x faster"."""
+    if ratio is None:
+        return "—"
+    if ratio >= 0.1:
+        return f"{ratio:.2f}x"
+    return f"{ratio:.2g}x ({1 / ratio:.0f}x faster)"
+
+
+def p50_text(summary: Summary) -> str:
+    """Return a series' p50 as text."""
+    return fmt_seconds(summary.p50)
+
+
+def p50_p99_text(summary: Summary) -> str:
+    """Return a series' p50 and p99 as ``"p50 / p99"``."""
+    return f"{fmt_seconds(summary.p50)} / {fmt_seconds(summary.p99)}"
+
+
 def verdict(passed: bool) -> str:
     """Return ``"pass"`` or ``"MISS"``."""
     return "pass" if passed else "MISS"
+
+
+def comparison(
+    what: str,
+    ours: Summary,
+    base: Summary | None,
+    label: str,
+    *,
+    max_ratio: float | None = None,
+    target: str | None = None,
+    show: Callable[[Summary], str] = p50_text,
+) -> Row:
+    """Return a row comparing p50s, with ``ratio = ours / base``.
+
+    With ``max_ratio`` the row passes when the ratio is at most that; ``target`` words the
+    goal (``"<= max_ratio x"`` by default). Without it the row is context. ``base`` is None
+    for a baseline that could not run: the row then says "skipped".
+    """
+    goal = "—" if max_ratio is None else target or f"<= {max_ratio:g}x"
+    if base is None:
+        return Row(what, show(ours), f"{SKIPPED} ({label})", None, goal, SKIPPED)
+    ratio = ours.p50 / base.p50
+    passed = "—" if max_ratio is None else verdict(ratio <= max_ratio)
+    return Row(what, show(ours), f"{show(base)} ({label})", ratio, goal, passed)
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -139,10 +211,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 def summary_table(rows: Sequence[Row]) -> str:
     """Return the headline table: raycache p50, baseline p50, ratio, target, verdict."""
     headers = ("what", "raycache p50", "baseline p50", "ratio", "target", "pass/miss")
-    cells = [
-        (r.what, r.ours, r.base, "—" if r.ratio is None else f"{r.ratio:.2f}x", r.target, r.verdict)
-        for r in rows
-    ]
+    cells = [(r.what, r.ours, r.base, fmt_ratio(r.ratio), r.target, r.verdict) for r in rows]
     return markdown_table(headers, cells)
 
 
