@@ -24,6 +24,7 @@ from benchmarks import (
     large_values,
     latency,
     memoize,
+    pipeline,
     policies,
     ring_scale,
     throughput,
@@ -39,6 +40,7 @@ MODULES: dict[str, Callable[..., Measurement]] = {
     "memoize": memoize.run,
     "hotkeys": hotkeys.run,
     "hashing": hashing.measure,
+    "pipeline": pipeline.run,
     "policies": policies.run,
     "ring_scale": ring_scale.run,
 }

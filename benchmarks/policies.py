@@ -7,8 +7,8 @@ count every request, first ones included, for the online policies and Bélády a
 The varied-size trace's Bélády figure is a size-oblivious reference, not an optimum
 (see :mod:`benchmarks.belady`).
 
-Run alone with ``python -m benchmarks.policies [--quick] [--out DIR]``; pass
-``--out benchmarks/plots`` to refresh the committed charts.
+Run alone with ``python -m benchmarks.policies [--quick] [--out DIR]``; ``make bench``
+refreshes the committed charts in ``benchmarks/plots``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 from tqdm import tqdm
 
 from benchmarks.belady import belady_hit_ratio
-from benchmarks.plots import line_chart
-from benchmarks.report import Measurement, Row, markdown_table, summary_table, verdict
+from benchmarks.report import Chart, Measurement, Row, markdown_table, summary_table, verdict
+from benchmarks.results import draw
 from benchmarks.traces import Trace, standard_traces
 from raycache.config import DEFAULT_POLICY
 from raycache.store import POLICIES, Store
@@ -117,33 +117,28 @@ def grid_table(grid: Grid) -> str:
     return markdown_table(("trace", "cache size", *columns), cells)
 
 
-def draw(grid: Grid, out: Path) -> list[Path]:
-    """Draw hit ratio against cache size, one chart per trace, into ``out``."""
-    paths = []
-    for trace, by_size in grid.items():
-        series = {
-            name: [(100 * f, ratios[name]) for f, ratios in by_size.items()]
-            for name in next(iter(by_size.values()))
-        }
-        slug = re.sub(r"[^a-z0-9]+", "-", trace.lower()).strip("-")
-        paths.append(
-            line_chart(
-                out / f"policies-{slug}.png",
-                series,
-                title=f"Hit ratio, {trace} trace",
-                xlabel="cache size (% of the trace's footprint)",
-                ylabel="hit ratio",
-                logx=True,
-            )
+def charts(grid: Grid) -> list[Chart]:
+    """Return hit ratio against cache size, one chart per trace."""
+    return [
+        Chart(
+            filename=f"policies-{re.sub(r'[^a-z0-9]+', '-', trace.lower()).strip('-')}.png",
+            series={
+                name: [(100 * f, ratios[name]) for f, ratios in by_size.items()]
+                for name in next(iter(by_size.values()))
+            },
+            title=f"Hit ratio, {trace} trace",
+            xlabel="cache size (% of the trace's footprint)",
+            ylabel="hit ratio",
+            logx=True,
         )
-    return paths
+        for trace, by_size in grid.items()
+    ]
 
 
-def run(cache: object, *, quick: bool, out: Path = OUT) -> Measurement:
-    """Measure the grid, draw its charts into ``out`` and report the headline rows."""
+def run(cache: object, *, quick: bool) -> Measurement:
+    """Measure the grid and report the headline rows, the full table and the charts."""
     traces = standard_traces(quick=quick)
     grid = measure_grid(traces, QUICK_FRACTIONS if quick else FRACTIONS)
-    plots = draw(grid, out)
     section = "\n\n".join(
         [
             f"## Eviction policies: hit ratio by trace and cache size (default: {DEFAULT_POLICY})",
@@ -158,10 +153,9 @@ def run(cache: object, *, quick: bool, out: Path = OUT) -> Measurement:
         "default_policy": DEFAULT_POLICY,
         "requests_per_trace": {t.name: len(t) for t in traces},
         "grid": {trace: {str(f): r for f, r in by_size.items()} for trace, by_size in grid.items()},
-        "plots": [str(path) for path in plots],
         "sections": [section],
     }
-    return Measurement(rows=headline_rows(grid, traces), raw=raw)
+    return Measurement(rows=headline_rows(grid, traces), raw=raw, charts=charts(grid))
 
 
 def main() -> None:
@@ -170,8 +164,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter traces, fewer sizes")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for the PNG charts")
     args = parser.parse_args()
-    result = run(None, quick=args.quick, out=args.out)
+    result = run(None, quick=args.quick)
     print(summary_table(result.rows), *result.raw["sections"], sep="\n\n")
+    for chart in result.charts:
+        print(f"wrote {draw(chart, args.out / chart.filename)}", file=sys.stderr)
 
 
 if __name__ == "__main__":
