@@ -12,6 +12,7 @@ from raycache.errors import (
     EntryTooLargeError,
     RaycacheError,
 )
+from raycache.frames import ObjectColumnsWarning
 from raycache.memoize import CacheInfo, memoize
 from raycache.store import POLICIES
 
@@ -22,6 +23,7 @@ __all__ = [
     "CacheNotFoundError",
     "EmptyRingError",
     "EntryTooLargeError",
+    "ObjectColumnsWarning",
     "RaycacheError",
     "memoize",
 ]

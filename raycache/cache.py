@@ -32,6 +32,7 @@ from raycache.config import (
     validate_ttl,
 )
 from raycache.errors import CacheNotFoundError, EntryTooLargeError
+from raycache.frames import warn_if_unpickled_on_hit
 from raycache.hotkeys import NearCache
 from raycache.keys import DIGEST_SIZE, key_digest, key_point, key_points
 from raycache.naming import NAMESPACE, router_name
@@ -167,6 +168,7 @@ class Cache:
         """
         digest = key_digest(key)
         self._forget(digest)
+        warn_if_unpickled_on_hit(value, f"the value for {key!r}")
         reply = self._call(digest, "put", value, validate_ttl(ttl), validate_strings(tags, "tags"))
         _raise_if_too_large(reply)
 
@@ -225,6 +227,8 @@ class Cache:
         values = list(mapping.values())
         for digest in digests:
             self._forget(digest)
+        for key, value in mapping.items():
+            warn_if_unpickled_on_hit(value, f"the value for {key!r}")
 
         def values_of(indices: list[int]) -> tuple[list[Any]]:
             return ([values[i] for i in indices],)

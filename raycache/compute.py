@@ -17,6 +17,7 @@ import ray
 from ray import cloudpickle
 from ray.remote_function import RemoteFunction
 
+from raycache.frames import warn_if_unpickled_on_hit
 from raycache.sizing import buffer_size, size_of
 
 INLINE_LIMIT = 100 * 1024
@@ -127,6 +128,7 @@ def _run(_raycache_call: tuple[Any, bytes, int, bytes], *args: Any, **kwargs: An
         shard.settle.remote(digest, token, None)
         raise
     shard.settle.remote(digest, token, _measure(value, time.perf_counter() - started))
+    warn_if_unpickled_on_hit(value, f"the result of {getattr(fn, '__qualname__', fn)!r}")
     return value
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,6 +31,7 @@ def mixed_frame() -> pd.DataFrame:
     )
 
 
+@pytest.mark.filterwarnings("ignore::raycache.ObjectColumnsWarning")
 def test_a_frame_round_trips_every_dtype_and_its_index(cache: raycache.Cache) -> None:
     frame = mixed_frame()
     cache.put("frame", frame)
@@ -37,6 +40,7 @@ def test_a_frame_round_trips_every_dtype_and_its_index(cache: raycache.Cache) ->
     assert got.dtypes.equals(frame.dtypes)
 
 
+@pytest.mark.filterwarnings("ignore::raycache.ObjectColumnsWarning")
 def test_numeric_columns_of_a_hit_map_the_object_store_read_only(cache: raycache.Cache) -> None:
     cache.put("frame", mixed_frame())
     first, second = cache.get("frame"), cache.get("frame")
@@ -50,3 +54,15 @@ def test_numeric_columns_of_a_hit_map_the_object_store_read_only(cache: raycache
     writable.loc[10, "int"] = -1
     first["extra"] = 1  # adding a column is always allowed
     assert writable.loc[10, "int"] == -1 and cache.get("frame").loc[10, "int"] == 0
+
+
+def test_caching_a_large_frame_with_object_columns_warns_and_still_works(
+    cache: raycache.Cache,
+) -> None:
+    frame = mixed_frame()
+    with pytest.warns(raycache.ObjectColumnsWarning, match=r"\['objects'\]"):
+        cache.put("frame", frame)
+    pd.testing.assert_frame_equal(cache.get("frame"), frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cache.put("clean", frame.drop(columns="objects"))
