@@ -152,12 +152,14 @@ class Router:
                 ray.get(call)
 
     def _start_shard(self, member: str) -> Any:
+        # Shards are owned by this detached router rather than detached themselves: Ray
+        # gives every detached actor's tasks a worker pool of their own, so detached shards
+        # would each start fresh workers for the computations they submit.
         return (
             ray.remote(Shard)
             .options(
                 name=shard_actor_name(self._cache, member),
                 namespace=NAMESPACE,
-                lifetime="detached",
                 get_if_exists=True,
                 max_restarts=-1,
                 num_cpus=0,
