@@ -9,12 +9,10 @@ import ray
 import raycache
 from benchmarks.report import (
     Measurement,
-    Row,
-    fmt_seconds,
+    comparison,
     interleave,
     round_ratios,
     summarize,
-    verdict,
 )
 
 TARGET_RATIO = 0.75
@@ -40,14 +38,12 @@ def run(cache: raycache.Cache, *, quick: bool) -> Measurement:
         warmup=30,
     )
     summaries = {name: summarize(series) for name, series in samples.items()}
-    ratio = summaries[OURS].p50 / summaries[BASE].p50
-    row = Row(
-        what="memoized task hit, p50",
-        ours=fmt_seconds(summaries[OURS].p50),
-        base=f"{fmt_seconds(summaries[BASE].p50)} (trivial task)",
-        ratio=ratio,
-        target=f"<= {TARGET_RATIO}x",
-        verdict=verdict(ratio <= TARGET_RATIO),
+    row = comparison(
+        "memoized task hit, p50",
+        summaries[OURS],
+        summaries[BASE],
+        "trivial task",
+        max_ratio=TARGET_RATIO,
     )
     raw = {
         "series": samples,

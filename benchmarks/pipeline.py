@@ -9,13 +9,12 @@ up and storing every stage's result the first time.
 
 from __future__ import annotations
 
-import statistics
 import sys
 
 import pyarrow as pa
 
 import raycache
-from benchmarks.report import Measurement, Row, fmt_seconds, summarize, verdict
+from benchmarks.report import Measurement, comparison, summarize
 from raycache.demo import Run, Stages, make_partition, run_pipeline
 
 ROWS = 12_000_000
@@ -79,25 +78,23 @@ def _measurement(samples: dict[str, list[float]], rows: int) -> Measurement:
     s = {name: summarize(series) for name, series in samples.items()}
     speedups = [c / w for c, w in zip(samples[COLD], samples[WARM], strict=True)]
     overheads = [c / p for c, p in zip(samples[COLD], samples[PLAIN], strict=True)]
-    speedup, overhead = statistics.median(speedups), statistics.median(overheads)
-    rows_label = f"{rows / 1e6:.0f} M trips"
+    label = f"demo pipeline ({rows / 1e6:.0f} M trips)"
     return Measurement(
         rows=[
-            Row(
-                what=f"demo pipeline ({rows_label}), speedup cold / warm",
-                ours=f"{fmt_seconds(s[WARM].p50)} (warm)",
-                base=f"{fmt_seconds(s[COLD].p50)} (cold)",
-                ratio=speedup,
+            comparison(
+                f"{label}, warm vs cold",
+                s[WARM],
+                s[COLD],
+                "cold",
+                max_ratio=1 / TARGET_SPEEDUP,
                 target=f">= {TARGET_SPEEDUP:.0f}x faster",
-                verdict=verdict(speedup >= TARGET_SPEEDUP),
             ),
-            Row(
-                what=f"demo pipeline ({rows_label}), cold vs plain Ray",
-                ours=f"{fmt_seconds(s[COLD].p50)} (cold)",
-                base=f"{fmt_seconds(s[PLAIN].p50)} (plain Ray)",
-                ratio=overhead,
-                target=f"<= {TARGET_OVERHEAD:.2f}x",
-                verdict=verdict(overhead <= TARGET_OVERHEAD),
+            comparison(
+                f"{label}, cold vs plain Ray",
+                s[COLD],
+                s[PLAIN],
+                "plain Ray",
+                max_ratio=TARGET_OVERHEAD,
             ),
         ],
         raw={
