@@ -45,7 +45,7 @@ MODULES: dict[str, Callable[..., Measurement]] = {
     "ring_scale": ring_scale.run,
 }
 CACHE_CAPACITY = "1GiB"
-OBJECT_STORE_BYTES = 2 * 1024**3
+OBJECT_STORE_BYTES = 8 * 1024**3
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

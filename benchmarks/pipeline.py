@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import sys
 
-import pyarrow as pa
-
 import raycache
 from benchmarks.report import Measurement, comparison, summarize
-from raycache.demo import Run, Stages, make_partition, run_pipeline
+from raycache.demo import STAGES, Dataset, Run, Stages, run_pipeline
 
 ROWS = 12_000_000
 PARTITIONS = 12
 QUICK_ROWS = 3_000_000
 QUICK_PARTITIONS = 6
+CACHE_CAPACITY = "3GiB"
 TARGET_SPEEDUP = 20.0
 TARGET_OVERHEAD = 1.05
 
@@ -30,34 +29,35 @@ PLAIN, COLD, WARM = "pipeline: plain Ray", "pipeline: raycache cold", "pipeline:
 def run(cache: raycache.Cache, *, quick: bool) -> Measurement:
     """Time the pipeline plain, cold and warm over several rounds; report both ratios."""
     rows, count = (QUICK_ROWS, QUICK_PARTITIONS) if quick else (ROWS, PARTITIONS)
-    partitions = [make_partition(i, rows // count) for i in range(count)]
-    plain, memoized = Stages.plain(), Stages.memoized(cache)
-    run_pipeline(partitions, "warm-up", plain, progress=False)  # start the workers
+    data = Dataset.of(rows, count)
+    # A cache of its own, sized for every stage's results, so that none is evicted.
+    own = raycache.Cache(f"{cache.name}-pipeline", shards=2, capacity=CACHE_CAPACITY)
+    plain, memoized = Stages.plain(), Stages.memoized(own)
     rounds = 3 if quick else 5
     samples: dict[str, list[float]] = {PLAIN: [], COLD: [], WARM: []}
-    for index in range(rounds):
-        for name, result in _round(partitions, plain, memoized, index).items():
-            samples[name].append(result.total)
-        print(f"[pipeline] round {index + 1}/{rounds}", file=sys.stderr)
-    _clear(memoized)
+    try:
+        for index in range(rounds):
+            for name, result in _round(data, plain, memoized, index).items():
+                samples[name].append(result.total)
+            print(f"[pipeline] round {index + 1}/{rounds}", file=sys.stderr)
+    finally:
+        own.shutdown()
     return _measurement(samples, rows)
 
 
-def _round(
-    partitions: list[pa.Table], plain: Stages, memoized: Stages, index: int
-) -> dict[str, Run]:
+def _round(data: Dataset, plain: Stages, memoized: Stages, index: int) -> dict[str, Run]:
     """Run plain and cold in alternating order, then warm; check all three agree."""
     runs: dict[str, Run] = {}
     for name in (PLAIN, COLD) if index % 2 == 0 else (COLD, PLAIN):
         stages = memoized if name == COLD else plain
-        runs[name] = _settled_run(partitions, stages, cold=name == COLD)
-    runs[WARM] = run_pipeline(partitions, "warm", memoized, progress=False)
+        runs[name] = _settled_run(data, stages, cold=name == COLD)
+    runs[WARM] = run_pipeline(data, "warm", memoized, progress=False)
     answer = runs[PLAIN].answer
     assert runs[COLD].answer.equals(answer) and runs[WARM].answer.equals(answer)
     return runs
 
 
-def _settled_run(partitions: list[pa.Table], stages: Stages, *, cold: bool) -> Run:
+def _settled_run(data: Dataset, stages: Stages, *, cold: bool) -> Run:
     # Ray keeps a separate pool of workers for the tasks that the cache's detached actors
     # submit, and stops idle workers beyond one per CPU: the first run after switching
     # between plain and memoized tasks starts workers. An untimed run first keeps that
@@ -65,13 +65,13 @@ def _settled_run(partitions: list[pa.Table], stages: Stages, *, cold: bool) -> R
     for _ in range(2):
         if cold:
             _clear(stages)
-        run = run_pipeline(partitions, "run", stages, progress=False)
+        run = run_pipeline(data, "run", stages, progress=False)
     return run
 
 
 def _clear(stages: Stages) -> None:
-    for stage in (stages.clean, stages.aggregate, stages.merge, stages.top_k):
-        stage.clear()
+    for name in STAGES:
+        getattr(stages, name).clear()
 
 
 def _measurement(samples: dict[str, list[float]], rows: int) -> Measurement:

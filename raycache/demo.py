@@ -1,18 +1,20 @@
 """``raycache demo``: a DataFrame pipeline of memoized Ray tasks, cold, warm, then changed.
 
-It generates taxi-like trips in Arrow partitions from a fixed seed, then runs four
-memoized stages: clean each partition, aggregate each by zone and hour with pandas,
-merge the partial aggregates, and rank the top zones. The pipeline runs cold, then warm
-(every stage a cache hit), then once more after one partition's data changed, when
-only the stages that depend on it recompute.
+It runs five memoized stages over taxi-like trips in Arrow partitions: load each
+partition (generated from a fixed seed, with timestamps as text, as raw trip records
+come), clean it (parse the timestamps, derive durations and speeds, drop impossible
+trips), aggregate it by zone and hour with pandas, merge the partial aggregates, and
+rank the top zones. The pipeline runs cold, then warm (every stage a cache hit), then
+once more after one partition's data changed, when only the stages that depend on it
+recompute.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,40 +28,81 @@ from raycache.cache import Cache
 from raycache.memoize import memoize
 
 DEMO_CACHE = "demo"
-STAGES = ("clean", "aggregate", "merge", "top_k")
+STAGES = ("load", "clean", "aggregate", "merge", "top_k")
+MONTH_START = np.datetime64("2024-01-01T00:00:00", "s")
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+PAYMENTS = ("card", "cash", "no charge", "dispute")
 
 
-def make_partition(index: int, rows: int, seed: int = 7) -> pa.Table:
-    """Return ``rows`` synthetic taxi trips for partition ``index``; fixed by the seed."""
+@dataclass(frozen=True)
+class Dataset:
+    """The synthetic trips to load: rows per partition and one seed per partition."""
+
+    rows: int
+    seeds: tuple[int, ...]
+
+    @classmethod
+    def of(cls, rows: int, partitions: int, seed: int = 7) -> Dataset:
+        """Return ``rows`` trips in all, split evenly over ``partitions`` partitions."""
+        return cls(max(1, rows // partitions), (seed,) * partitions)
+
+    def changed(self, index: int, seed: int) -> Dataset:
+        """Return this dataset with partition ``index`` drawn from another seed."""
+        seeds = list(self.seeds)
+        seeds[index] = seed
+        return replace(self, seeds=tuple(seeds))
+
+    @property
+    def total_rows(self) -> int:
+        """Trips in all partitions together."""
+        return self.rows * len(self.seeds)
+
+
+def load(index: int, rows: int, seed: int) -> pa.Table:
+    """Return partition ``index`` of the raw trips: the same for the same arguments."""
     rng = np.random.default_rng([seed, index])
+    pickup = MONTH_START + rng.integers(0, 31 * 86_400, rows).astype("m8[s]")
     distance = rng.gamma(2.0, 1.6, size=rows).astype(np.float32)
     fare = (3.0 + 2.5 * distance + rng.normal(0, 1.5, size=rows)).astype(np.float32)
     return pa.table(
         {
+            "pickup_at": pc.strftime(pa.array(pickup), TIME_FORMAT),
+            "seconds": rng.gamma(2.2, 420.0, rows).astype(np.int32),
             "zone": rng.integers(1, 266, size=rows, dtype=np.int16),
-            "hour": rng.integers(0, 24, size=rows, dtype=np.int8),
-            "passengers": rng.integers(1, 7, size=rows, dtype=np.int8),
+            "passengers": rng.integers(0, 7, size=rows, dtype=np.int8),
             "distance": distance,
             "fare": fare,
+            "tip": (fare * rng.choice([0.0, 0.1, 0.15, 0.2], rows)).astype(np.float32),
+            "payment": rng.choice(PAYMENTS, rows, p=[0.7, 0.27, 0.02, 0.01]),
         }
     )
 
 
 def clean(trips: pa.Table) -> pa.Table:
-    """Drop impossible trips and add the fare per mile."""
-    valid = pc.and_(pc.greater(trips["fare"], 0), pc.greater(trips["distance"], 0.1))
-    kept = trips.filter(valid)
-    return kept.append_column("per_mile", pc.divide(kept["fare"], kept["distance"]))
+    """Parse pickup times, derive hour and speed, and drop impossible or unpaid trips."""
+    pickup = pc.strptime(trips["pickup_at"], format=TIME_FORMAT, unit="s")
+    hours = pc.divide(pc.cast(trips["seconds"], pa.float32()), 3600.0)
+    mph = pc.divide(trips["distance"], hours)
+    derived = trips.set_column(0, "pickup_at", pickup).append_column("mph", mph)
+    derived = derived.append_column("hour", pc.hour(pickup))
+    valid = pc.and_(
+        pc.and_(pc.greater(derived["fare"], 0), pc.greater(derived["distance"], 0.1)),
+        pc.and_(pc.greater(derived["passengers"], 0), pc.less(mph, 80)),
+    )
+    paid = pc.is_in(derived["payment"], value_set=pa.array(["card", "cash"]))
+    return derived.filter(pc.and_(valid, paid))
 
 
 def aggregate(trips: pa.Table) -> pd.DataFrame:
-    """Sum trips, revenue, distance and passengers per zone and hour."""
-    frame = trips.to_pandas().astype({"fare": "float64", "distance": "float64"})
+    """Sum trips, revenue, tips, miles and hours per zone and hour of the day."""
+    frame = trips.to_pandas().astype({"fare": "float64", "tip": "float64"})
+    frame["hours"] = frame["seconds"] / 3600.0
     return frame.groupby(["zone", "hour"]).agg(
         trips=("fare", "size"),
         revenue=("fare", "sum"),
-        distance=("distance", "sum"),
-        passengers=("passengers", "sum"),
+        tips=("tip", "sum"),
+        miles=("distance", "sum"),
+        hours=("hours", "sum"),
     )
 
 
@@ -67,18 +110,22 @@ def merge(*parts: pd.DataFrame) -> pd.DataFrame:
     """Add up the partial aggregates of every partition, per zone."""
     totals = pd.concat(parts).groupby(level="zone").sum()
     totals["mean_fare"] = totals["revenue"] / totals["trips"]
+    totals["tip_rate"] = totals["tips"] / totals["revenue"]
+    totals["mph"] = totals["miles"] / totals["hours"]
     return totals
 
 
 def top_k(totals: pd.DataFrame, k: int = 5) -> pd.DataFrame:
     """Return the ``k`` zones with the most revenue."""
-    return totals.nlargest(k, "revenue")[["trips", "revenue", "mean_fare"]].round(2)
+    columns = ["trips", "revenue", "mean_fare", "tip_rate", "mph"]
+    return totals.nlargest(k, "revenue")[columns].round(3)
 
 
 @dataclass(frozen=True)
 class Stages:
     """The pipeline's four tasks, memoized or plain, so that both can run and be timed."""
 
+    load: Any
     clean: Any
     aggregate: Any
     merge: Any
@@ -99,7 +146,7 @@ class Stages:
         return {name: getattr(self, name).cache_info().misses for name in STAGES}
 
 
-STAGE_FUNCTIONS = (clean, aggregate, merge, top_k)
+STAGE_FUNCTIONS = (load, clean, aggregate, merge, top_k)
 
 
 @dataclass
@@ -115,21 +162,23 @@ class Run:
         return sum(self.seconds.values())
 
 
-def run_pipeline(
-    partitions: Sequence[pa.Table], label: str, stages: Stages, *, progress: bool = True
-) -> Run:
-    """Run the four stages over ``partitions``, timing each, with a progress bar."""
+def run_pipeline(data: Dataset, label: str, stages: Stages, *, progress: bool = True) -> Run:
+    """Run the five stages over ``data``, timing each, with a progress bar."""
     seconds: dict[str, float] = {}
-    total = 2 * len(partitions) + 2
-    with tqdm(total=total, desc=f"{label:>7}", unit="task", disable=not progress) as bar:
-        cleaned = _stage(
-            seconds, "clean", bar, lambda: [stages.clean.remote(p) for p in partitions]
+    count = len(data.seeds)
+    with tqdm(total=3 * count + 2, desc=f"{label:>7}", unit="task", disable=not progress) as bar:
+
+        def stage(name: str, start: Callable[[], list[ray.ObjectRef[Any]]]) -> list[Any]:
+            return _stage(seconds, name, bar, start)
+
+        tables = stage(
+            "load",
+            lambda: [stages.load.remote(i, data.rows, seed) for i, seed in enumerate(data.seeds)],
         )
-        parts = _stage(
-            seconds, "aggregate", bar, lambda: [stages.aggregate.remote(c) for c in cleaned]
-        )
-        (totals,) = _stage(seconds, "merge", bar, lambda: [stages.merge.remote(*parts)])
-        (best,) = _stage(seconds, "top_k", bar, lambda: [stages.top_k.remote(totals)])
+        cleaned = stage("clean", lambda: [stages.clean.remote(t) for t in tables])
+        parts = stage("aggregate", lambda: [stages.aggregate.remote(c) for c in cleaned])
+        (totals,) = stage("merge", lambda: [stages.merge.remote(*parts)])
+        (best,) = stage("top_k", lambda: [stages.top_k.remote(totals)])
     return Run(seconds, ray.get(best))
 
 
@@ -156,19 +205,16 @@ def run_demo(rows: int = 12_000_000, partitions: int = 12, chart: str | None = "
         ray.init(logging_level=logging.ERROR, include_dashboard=False)
     cache = Cache(DEMO_CACHE, capacity="2GiB")
     cache.clear()
-    per_partition = max(1, rows // partitions)
-    data = [make_partition(i, per_partition) for i in range(partitions)]
-    size = sum(t.nbytes for t in data) / 2**20
-    print(f"raycache demo: {per_partition * partitions:,} trips in {partitions} partitions")
-    print(f"({size:.0f} MiB), cache {cache!r}\n")
+    data = Dataset.of(rows, partitions)
+    print(f"raycache demo: {data.total_rows:,} trips in {partitions} partitions")
+    print(f"cache {cache!r}\n")
 
     stages = Stages.memoized(cache)
     cold = run_pipeline(data, "cold", stages)
     warm = run_pipeline(data, "warm", stages)
     assert warm.answer.equals(cold.answer)
-    data[0] = make_partition(0, per_partition, seed=8)  # one partition's data changes
     before = stages.executions()
-    changed = run_pipeline(data, "changed", stages)
+    changed = run_pipeline(data.changed(0, seed=8), "changed", stages)  # new data in one
     after = stages.executions()
     recomputed = {stage: after[stage] - before[stage] for stage in STAGES}
 
@@ -177,7 +223,7 @@ def run_demo(rows: int = 12_000_000, partitions: int = 12, chart: str | None = "
     print(
         "after changing partition 0, recomputed: "
         + ", ".join(f"{stage} {recomputed[stage]}" for stage in STAGES)
-        + f" (of {partitions}, {partitions}, 1, 1)\n"
+        + f" (of {partitions}, {partitions}, {partitions}, 1, 1)\n"
     )
     _print_stats(cache.stats())
     if chart:

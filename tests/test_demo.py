@@ -21,6 +21,6 @@ def test_demo_recomputes_only_what_a_changed_partition_touches(tmp_path: Path) -
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     assert "60,000 trips in 3 partitions" in out
-    assert "recomputed: clean 1, aggregate 1, merge 1, top_k 1 (of 3, 3, 1, 1)" in out
+    assert "recomputed: load 1, clean 1, aggregate 1, merge 1, top_k 1 (of 3, 3, 3, 1, 1)" in out
     assert "top zones by revenue" in out and "speedup" in out
     assert chart.stat().st_size > 10_000
