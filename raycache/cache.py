@@ -451,8 +451,23 @@ class Cache:
         return self._shards[self._ring.owner_at(key_point(digest))]
 
     def _broadcast(self, method: str, *args: Any) -> list[Any]:
-        calls = [getattr(shard, method).remote(*args) for shard in self._shards.values()]
-        return _gather_alive(calls)
+        """Call ``method`` on every shard; return the answers of those that are up.
+
+        A shard gone for good has a replacement that only a newer ring knows of, so the
+        call goes to it too: a clear or an invalidation must not skip it.
+        """
+        answers: dict[str, Any] = {}
+        for _ in range(_MAX_RING_REFRESHES):
+            epoch = self._ring.epoch
+            calls = {
+                member: getattr(shard, method).remote(*args)
+                for member, shard in self._shards.items()
+                if member not in answers
+            }
+            gone = _gather_alive(calls, answers)
+            if not (gone and self._ring_moved_past(epoch)):
+                break
+        return list(answers.values())
 
 
 class _Absent:
@@ -485,14 +500,16 @@ def _gather(
     return answered, retry
 
 
-def _gather_alive(calls: list[ray.ObjectRef[Any]]) -> list[Any]:
-    results = []
-    for call in calls:
+def _gather_alive(calls: dict[str, ray.ObjectRef[Any]], answers: dict[str, Any]) -> bool:
+    """Add each member's answer to ``answers``; return whether a shard was gone for good."""
+    gone = False
+    for member, call in calls.items():
         try:
-            results.append(ray.get(call))
-        except SHARD_DOWN:
-            continue  # a dead shard answers nothing; it is restarted empty
-    return results
+            answers[member] = ray.get(call)
+        except SHARD_DOWN as error:
+            # A restarting shard answers nothing and comes back empty.
+            gone |= isinstance(error, SHARD_GONE)
+    return gone
 
 
 def _near_cache(ttl: float | None) -> NearCache | None:
