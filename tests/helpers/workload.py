@@ -9,9 +9,9 @@ both drive the cache with this module.
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,20 +195,12 @@ def while_running(
 ) -> tuple[Tally, int]:
     """Run ``work``, calling ``fault`` every ``every`` seconds; return its tally and the faults.
 
-    ``fault`` returns whether it injected one.
+    ``fault`` returns whether it injected one. Faults are injected from this thread,
+    because some (adding a node) must run on the main thread.
     """
-    done = threading.Event()
-    faults = [0]
-
-    def inject() -> None:
-        while not done.wait(every):
-            faults[0] += fault()
-
-    injector = threading.Thread(target=inject, name="fault-injector", daemon=True)
-    injector.start()
-    try:
-        tally = work()
-    finally:
-        done.set()
-        injector.join()
-    return tally, faults[0]
+    faults = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="workload") as pool:
+        running = pool.submit(work)
+        while not wait([running], timeout=every).done:
+            faults += fault()
+        return running.result(), faults
