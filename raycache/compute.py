@@ -110,10 +110,12 @@ def _run(
     started = time.perf_counter()
     try:
         value = fn(*args, **kwargs)
+        # Inside the try: a result that cannot be pickled fails here, and its shard must
+        # still hear of it, or the key would stay stuck on a computation that never lands.
+        shard.settle.remote(digest, token, _measure(value, time.perf_counter() - started))
     except BaseException:
         shard.settle.remote(digest, token, None)
         raise
-    shard.settle.remote(digest, token, _measure(value, time.perf_counter() - started))
     return value
 
 
