@@ -220,6 +220,10 @@ class Cache:
 
     def put_many(self, mapping: Mapping[Any, Any], *, ttl: float | None = None) -> None:
         """Store every item of ``mapping``, with one call per shard, all at once."""
+        if not isinstance(mapping, Mapping):
+            raise TypeError(
+                f"put_many takes a mapping of keys to values, got {type(mapping).__name__}"
+            )
         ttl = validate_ttl(ttl)
         digests = [key_digest(key) for key in mapping]
         values = list(mapping.values())
