@@ -191,16 +191,17 @@ def run_clients(cache: raycache.Cache, clients: int, operations: int, seed: int 
 
 
 def while_running(
-    work: Callable[[], Tally], fault: Callable[[], bool], every: float
+    work: Callable[[], Tally], periodic: Callable[[], bool], every: float
 ) -> tuple[Tally, int]:
-    """Run ``work``, calling ``fault`` every ``every`` seconds; return its tally and the faults.
+    """Run ``work``, calling ``periodic`` every ``every`` seconds meanwhile.
 
-    ``fault`` returns whether it injected one. Faults are injected from this thread,
-    because some (adding a node) must run on the main thread.
+    ``periodic`` injects a fault or takes a sample, and returns whether it did. Return
+    the work's tally and how many times it did. ``periodic`` runs on this thread,
+    because some faults (adding a node) must run on the main thread.
     """
-    faults = 0
+    count = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="workload") as pool:
         running = pool.submit(work)
         while not wait([running], timeout=every).done:
-            faults += fault()
-        return running.result(), faults
+            count += periodic()
+        return running.result(), count
