@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 import ray
+from ray.cluster_utils import Cluster
 
 import raycache
-from tests.helpers.faults import ShardKiller, wait_until_serving
+from tests.helpers.faults import NodeSwapper, ShardKiller, wait_until_serving
 from tests.helpers.workload import Tally, key_of, run_clients, truth, while_running
 
 RECOVERY_OPERATIONS = 2_000
@@ -66,6 +67,23 @@ def shard_kills(cache: raycache.Cache, *, every: float = 5.0, operations: int = 
         every=every,
         operations=operations,
     )
+
+
+def node_losses(
+    cache: raycache.Cache,
+    cluster: Cluster,
+    *,
+    every: float = 5.0,
+    operations: int = 10_000,
+    **node_args: Any,
+) -> Outcome:
+    """Run the workload while a worker node holding a shard is lost every ``every`` seconds.
+
+    Each lost node is replaced by a fresh one started with ``node_args``.
+    """
+    swapper = NodeSwapper(cluster, cache, **node_args)
+    scenario = f"worker node lost every {every:g} s"
+    return under_faults(scenario, cache, swapper, every=every, operations=operations)
 
 
 @ray.remote(num_cpus=0)

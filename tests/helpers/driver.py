@@ -7,6 +7,7 @@ what it got as one JSON line.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 import ray
@@ -18,7 +19,7 @@ from tests.helpers.chaos import read_through_gate
 def main(argv: list[str]) -> None:
     """Run as ``driver ADDRESS CACHE INDEX``."""
     address, name, index = argv
-    ray.init(address=address, logging_level="ERROR")
+    ray.init(address=address, logging_level=logging.ERROR)
     print(json.dumps(read_through_gate(raycache.Cache.attach(name), int(index))), flush=True)
 
 
