@@ -222,6 +222,10 @@ class Cache:
 
     def put_many(self, mapping: Mapping[Any, Any], *, ttl: float | None = None) -> None:
         """Store every item of ``mapping``, with one call per shard, all at once."""
+        if not isinstance(mapping, Mapping):
+            raise TypeError(
+                f"put_many takes a mapping of keys to values, got {type(mapping).__name__}"
+            )
         ttl = validate_ttl(ttl)
         digests = [key_digest(key) for key in mapping]
         values = list(mapping.values())
@@ -455,8 +459,23 @@ class Cache:
         return self._shards[self._ring.owner_at(key_point(digest))]
 
     def _broadcast(self, method: str, *args: Any) -> list[Any]:
-        calls = [getattr(shard, method).remote(*args) for shard in self._shards.values()]
-        return _gather_alive(calls)
+        """Call ``method`` on every shard; return the answers of those that are up.
+
+        A shard gone for good has a replacement that only a newer ring knows of, so the
+        call goes to it too: a clear or an invalidation must not skip it.
+        """
+        answers: dict[str, Any] = {}
+        for _ in range(_MAX_RING_REFRESHES):
+            epoch = self._ring.epoch
+            calls = {
+                member: getattr(shard, method).remote(*args)
+                for member, shard in self._shards.items()
+                if member not in answers
+            }
+            gone = _gather_alive(calls, answers)
+            if not (gone and self._ring_moved_past(epoch)):
+                break
+        return list(answers.values())
 
 
 class _Absent:
@@ -489,14 +508,16 @@ def _gather(
     return answered, retry
 
 
-def _gather_alive(calls: list[ray.ObjectRef[Any]]) -> list[Any]:
-    results = []
-    for call in calls:
+def _gather_alive(calls: dict[str, ray.ObjectRef[Any]], answers: dict[str, Any]) -> bool:
+    """Add each member's answer to ``answers``; return whether a shard was gone for good."""
+    gone = False
+    for member, call in calls.items():
         try:
-            results.append(ray.get(call))
-        except SHARD_DOWN:
-            continue  # a dead shard answers nothing; it is restarted empty
-    return results
+            answers[member] = ray.get(call)
+        except SHARD_DOWN as error:
+            # A restarting shard answers nothing and comes back empty.
+            gone |= isinstance(error, SHARD_GONE)
+    return gone
 
 
 def _near_cache(ttl: float | None) -> NearCache | None:

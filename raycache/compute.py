@@ -124,10 +124,12 @@ def _run(_raycache_call: tuple[Any, bytes, int, bytes], *args: Any, **kwargs: An
     started = time.perf_counter()
     try:
         value = fn(*args, **kwargs)
+        # Inside the try: a result that cannot be pickled fails here, and its shard must
+        # still hear of it, or the key would stay stuck on a computation that never lands.
+        shard.settle.remote(digest, token, _measure(value, time.perf_counter() - started))
     except BaseException:
         shard.settle.remote(digest, token, None)
         raise
-    shard.settle.remote(digest, token, _measure(value, time.perf_counter() - started))
     warn_if_unpickled_on_hit(value, f"the result of {getattr(fn, '__qualname__', fn)!r}")
     return value
 

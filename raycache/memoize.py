@@ -28,7 +28,7 @@ from ray.remote_function import RemoteFunction
 
 from raycache.cache import Cache
 from raycache.compute import Job
-from raycache.config import validate_strings, validate_ttl
+from raycache.config import validate_name, validate_strings, validate_ttl
 from raycache.errors import RaycacheError
 from raycache.fingerprint import bind_arguments, call_digest, check_ignore, function_fingerprint
 from raycache.hashing import hash_value
@@ -291,6 +291,8 @@ def _check_single_return(num_returns: Any) -> None:
 
 
 def _checked_cache(cache: object) -> Cache | str | None:
-    if cache is None or isinstance(cache, (Cache, str)):
+    if isinstance(cache, str):
+        return validate_name(cache)  # now, not at the first call, which may be much later
+    if cache is None or isinstance(cache, Cache):
         return cache
     raise TypeError(f"cache must be a raycache.Cache, a cache name or None, got {cache!r}")

@@ -1,0 +1,176 @@
+"""Reliability scenarios: the workload under injected faults, with what every client saw.
+
+The tests assert on these outcomes; ``python -m benchmarks.reliability`` prints them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import ray
+from ray.cluster_utils import Cluster
+
+import raycache
+from tests.helpers.faults import NodeSwapper, ShardKiller, wait_until_serving
+from tests.helpers.workload import Tally, key_of, run_clients, truth, while_running
+
+RECOVERY_OPERATIONS = 2_000
+GATE = "reliability-gate"
+GATE_NAMESPACE = "raycache-tests"
+BALLAST_ELEMENTS = 50_000
+"""A computation's argument above the inline limit, so its caller's driver owns it."""
+
+
+@dataclass
+class Outcome:
+    """What one scenario did and what its clients saw."""
+
+    scenario: str
+    faults: int
+    tally: Tally
+    hit_ratio_under_faults: float | None = None
+    hit_ratio_after: float | None = None
+
+
+def under_faults(
+    scenario: str,
+    cache: raycache.Cache,
+    fault: Callable[[], bool],
+    *,
+    every: float,
+    operations: int = 10_000,
+    clients: int = 4,
+    seed: int = 0,
+) -> Outcome:
+    """Run the workload while injecting ``fault``, then again once every shard is back."""
+    tally, faults = while_running(
+        lambda: run_clients(cache, clients, operations, seed), fault, every
+    )
+    wait_until_serving(cache)
+    after = run_clients(cache, clients, RECOVERY_OPERATIONS, seed + clients)
+    return Outcome(scenario, faults, tally.add(after), tally.hit_ratio, after.hit_ratio)
+
+
+def shard_kills(cache: raycache.Cache, *, every: float = 5.0, operations: int = 10_000) -> Outcome:
+    """Run the workload while killing a random shard every ``every`` seconds."""
+    return under_faults(
+        f"shard killed every {every:g} s",
+        cache,
+        ShardKiller(cache),
+        every=every,
+        operations=operations,
+    )
+
+
+def node_losses(
+    cache: raycache.Cache,
+    cluster: Cluster,
+    *,
+    every: float = 5.0,
+    operations: int = 10_000,
+    **node_args: Any,
+) -> Outcome:
+    """Run the workload while a worker node holding a shard is lost every ``every`` seconds.
+
+    Each lost node is replaced by a fresh one started with ``node_args``.
+    """
+    swapper = NodeSwapper(cluster, cache, **node_args)
+    scenario = f"worker node lost every {every:g} s"
+    return under_faults(scenario, cache, swapper, every=every, operations=operations)
+
+
+@ray.remote(num_cpus=0)
+class Gate:
+    """Holds a computation until the scenario has set up what it needs around it."""
+
+    def __init__(self) -> None:
+        self._open = False
+
+    def open(self) -> None:
+        """Let every waiting computation finish."""
+        self._open = True
+
+    def is_open(self) -> bool:
+        """Return whether the gate is open."""
+        return self._open
+
+
+def gated_truth(index: int, ballast: np.ndarray) -> Any:
+    """Return ``truth(index)`` once the gate opens; ``ballast`` only makes the call large."""
+    gate = ray.get_actor(GATE, namespace=GATE_NAMESPACE)
+    while not ray.get(gate.is_open.remote()):
+        time.sleep(0.05)
+    return truth(index)
+
+
+def read_through_gate(cache: raycache.Cache, index: int) -> dict[str, Any]:
+    """Load key ``index`` with :func:`gated_truth`; report the value's check or the error."""
+    ballast = np.zeros(BALLAST_ELEMENTS)
+    try:
+        value = cache.get_or_compute(key_of(index), gated_truth, index, ballast)
+    except Exception as error:  # what the scenario looks for: nothing may reach a caller
+        return {"exception": repr(error)}
+    return {"correct": bool(np.array_equal(value, truth(index)))}
+
+
+def driver_killed(cache: raycache.Cache, index: int = 7) -> Outcome:
+    """Kill a driver whose load of a key is in flight while two others wait on that key.
+
+    Driver A starts the computation (holding its large argument); B and C join it; A is
+    killed; then the computation is let through. B and C must get the value, computed once.
+    """
+    gate = Gate.options(name=GATE, namespace=GATE_NAMESPACE).remote()  # type: ignore[attr-defined]
+    cache.delete(key_of(index))
+    computes = _shard_counter(cache, "computes")
+    merged = _shard_counter(cache, "merged")
+    first = _start_driver(cache, index)
+    _wait_for(lambda: _shard_counter(cache, "computes") > computes, "the computation to start")
+    waiters = [_start_driver(cache, index) for _ in range(2)]
+    _wait_for(lambda: _shard_counter(cache, "merged") >= merged + 2, "both waiters to join")
+    first.kill()
+    first.wait()
+    ray.get(gate.open.remote())
+    reports = [_report_of(waiter) for waiter in waiters]
+    ray.kill(gate)
+    tally = Tally(operations=len(reports))
+    for report in reports:
+        if "exception" in report:
+            tally.exceptions.append(report["exception"])
+        elif not report["correct"]:
+            tally.wrong.append(f"get_or_compute({index})")
+    if _shard_counter(cache, "computes") != computes + 1:
+        tally.wrong.append("the key was computed more than once")
+    return Outcome("driver killed mid-computation", 1, tally)
+
+
+def _start_driver(cache: raycache.Cache, index: int) -> subprocess.Popen[str]:
+    address = ray.get_runtime_context().gcs_address
+    args = [sys.executable, "-m", "tests.helpers.driver", address, cache.name, str(index)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _report_of(driver: subprocess.Popen[str]) -> dict[str, Any]:
+    out, err = driver.communicate(timeout=120)
+    if driver.returncode != 0:
+        return {"exception": f"driver exited with {driver.returncode}: {err[-2000:]}"}
+    report: dict[str, Any] = json.loads(out.splitlines()[-1])
+    return report
+
+
+def _shard_counter(cache: raycache.Cache, counter: str) -> int:
+    return sum(int(row[counter]) for row in cache.stats()["shards"])
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
+        time.sleep(0.1)

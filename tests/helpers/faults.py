@@ -1,0 +1,67 @@
+"""Faults to inject into a running cache: killed shards, lost nodes, killed drivers."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+import ray
+from ray.cluster_utils import Cluster
+
+import raycache
+from raycache.naming import NAMESPACE, shard_actor_name, shard_id
+
+
+class ShardKiller:
+    """Kills a random shard of a cache per call, alternating the two ways a shard dies.
+
+    A shard killed with ``no_restart=False`` is restarted by Ray under the same handle;
+    one killed for good is replaced by the router's health watcher, under a new handle
+    and a new ring epoch.
+    """
+
+    def __init__(self, cache: raycache.Cache, seed: int = 0) -> None:
+        self._cache = cache
+        self._rng = random.Random(seed)
+        self.kills = 0
+
+    def __call__(self) -> bool:
+        """Kill one shard; return False if the one drawn is dead and not yet replaced."""
+        member = shard_id(self._rng.randrange(self._cache.config.shards))
+        try:
+            shard = ray.get_actor(shard_actor_name(self._cache.name, member), namespace=NAMESPACE)
+        except ValueError:
+            return False
+        ray.kill(shard, no_restart=self.kills % 2 == 1)
+        self.kills += 1
+        return True
+
+
+def wait_until_serving(cache: raycache.Cache, timeout: float = 60.0) -> float:
+    """Wait until every shard answers again; return how many seconds that took."""
+    started = time.monotonic()
+    while len(cache.stats()["shards"]) < cache.config.shards:
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"shards of {cache.name!r} did not come back in {timeout}s")
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+class NodeSwapper:
+    """Removes a worker node that holds a shard per call, and adds a fresh node instead."""
+
+    def __init__(self, cluster: Cluster, cache: raycache.Cache, **node_args: Any) -> None:
+        self._cluster = cluster
+        self._cache = cache
+        self._node_args = node_args
+
+    def __call__(self) -> bool:
+        """Swap one node; return False if no worker node holds a shard."""
+        holders = {row["node"] for row in self._cache.stats()["shards"]}
+        victim = next((n for n in self._cluster.worker_nodes if n.node_id in holders), None)
+        if victim is None:
+            return False
+        self._cluster.remove_node(victim)
+        self._cluster.add_node(**self._node_args)
+        return True
