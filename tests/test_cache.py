@@ -140,6 +140,10 @@ def test_stats_fields(fresh_cache: raycache.Cache) -> None:
 
 def test_get_or_compute_counts_one_miss_then_one_hit(fresh_cache: raycache.Cache) -> None:
     assert fresh_cache.get_or_compute("counted", str.upper, "x") == "X"
+    # The task reports its result to the shard by a message that may still be on its way.
+    deadline = time.monotonic() + 30
+    while fresh_cache.stats()["entries"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert fresh_cache.get_or_compute("counted", str.upper, "x") == "X"
     stats = fresh_cache.stats()
     assert (stats["misses"], stats["hits"]) == (1, 1)
