@@ -72,7 +72,8 @@ from dataclasses import asdict
 from tests.helpers.chaos import node_losses
 
 cache = raycache.Cache("chaos-nodes", capacity="90MiB")
-outcome = node_losses(cache, cluster, num_cpus=1, object_store_memory=200 * 2**20)
+node = {"num_cpus": 1, "object_store_memory": 200 * 2**20}
+outcome = node_losses(cache, cluster, operations=5_000, **node)
 print(json.dumps(asdict(outcome)))
 cache.shutdown()
 """

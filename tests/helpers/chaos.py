@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,11 @@ from tests.helpers.faults import NodeSwapper, ShardKiller, wait_until_serving
 from tests.helpers.workload import Tally, key_of, run_clients, truth, while_running
 
 RECOVERY_OPERATIONS = 2_000
+PACE = 250.0
+"""Operations per second of all clients while faults are injected: paced, so that a run
+lasts long enough for its faults however fast the machine is."""
+
+REPOSITORY = Path(__file__).resolve().parents[2]
 GATE = "reliability-gate"
 GATE_NAMESPACE = "raycache-tests"
 BALLAST_ELEMENTS = 50_000
@@ -49,9 +55,9 @@ def under_faults(
     clients: int = 4,
     seed: int = 0,
 ) -> Outcome:
-    """Run the workload while injecting ``fault``, then again once every shard is back."""
+    """Run the paced workload while injecting ``fault``, then again once every shard is back."""
     tally, faults = while_running(
-        lambda: run_clients(cache, clients, operations, seed), fault, every
+        lambda: run_clients(cache, clients, operations, seed, rate=PACE), fault, every
     )
     wait_until_serving(cache)
     after = run_clients(cache, clients, RECOVERY_OPERATIONS, seed + clients)
@@ -73,7 +79,7 @@ def node_losses(
     cache: raycache.Cache,
     cluster: Cluster,
     *,
-    every: float = 5.0,
+    every: float = 10.0,
     operations: int = 10_000,
     **node_args: Any,
 ) -> Outcome:
@@ -135,7 +141,7 @@ def driver_killed(cache: raycache.Cache, index: int = 7) -> Outcome:
     waiters = [_start_driver(cache, index) for _ in range(2)]
     _wait_for(lambda: _shard_counter(cache, "merged") >= merged + 2, "both waiters to join")
     first.kill()
-    first.wait()
+    first.communicate()
     ray.get(gate.open.remote())
     reports = [_report_of(waiter) for waiter in waiters]
     ray.kill(gate)
@@ -153,7 +159,9 @@ def driver_killed(cache: raycache.Cache, index: int = 7) -> Outcome:
 def _start_driver(cache: raycache.Cache, index: int) -> subprocess.Popen[str]:
     address = ray.get_runtime_context().gcs_address
     args = [sys.executable, "-m", "tests.helpers.driver", address, cache.name, str(index)]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        args, cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _report_of(driver: subprocess.Popen[str]) -> dict[str, Any]:

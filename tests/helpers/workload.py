@@ -166,13 +166,22 @@ class Client:
 class RemoteClient:
     """A client in its own worker process, as a task or another job would be."""
 
-    def run(self, cache: raycache.Cache, seed: int, operations: int) -> Tally:
+    def run(self, cache: raycache.Cache, seed: int, operations: int, rate: float | None) -> Tally:
         """Run ``operations`` operations on ``cache``; return what this client saw."""
-        return Client(cache, seed).run(operations)
+        return Client(cache, seed).run(operations, rate=rate)
 
 
-def run_clients(cache: raycache.Cache, clients: int, operations: int, seed: int = 0) -> Tally:
+def run_clients(
+    cache: raycache.Cache,
+    clients: int,
+    operations: int,
+    seed: int = 0,
+    *,
+    rate: float | None = None,
+) -> Tally:
     """Run ``operations`` in all, split among ``clients`` processes at once; sum their tallies.
+
+    ``rate`` caps the operations per second of all clients together.
 
     The clients run on this driver's node, as the drivers they stand for would: losing
     another node must not take them with it.
@@ -180,7 +189,8 @@ def run_clients(cache: raycache.Cache, clients: int, operations: int, seed: int 
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     actors = [RemoteClient.options(scheduling_strategy=here).remote() for _ in range(clients)]  # type: ignore[attr-defined]
     share = operations // clients
-    calls = [actor.run.remote(cache, seed + i, share) for i, actor in enumerate(actors)]
+    each = None if rate is None else rate / clients
+    calls = [actor.run.remote(cache, seed + i, share, each) for i, actor in enumerate(actors)]
     tallies: list[Tally] = ray.get(calls)
     for actor in actors:
         ray.kill(actor)
