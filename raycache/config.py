@@ -116,9 +116,15 @@ def validate_strings(values: Iterable[str], what: str) -> tuple[str, ...]:
     Traceback (most recent call last):
     ...
     TypeError: tags must be an iterable of str, not a single str
+    >>> validate_strings(None, "tags")
+    Traceback (most recent call last):
+    ...
+    TypeError: tags must be an iterable of str, got NoneType
     """
     if isinstance(values, str):
         raise TypeError(f"{what} must be an iterable of str, not a single str")
+    if not isinstance(values, Iterable):
+        raise TypeError(f"{what} must be an iterable of str, got {type(values).__name__}")
     checked = tuple(values)
     for value in checked:
         if not isinstance(value, str):
@@ -137,10 +143,15 @@ def parse_capacity(capacity: int | str | None, *, object_store_bytes: int) -> in
     """Return ``capacity`` in bytes; None means a default share of the object store."""
     if capacity is None:
         return max(1, int(object_store_bytes * DEFAULT_CAPACITY_FRACTION))
-    if isinstance(capacity, int) and not isinstance(capacity, bool):
+    if isinstance(capacity, bool) or not isinstance(capacity, (int, str)):
+        raise TypeError(
+            f"capacity must be an int of bytes or a str such as '8GiB' or '30%', "
+            f"got {type(capacity).__name__}"
+        )
+    if isinstance(capacity, int):
         if capacity > 0:
             return capacity
-    elif isinstance(capacity, str):
+    else:
         parsed = _parse_capacity_text(capacity, object_store_bytes)
         if parsed is not None and parsed > 0:
             return parsed
