@@ -123,7 +123,7 @@ def top_k(totals: pd.DataFrame, k: int = 5) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Stages:
-    """The pipeline's four tasks, memoized or plain, so that both can run and be timed."""
+    """The pipeline's five tasks, memoized or plain, so that both can run and be timed."""
 
     load: Any
     clean: Any
