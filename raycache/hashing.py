@@ -48,7 +48,6 @@ import numpy.typing as npt
 import xxhash
 
 from raycache.errors import UnhashableValueError
-from raycache.libraries import imported
 
 DIGEST_SIZE = 16
 """Length in bytes of a value digest."""
@@ -373,10 +372,13 @@ def _hash_other(h: _Hasher, value: object) -> None:
     if isinstance(value, (np.ndarray, np.generic, np.dtype)):
         _hash_numpy(h, value)
         return
-    pandas = imported("pandas")
+    # pandas and pyarrow objects can only exist once their module is imported. A plain
+    # lookup suffices here: hashing runs per value, in callers, which never import these
+    # libraries on a second thread as shards do.
+    pandas = sys.modules.get("pandas")
     if pandas is not None and _hash_pandas(h, value, pandas):
         return
-    pyarrow = imported("pyarrow")
+    pyarrow = sys.modules.get("pyarrow")
     if pyarrow is not None and _hash_arrow(h, value, pyarrow):
         return
     if isinstance(value, enum.Enum):
