@@ -28,7 +28,6 @@ from raycache.config import (
     validate_name,
     validate_policy,
     validate_shards,
-    validate_strings,
     validate_ttl,
 )
 from raycache.errors import CacheNotFoundError, EntryTooLargeError
@@ -53,6 +52,7 @@ from raycache.shard import (
     pack_key_request,
     pack_request,
 )
+from raycache.strings import validate_strings
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from numbers import Real
 
@@ -107,29 +106,6 @@ def validate_ttl(ttl: object, what: str = "ttl") -> float | None:
     if not (seconds > 0 and math.isfinite(seconds)):
         raise ValueError(f"{what} must be a finite number of seconds > 0, got {ttl!r}")
     return seconds
-
-
-def validate_strings(values: Iterable[str], what: str) -> tuple[str, ...]:
-    """Return ``values`` as a tuple of str, else raise ``TypeError`` naming ``what``.
-
-    >>> validate_strings("users", "tags")
-    Traceback (most recent call last):
-    ...
-    TypeError: tags must be an iterable of str, not a single str
-    >>> validate_strings(None, "tags")
-    Traceback (most recent call last):
-    ...
-    TypeError: tags must be an iterable of str, got NoneType
-    """
-    if isinstance(values, str):
-        raise TypeError(f"{what} must be an iterable of str, not a single str")
-    if not isinstance(values, Iterable):
-        raise TypeError(f"{what} must be an iterable of str, got {type(values).__name__}")
-    checked = tuple(values)
-    for value in checked:
-        if not isinstance(value, str):
-            raise TypeError(f"{what} must be str, got {type(value).__name__}")
-    return checked
 
 
 def validate_capacity(capacity: object) -> int | str | None:

@@ -28,13 +28,14 @@ from ray.remote_function import RemoteFunction
 
 from raycache.cache import Cache
 from raycache.compute import Job
-from raycache.config import validate_name, validate_strings, validate_ttl
+from raycache.config import validate_name, validate_ttl
 from raycache.errors import RaycacheError
 from raycache.fingerprint import bind_arguments, call_digest, check_ignore, function_fingerprint
 from raycache.hashing import hash_value
 from raycache.keys import key_digest
 from raycache.lineage import LINEAGE
 from raycache.shard import COMPUTING, HIT, INLINE, MISS, PENDING, Reply
+from raycache.strings import validate_strings
 
 logger = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Final, TypeAlias
 
 from raycache.errors import EntryTooLargeError
+from raycache.strings import validate_strings
 
 __all__ = [
     "POLICIES",
@@ -892,12 +893,4 @@ def _checked_ttl(ttl: object) -> float:
 
 
 def _checked_tags(tags: object) -> frozenset[str]:
-    if isinstance(tags, str):
-        raise TypeError("tags must be an iterable of str, not a single str (wrap it in a list)")
-    if not isinstance(tags, Iterable):
-        raise TypeError(f"tags must be an iterable of str, not {type(tags).__name__}")
-    frozen = frozenset(tags)
-    for tag in frozen:
-        if not isinstance(tag, str):
-            raise TypeError(f"tags must be str, got {type(tag).__name__}: {tag!r}")
-    return frozen
+    return frozenset(validate_strings(tags, "tags"))
