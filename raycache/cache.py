@@ -168,7 +168,7 @@ class Cache:
         """
         digest = key_digest(key)
         self._forget(digest)
-        warn_if_unpickled_on_hit(value, f"the value for {key!r}")
+        warn_if_unpickled_on_hit(value, "the value for", key)
         reply = self._call(digest, "put", value, validate_ttl(ttl), validate_strings(tags, "tags"))
         _raise_if_too_large(reply)
 
@@ -232,7 +232,7 @@ class Cache:
         for digest in digests:
             self._forget(digest)
         for key, value in mapping.items():
-            warn_if_unpickled_on_hit(value, f"the value for {key!r}")
+            warn_if_unpickled_on_hit(value, "the value for", key)
 
         def values_of(indices: list[int]) -> tuple[list[Any]]:
             return ([values[i] for i in indices],)

@@ -130,7 +130,7 @@ def _run(_raycache_call: tuple[Any, bytes, int, bytes], *args: Any, **kwargs: An
     except BaseException:
         shard.settle.remote(digest, token, None)
         raise
-    warn_if_unpickled_on_hit(value, f"the result of {getattr(fn, '__qualname__', fn)!r}")
+    warn_if_unpickled_on_hit(value, "the result of", getattr(fn, "__qualname__", fn))
     return value
 
 

@@ -35,12 +35,15 @@ def unpickled_columns(value: object, min_rows: int = MIN_ROWS) -> list[str]:
     return [str(name) for name, dtype in value.dtypes.items() if is_object(dtype)]
 
 
-def warn_if_unpickled_on_hit(value: object, what: str) -> None:
-    """Warn, naming the columns, if hits on ``value`` must unpickle some of its columns."""
+def warn_if_unpickled_on_hit(value: object, what: str, name: object) -> None:
+    """Warn, naming the columns, if hits on ``value`` must unpickle some of its columns.
+
+    The warning calls the value ``f"{what} {name!r}"``, formatted only when it is given.
+    """
     columns = unpickled_columns(value)
     if columns:
         warnings.warn(
-            f"{what} is a DataFrame with object-dtype columns {columns}: every cache hit "
+            f"{what} {name!r} is a DataFrame with object-dtype columns {columns}: every cache hit "
             "unpickles them row by row instead of mapping them. For strings, convert them "
             'first, e.g. df.astype({"col": "str"}), which pandas stores in Arrow.',
             ObjectColumnsWarning,

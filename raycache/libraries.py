@@ -31,7 +31,7 @@ def imported(name: str) -> ModuleType | None:
     return importlib.import_module(name)  # waits on the module's import lock if need be
 
 
-def preload_in_background(modules: tuple[str, ...] = VALUE_LIBRARIES) -> threading.Thread:
+def preload_in_background(modules: tuple[str, ...] = VALUE_LIBRARIES) -> None:
     """Import ``modules`` on a daemon thread, skipping any that are not installed.
 
     The first DataFrame or table to reach a shard would otherwise make it import its
@@ -45,6 +45,4 @@ def preload_in_background(modules: tuple[str, ...] = VALUE_LIBRARIES) -> threadi
             except ImportError:
                 continue
 
-    thread = threading.Thread(target=preload, name="raycache-preload", daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=preload, name="raycache-preload", daemon=True).start()
