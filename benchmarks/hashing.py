@@ -24,7 +24,7 @@ import pandas as pd
 import xxhash
 
 from benchmarks.report import Measurement, Row, fmt_seconds, verdict
-from raycache.hashing import hash_value
+from raycache.core.hashing import hash_value
 
 FRAME_BYTES = 200 * 10**6
 TARGET_GBPS = 5.0

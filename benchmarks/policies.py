@@ -1,7 +1,7 @@
 """Hit ratios of every eviction policy, and of Bélády's offline policy, on synthetic traces.
 
 Each trace is replayed cache-aside (a miss puts the key) through a real
-:class:`raycache.store.Store` with each policy, at cache sizes that are a share of the
+:class:`raycache.core.store.Store` with each policy, at cache sizes that are a share of the
 trace's footprint (the total size of its distinct keys). No Ray is needed. Hit ratios
 count every request, first ones included, for the online policies and Bélády alike.
 The varied-size trace's Bélády figure is a size-oblivious reference, not an optimum
@@ -25,8 +25,8 @@ from benchmarks.belady import belady_hit_ratio
 from benchmarks.report import Chart, Measurement, Row, markdown_table, summary_table, verdict
 from benchmarks.results import draw
 from benchmarks.traces import Trace, standard_traces
-from raycache.config import DEFAULT_POLICY
-from raycache.store import POLICIES, Store
+from raycache.core.config import DEFAULT_POLICY
+from raycache.core.store import POLICIES, Store
 
 BELADY = "bélády"
 FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2)

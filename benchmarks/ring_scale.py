@@ -1,7 +1,7 @@
 """Consistent-hash ring at scale: load balance, and keys moved when a shard joins or leaves.
 
 For 4 to 64 shards named ``shard-{i}`` (the default 4096 vnodes each), hashes a million
-keys with :func:`raycache.ring.stable_hash64` and places them with :meth:`Ring.partition`.
+keys with :func:`raycache.core.ring.stable_hash64` and places them with :meth:`Ring.partition`.
 Balance is the busiest shard's keys over the mean, plus the coefficient of variation.
 Movement is the share of keys whose owner changes from n shards to n + 1 (ideally
 1/(n + 1), all onto the newcomer) and from n to n - 1 (ideally 1/n, the leaver's keys).
@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from benchmarks.report import Measurement, Row, markdown_table, summary_table, verdict
-from raycache.ring import Ring, stable_hash64
+from raycache.core.ring import Ring, stable_hash64
 
 SHARD_COUNTS = (4, 8, 16, 32, 64)
 TARGET_MAX_OVER_MEAN = 1.1

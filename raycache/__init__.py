@@ -5,16 +5,16 @@
 ['fifo', 'gdsf', 'lfu', 'lru', 'tinylfu']
 """
 
-from raycache.cache import Cache
+from raycache.client.cache import Cache
+from raycache.client.memoize import CacheInfo, memoize
+from raycache.core.frames import ObjectColumnsWarning
+from raycache.core.store import POLICIES
 from raycache.errors import (
     CacheNotFoundError,
     EmptyRingError,
     EntryTooLargeError,
     RaycacheError,
 )
-from raycache.frames import ObjectColumnsWarning
-from raycache.memoize import CacheInfo, memoize
-from raycache.store import POLICIES
 
 __all__ = [
     "POLICIES",

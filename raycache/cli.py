@@ -76,7 +76,7 @@ def _connect(address: str) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from raycache.admin import running_caches
+    from raycache.client.admin import running_caches
 
     caches = running_caches()
     if args.json:
@@ -114,7 +114,7 @@ def _shutdown(args: argparse.Namespace) -> int:
 
 
 def _attach(name: str) -> Any:
-    from raycache.cache import Cache
+    from raycache.client.cache import Cache
     from raycache.errors import CacheNotFoundError
 
     try:

@@ -24,8 +24,8 @@ import pyarrow.compute as pc
 import ray
 from tqdm import tqdm
 
-from raycache.cache import Cache
-from raycache.memoize import memoize
+from raycache.client.cache import Cache
+from raycache.client.memoize import memoize
 
 DEMO_CACHE = "demo"
 STAGES = ("load", "clean", "aggregate", "merge", "top_k")

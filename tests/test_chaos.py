@@ -13,7 +13,7 @@ import pytest
 import ray
 
 import raycache
-from raycache.naming import NAMESPACE, shard_actor_name, shard_id
+from raycache.core.naming import NAMESPACE, shard_actor_name, shard_id
 from tests.helpers.chaos import RECOVERY_OPERATIONS, Outcome, driver_killed, shard_kills
 from tests.test_placement import run_on_cluster
 

@@ -1,6 +1,6 @@
 import pytest
 
-from raycache.config import (
+from raycache.core.config import (
     CacheConfig,
     parse_capacity,
     validate_capacity,

@@ -1,4 +1,4 @@
-"""Tests of raycache.fingerprint: what changes a function's key, and argument binding."""
+"""Tests of raycache.core.fingerprint: what changes a function's key, and argument binding."""
 
 from __future__ import annotations
 
@@ -18,10 +18,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from raycache import fingerprint as fingerprint_module
+from raycache.core import fingerprint as fingerprint_module
+from raycache.core.fingerprint import (
+    bind_arguments,
+    call_digest,
+    check_ignore,
+    function_fingerprint,
+)
+from raycache.core.hashing import hash_value
 from raycache.errors import UnhashableValueError
-from raycache.fingerprint import bind_arguments, call_digest, check_ignore, function_fingerprint
-from raycache.hashing import hash_value
 
 # A module of user code, loaded from source text, so tests can edit it like a user would.
 SOURCE = '''
@@ -70,7 +75,7 @@ def make_recursive():
 
 FINGERPRINT_SCRIPT = """
 import sys, types
-from raycache.fingerprint import function_fingerprint
+from raycache.core.fingerprint import function_fingerprint
 module = types.ModuleType("userland")
 exec(sys.stdin.read(), module.__dict__)
 for expression in sys.argv[1:]:
@@ -401,7 +406,7 @@ def test_call_digest_is_the_same_in_another_process() -> None:
     code = textwrap.dedent(
         """
         import types, sys
-        from raycache.fingerprint import bind_arguments, call_digest, function_fingerprint
+        from raycache.core.fingerprint import bind_arguments, call_digest, function_fingerprint
         module = types.ModuleType("userland")
         exec(sys.stdin.read(), module.__dict__)
         bound = bind_arguments(module.target, ([1, 2],), {"offset": 1.0})

@@ -1,4 +1,4 @@
-"""Tests of raycache.hashing: equal values hash equal, anything else hashes apart."""
+"""Tests of raycache.core.hashing: equal values hash equal, anything else hashes apart."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from raycache.core.hashing import DIGEST_SIZE, hash_value
 from raycache.errors import RaycacheError, UnhashableValueError
-from raycache.hashing import DIGEST_SIZE, hash_value
 
 # ------------------------------------------------------------------- builtin values
 
@@ -286,7 +286,10 @@ value = {
 
 
 def test_digest_is_the_same_in_another_process() -> None:
-    code = VALUE_SOURCE + "from raycache.hashing import hash_value\nprint(hash_value(value).hex())"
+    code = (
+        VALUE_SOURCE
+        + "from raycache.core.hashing import hash_value\nprint(hash_value(value).hex())"
+    )
     env = dict(os.environ, PYTHONHASHSEED="12345")  # another set iteration order
     other = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env

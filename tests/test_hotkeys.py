@@ -7,7 +7,7 @@ import time
 import pytest
 
 import raycache
-from raycache.hotkeys import Heat, NearCache
+from raycache.core.hotkeys import Heat, NearCache
 
 
 def test_heat_resets_every_second() -> None:

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from raycache.keys import DIGEST_SIZE, encode_key, key_digest, validate_key
+from raycache.core.keys import DIGEST_SIZE, encode_key, key_digest, validate_key
 
 scalars = st.one_of(
     st.text(), st.binary(), st.integers(), st.floats(allow_nan=False), st.booleans(), st.none()
@@ -57,7 +57,7 @@ def test_unsupported_keys_raise_type_error_naming_the_type(bad: object) -> None:
 
 def test_digest_is_the_same_in_another_process() -> None:
     key = ("user", 42, 3.5, None, b"\x00", True)
-    code = f"from raycache.keys import key_digest; print(key_digest({key!r}).hex())"
+    code = f"from raycache.core.keys import key_digest; print(key_digest({key!r}).hex())"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert other.stdout.strip() == key_digest(key).hex()
 

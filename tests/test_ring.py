@@ -1,4 +1,4 @@
-"""Tests for raycache.ring: balance, minimal movement, injectable hash, errors, pickling."""
+"""Tests for raycache.core.ring: balance, minimal movement, injectable hash, errors, pickling."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from raycache.core.ring import DEFAULT_VNODES, Ring, stable_hash64
 from raycache.errors import EmptyRingError, RaycacheError
-from raycache.ring import DEFAULT_VNODES, Ring, stable_hash64
 
 # The balance and movement bounds are statistical. Hypothesis is derandomized so that the
 # suite is reproducible: the drawn examples are the same on every run, while still covering

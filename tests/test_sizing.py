@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from raycache.sizing import size_of
+from raycache.core.sizing import size_of
 
 
 def test_buffers_are_measured_without_pickling() -> None:

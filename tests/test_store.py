@@ -1,4 +1,4 @@
-"""Tests of raycache.store: the contract every policy honours, then each policy's order."""
+"""Tests of raycache.core.store: the contract every policy honours, then each policy's order."""
 
 from __future__ import annotations
 
@@ -21,8 +21,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from raycache.errors import EntryTooLargeError
-from raycache.store import (
+from raycache.core.store import (
     POLICIES,
     Entry,
     FIFOPolicy,
@@ -36,6 +35,7 @@ from raycache.store import (
     _FrequencySketch,
     make_policy,
 )
+from raycache.errors import EntryTooLargeError
 
 ALL = sorted(POLICIES)
 # TinyLFU may refuse a new entry; every other policy always keeps the entry just put.

@@ -6,12 +6,12 @@ from typing import Any
 
 import ray
 
-from raycache.naming import NAMESPACE, cache_of
+from raycache.core.naming import NAMESPACE, cache_of
 
 
 def running_caches() -> list[dict[str, Any]]:
     """Return a summary row per cache running on the connected cluster."""
-    from raycache.cache import Cache
+    from raycache.client.cache import Cache
 
     rows = []
     for name in cache_names():

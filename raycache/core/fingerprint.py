@@ -37,13 +37,13 @@ from typing import Any
 import numpy as np
 import xxhash
 
+from raycache.core.hashing import hash_value
 from raycache.errors import UnhashableValueError
-from raycache.hashing import hash_value
 
 _LENGTH = struct.Struct(">Q")
 # The encoding's version, and the interpreter's: bytecode means different things to
 # different Python versions, so a cache shared by both must not mix their results.
-_FINGERPRINT = b"raycache.fingerprint/1" + bytes(sys.version_info[:2])
+_FINGERPRINT = b"raycache.core.fingerprint/1" + bytes(sys.version_info[:2])
 _CALL = b"raycache.call/1"
 
 _BUILTIN_TYPES = (
@@ -62,7 +62,7 @@ _active = threading.local()
 def function_fingerprint(fn: Callable[..., Any], version: object = None) -> bytes:
     """Return the 16-byte fingerprint of ``fn``, the same in every process.
 
-    ``version`` is any hashable value (see :func:`~raycache.hashing.hash_value`) mixed
+    ``version`` is any hashable value (see :func:`~raycache.core.hashing.hash_value`) mixed
     into the fingerprint; change it to invalidate results when something the fingerprint
     cannot see changes, such as a helper function's body or a data file.
 
@@ -317,8 +317,8 @@ def call_digest(
     """Return the 16-byte key of a call: a function fingerprint and its bound arguments.
 
     Arguments are hashed with ``hash_argument(name, value)`` if given (it may return
-    :func:`~raycache.hashing.hash_value` for the values it does not treat itself), else
-    with :func:`~raycache.hashing.hash_value`; their order does not matter. An argument
+    :func:`~raycache.core.hashing.hash_value` for the values it does not treat itself), else
+    with :func:`~raycache.core.hashing.hash_value`; their order does not matter. An argument
     that cannot be hashed raises :class:`~raycache.errors.UnhashableValueError`, a
     :class:`TypeError`, naming the parameter and, if given, ``function_name``.
 

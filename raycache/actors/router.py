@@ -18,11 +18,11 @@ import ray
 from ray.exceptions import GetTimeoutError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from raycache.admin import alive_nodes
-from raycache.config import CacheConfig
-from raycache.naming import NAMESPACE, shard_actor_name, shard_id, shard_index
-from raycache.ring import Ring
-from raycache.shard import SHARD_DOWN, SHARD_GONE, Shard
+from raycache.actors.shard import SHARD_DOWN, SHARD_GONE, Shard
+from raycache.client.admin import alive_nodes
+from raycache.core.config import CacheConfig
+from raycache.core.naming import NAMESPACE, shard_actor_name, shard_id, shard_index
+from raycache.core.ring import Ring
 
 HEAD_NODE_RESOURCE = "node:__internal_head__"
 """Ray's resource that only the head node has: the router lives where the cluster does."""

@@ -1,4 +1,4 @@
-"""``@raycache.memoize``: compute each distinct call once, cluster-wide.
+"""``@raycache.client.memoize``: compute each distinct call once, cluster-wide.
 
 On a ``@ray.remote`` function, ``f.remote(...)`` returns an ObjectRef whose value is the
 undecorated task's. A hit costs one actor round trip and returns the shard's own
@@ -26,16 +26,21 @@ from ray.actor import ActorClass
 from ray.exceptions import RayError
 from ray.remote_function import RemoteFunction
 
-from raycache.cache import Cache
-from raycache.compute import Job
-from raycache.config import validate_name, validate_ttl
+from raycache.actors.compute import Job
+from raycache.actors.shard import COMPUTING, HIT, INLINE, MISS, PENDING, Reply
+from raycache.client.cache import Cache
+from raycache.client.lineage import LINEAGE
+from raycache.core.config import validate_name, validate_ttl
+from raycache.core.fingerprint import (
+    bind_arguments,
+    call_digest,
+    check_ignore,
+    function_fingerprint,
+)
+from raycache.core.hashing import hash_value
+from raycache.core.keys import key_digest
+from raycache.core.strings import validate_strings
 from raycache.errors import RaycacheError
-from raycache.fingerprint import bind_arguments, call_digest, check_ignore, function_fingerprint
-from raycache.hashing import hash_value
-from raycache.keys import key_digest
-from raycache.lineage import LINEAGE
-from raycache.shard import COMPUTING, HIT, INLINE, MISS, PENDING, Reply
-from raycache.strings import validate_strings
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +122,7 @@ def memoize(
 ) -> Any:
     """Memoize a ``@ray.remote`` function or a plain function across the cluster.
 
-    Use it bare (``@raycache.memoize``) or with options. ``cache`` is a :class:`Cache`
+    Use it bare (``@raycache.client.memoize``) or with options. ``cache`` is a :class:`Cache`
     or a cache name (default ``"default"``, created on first use). ``ttl`` bounds an
     entry's life; ``refresh_after`` serves an older entry at once while one background
     recompute refreshes it (stale-while-revalidate). ``version`` is mixed into the key,
@@ -139,9 +144,9 @@ def _decorate(fn: Callable[..., Any] | RemoteFunction, *, settings: _Settings) -
     if isinstance(fn, RemoteFunction):
         return MemoizedRemoteFunction(fn, settings)
     if isinstance(fn, (ActorClass, type)):
-        raise TypeError("@raycache.memoize decorates functions, not classes or actors")
+        raise TypeError("@raycache.client.memoize decorates functions, not classes or actors")
     if not callable(fn):
-        raise TypeError(f"@raycache.memoize needs a function, got {type(fn).__name__}")
+        raise TypeError(f"@raycache.client.memoize needs a function, got {type(fn).__name__}")
     return MemoizedFunction(fn, settings)
 
 
@@ -286,7 +291,7 @@ def _hash_argument(name: str, value: Any) -> bytes:
 def _check_single_return(num_returns: Any) -> None:
     if num_returns not in (None, 1):
         raise ValueError(
-            "@raycache.memoize supports tasks with one return value; "
+            "@raycache.client.memoize supports tasks with one return value; "
             f"got num_returns={num_returns!r}. Return a tuple instead."
         )
 

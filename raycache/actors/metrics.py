@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ray.util.metrics import Counter, Gauge
 
-from raycache.store import StoreStats
+from raycache.core.store import StoreStats
 
 EXPORT_INTERVAL_S = 2.0
 """How often a shard publishes its counters."""

@@ -1,4 +1,4 @@
-"""The shard actor: one slice of a cache, a thin wrapper over a :class:`~raycache.store.Store`.
+"""The shard actor: one slice of a cache, a thin wrapper over a :class:`~raycache.core.store.Store`.
 
 A shard keeps small values in its own heap and returns them inline. It keeps large values
 as ObjectRefs that it owns, because it did the ``ray.put`` or submitted the task itself,
@@ -20,17 +20,17 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, ActorUnschedulableError, RayActorError
 
-from raycache.compute import INLINE_LIMIT, Call, Settlement, submit
-from raycache.config import CacheConfig
+from raycache.actors.compute import INLINE_LIMIT, Call, Settlement, submit
+from raycache.actors.metrics import ShardMetrics
+from raycache.core.config import CacheConfig
+from raycache.core.hotkeys import Heat
+from raycache.core.keys import DIGEST_SIZE, key_point
+from raycache.core.libraries import preload_in_background
+from raycache.core.naming import NAMESPACE, router_name
+from raycache.core.ring import Ring
+from raycache.core.sizing import size_of
+from raycache.core.store import Entry, Store
 from raycache.errors import EntryTooLargeError
-from raycache.hotkeys import Heat
-from raycache.keys import DIGEST_SIZE, key_point
-from raycache.libraries import preload_in_background
-from raycache.metrics import ShardMetrics
-from raycache.naming import NAMESPACE, router_name
-from raycache.ring import Ring
-from raycache.sizing import size_of
-from raycache.store import Entry, Store
 
 HIT, REF, MISS, STALE, TOO_LARGE, OK, PENDING, COMPUTING, INLINE = range(9)
 """Reply codes: every shard method that takes a request answers ``[code, payload]``.

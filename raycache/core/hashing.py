@@ -63,7 +63,7 @@ _DATETIME = struct.Struct(">iBBBBBIB")  # year, month, day, h, m, s, microsecond
 _TIME = struct.Struct(">BBBIB")  # h, m, s, microsecond, fold
 _TIMEDELTA = struct.Struct(">qII")  # days, seconds, microseconds
 
-# Callables hash by fingerprint; these are the types raycache.fingerprint accepts.
+# Callables hash by fingerprint; these are the types raycache.core.fingerprint accepts.
 _CALLABLE_TYPES = (
     types.FunctionType,
     types.MethodType,
@@ -393,7 +393,7 @@ def _hash_other(h: _Hasher, value: object) -> None:
         names = type(value)._fields  # type: ignore[attr-defined]
         _hash_record(h, value, list(zip(names, value, strict=True)))
     elif isinstance(value, _CALLABLE_TYPES) or _is_cython_function(value):
-        from raycache.fingerprint import function_fingerprint  # fingerprint imports us
+        from raycache.core.fingerprint import function_fingerprint  # fingerprint imports us
 
         h.write(b"#" + function_fingerprint(value))  # type: ignore[arg-type]
     elif isinstance(value, types.ModuleType):

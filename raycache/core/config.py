@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from numbers import Real
 
-from raycache.store import POLICIES
+from raycache.core.store import POLICIES
 
 DEFAULT_CAPACITY_FRACTION = 0.3
 """Share of the cluster's object store a cache takes when no capacity is given."""

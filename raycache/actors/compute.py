@@ -17,8 +17,8 @@ import ray
 from ray import cloudpickle
 from ray.remote_function import RemoteFunction
 
-from raycache.frames import warn_if_unpickled_on_hit
-from raycache.sizing import buffer_size, size_of
+from raycache.core.frames import warn_if_unpickled_on_hit
+from raycache.core.sizing import buffer_size, size_of
 
 INLINE_LIMIT = 100 * 1024
 """Values smaller than this many bytes are kept in the shard and returned inline.

@@ -18,7 +18,7 @@ from typing import Any
 
 import cloudpickle
 
-from raycache.libraries import imported
+from raycache.core.libraries import imported
 
 
 def size_of(value: object) -> int:

@@ -18,25 +18,9 @@ import numpy as np
 import ray
 from ray.exceptions import ObjectLostError, RayActorError, WorkerCrashedError
 
-from raycache.admin import alive_nodes
-from raycache.compute import Call, Job
-from raycache.config import (
-    MIN_SHARDS,
-    CacheConfig,
-    parse_capacity,
-    validate_capacity,
-    validate_name,
-    validate_policy,
-    validate_shards,
-    validate_ttl,
-)
-from raycache.errors import CacheNotFoundError, EntryTooLargeError
-from raycache.frames import warn_if_unpickled_on_hit
-from raycache.hotkeys import NearCache
-from raycache.keys import DIGEST_SIZE, key_digest, key_point, key_points
-from raycache.naming import NAMESPACE, router_name
-from raycache.router import HEAD_NODE_RESOURCE, ROUTER_CONCURRENCY, Router, Snapshot
-from raycache.shard import (
+from raycache.actors.compute import Call, Job
+from raycache.actors.router import HEAD_NODE_RESOURCE, ROUTER_CONCURRENCY, Router, Snapshot
+from raycache.actors.shard import (
     COMPUTING,
     HIT,
     INLINE,
@@ -52,7 +36,23 @@ from raycache.shard import (
     pack_key_request,
     pack_request,
 )
-from raycache.strings import validate_strings
+from raycache.client.admin import alive_nodes
+from raycache.core.config import (
+    MIN_SHARDS,
+    CacheConfig,
+    parse_capacity,
+    validate_capacity,
+    validate_name,
+    validate_policy,
+    validate_shards,
+    validate_ttl,
+)
+from raycache.core.frames import warn_if_unpickled_on_hit
+from raycache.core.hotkeys import NearCache
+from raycache.core.keys import DIGEST_SIZE, key_digest, key_point, key_points
+from raycache.core.naming import NAMESPACE, router_name
+from raycache.core.strings import validate_strings
+from raycache.errors import CacheNotFoundError, EntryTooLargeError
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from raycache.libraries import imported
+from raycache.core.libraries import imported
 
 MIN_ROWS = 10_000
 """Frames shorter than this unpickle quickly enough that their object columns don't matter."""
