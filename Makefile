@@ -33,7 +33,7 @@ bench: $(STAMP)
 				>/dev/null || echo "could not install redis-server and memcached"; \
 		fi; \
 	fi
-	$(BIN)/raycache bench
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -28,7 +28,7 @@ def _trivial(x: int) -> int:
 def run(cache: raycache.Cache, *, quick: bool) -> Measurement:
     """Time ``ray.get(f.remote(1))`` for a memoized hit and for a plain trivial task."""
     task: Any = ray.remote(num_cpus=0)(_trivial)
-    memoized: Any = raycache.client.memoize(cache=cache)(task)
+    memoized: Any = raycache.memoize(cache=cache)(task)
     assert ray.get(memoized.remote(1)) == ray.get(task.remote(1)) == 2
     rounds = 4 if quick else 10
     samples = interleave(

@@ -25,8 +25,7 @@ from benchmarks.belady import belady_hit_ratio
 from benchmarks.report import Chart, Measurement, Row, markdown_table, summary_table, verdict
 from benchmarks.results import draw
 from benchmarks.traces import Trace, standard_traces
-from raycache.core.config import DEFAULT_POLICY
-from raycache.core.store import POLICIES, Store
+from raycache.core.store import DEFAULT_POLICY, POLICIES, Store
 
 BELADY = "bélády"
 FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2)

@@ -1,6 +1,6 @@
 """The demo's pipeline as a script: memoized Ray tasks over Arrow partitions of taxi trips.
 
-Each stage is an ordinary ``@ray.remote`` task with ``@raycache.client.memoize`` on top: load raw
+Each stage is an ordinary ``@ray.remote`` task with ``@raycache.memoize`` on top: load raw
 trips, parse and clean them, aggregate per zone with pandas, merge, and rank. The second
 run is all cache hits; after one partition changes, only the stages downstream of it run
 again. ``python examples/pipeline_aggregations.py --rows 10000000`` runs a bigger dataset.
@@ -21,7 +21,7 @@ CACHE = "pipeline-example"
 START = np.datetime64("2024-01-01T00:00:00", "s")
 
 
-@raycache.client.memoize(cache=CACHE)
+@raycache.memoize(cache=CACHE)
 @ray.remote
 def load(index: int, rows: int, seed: int) -> pa.Table:
     # Stands in for reading raw records, whose timestamps arrive as text.
@@ -39,7 +39,7 @@ def load(index: int, rows: int, seed: int) -> pa.Table:
     )
 
 
-@raycache.client.memoize(cache=CACHE)
+@raycache.memoize(cache=CACHE)
 @ray.remote
 def clean(trips: pa.Table) -> pa.Table:
     pickup = pc.strptime(trips["pickup_at"], format="%Y-%m-%d %H:%M:%S", unit="s")
@@ -48,7 +48,7 @@ def clean(trips: pa.Table) -> pa.Table:
     return trips.filter(valid)
 
 
-@raycache.client.memoize(cache=CACHE)
+@raycache.memoize(cache=CACHE)
 @ray.remote
 def aggregate(trips: pa.Table) -> pd.DataFrame:
     return (
@@ -58,13 +58,13 @@ def aggregate(trips: pa.Table) -> pd.DataFrame:
     )
 
 
-@raycache.client.memoize(cache=CACHE)
+@raycache.memoize(cache=CACHE)
 @ray.remote
 def merge(*parts: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts).groupby(level="zone").sum()
 
 
-@raycache.client.memoize(cache=CACHE)
+@raycache.memoize(cache=CACHE)
 @ray.remote
 def top_k(totals: pd.DataFrame, k: int = 5) -> pd.DataFrame:
     return totals.nlargest(k, "revenue")

@@ -1,6 +1,6 @@
 """Memoizing an expensive Ray Data transformation, per block and as a whole.
 
-``map_batches`` hands each pandas batch to a function that calls a ``@raycache.client.memoize``d
+``map_batches`` hands each pandas batch to a function that calls a ``@raycache.memoize``d
 plain function. The batch's content (values, index, columns, dtypes) is its key, so a
 second run over the same data hits for every batch, wherever Ray Data schedules it.
 The whole result is also kept under one key, cache-aside, for readers that want all of it.
@@ -20,7 +20,7 @@ BLOCKS = 4
 BATCH_DELAY = 0.5  # seconds per batch: stands in for a model or a heavy feature job
 
 
-@raycache.client.memoize(cache=CACHE, ttl=3600)
+@raycache.memoize(cache=CACHE, ttl=3600)
 def featurize(batch: pd.DataFrame) -> pd.DataFrame:
     time.sleep(BATCH_DELAY)
     return batch.assign(

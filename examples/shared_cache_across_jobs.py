@@ -30,7 +30,7 @@ FUNCTION_SOURCE = textwrap.dedent(
     import raycache
 
 
-    @raycache.client.memoize(cache="shared-demo", ignore=["log_path"])
+    @raycache.memoize(cache="shared-demo", ignore=["log_path"])
     def slow_total(n: int, log_path: str) -> int:
         with open(log_path, "a") as log:  # one line per real execution
             log.write(f"{n}\\n")

@@ -14,6 +14,7 @@ from raycache.errors import (
     EmptyRingError,
     EntryTooLargeError,
     RaycacheError,
+    UnhashableValueError,
 )
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "EntryTooLargeError",
     "ObjectColumnsWarning",
     "RaycacheError",
+    "UnhashableValueError",
     "memoize",
 ]
 __version__ = "0.1.0"

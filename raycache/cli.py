@@ -60,9 +60,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _bench(*, quick: bool, out: str | None) -> int:
-    # Imported by name: the benchmarks ship beside raycache, outside its typed API and
-    # its type check, and they need the bench extra's packages.
-    runner = importlib.import_module("benchmarks.__main__")
+    # The benchmarks live in the source tree, not in the wheel: a generic top-level
+    # package name such as "benchmarks" could collide with another distribution's.
+    try:
+        runner = importlib.import_module("benchmarks.__main__")
+    except ModuleNotFoundError as error:
+        if error.name not in ("benchmarks", "benchmarks.__main__"):
+            raise
+        print(
+            "raycache bench runs from a source checkout: clone the repository and run "
+            "`make bench` there",
+            file=sys.stderr,
+        )
+        return 2
     argv = ["--quick"] if quick else []
     if out is not None:
         argv += ["--out", out]

@@ -83,8 +83,8 @@ def test_bad_ttls_raise_value_or_type_error(cache: raycache.Cache) -> None:
         expect(cache, ValueError, lambda: cache.put("k", 1, ttl=ttl))
         expect(cache, ValueError, lambda: cache.put_many({"k": 1}, ttl=ttl))
         expect(cache, ValueError, lambda: cache.get_or_compute("k", int, ttl=ttl))
-        expect(cache, ValueError, lambda: raycache.client.memoize(ttl=ttl))
-        expect(cache, ValueError, lambda: raycache.client.memoize(refresh_after=ttl))
+        expect(cache, ValueError, lambda: raycache.memoize(ttl=ttl))
+        expect(cache, ValueError, lambda: raycache.memoize(refresh_after=ttl))
         expect(cache, TypeError, lambda: cache.put("k", 1, ttl=wrong))
 
     check()
@@ -182,20 +182,20 @@ def test_memoize_refuses_what_it_cannot_memoize(cache: raycache.Cache) -> None:
     @fuzz
     @given(thing=st.one_of(st.integers(), st.lists(st.integers(), max_size=2), st.builds(object)))
     def check(thing: Any) -> None:
-        expect(cache, TypeError, lambda: raycache.client.memoize(thing))
-        expect(cache, TypeError, lambda: raycache.client.memoize(cache=thing))
+        expect(cache, TypeError, lambda: raycache.memoize(thing))
+        expect(cache, TypeError, lambda: raycache.memoize(cache=thing))
 
     check()
     for name in ("", "a/b", " padded"):
-        expect(cache, ValueError, lambda: raycache.client.memoize(cache=name))  # noqa: B023
-    expect(cache, TypeError, lambda: raycache.client.memoize("not a function"))
-    expect(cache, TypeError, lambda: raycache.client.memoize(NotAFunction))
-    expect(cache, TypeError, lambda: raycache.client.memoize(Actor))
-    expect(cache, TypeError, lambda: raycache.client.memoize(ignore="x"))
-    expect(cache, ValueError, lambda: raycache.client.memoize(ignore=["y"])(plain))
-    expect(cache, ValueError, lambda: raycache.client.memoize(ray.remote(num_returns=2)(plain)))
-    memoized = raycache.client.memoize(cache=cache)(plain)
+        expect(cache, ValueError, lambda: raycache.memoize(cache=name))  # noqa: B023
+    expect(cache, TypeError, lambda: raycache.memoize("not a function"))
+    expect(cache, TypeError, lambda: raycache.memoize(NotAFunction))
+    expect(cache, TypeError, lambda: raycache.memoize(Actor))
+    expect(cache, TypeError, lambda: raycache.memoize(ignore="x"))
+    expect(cache, ValueError, lambda: raycache.memoize(ignore=["y"])(plain))
+    expect(cache, ValueError, lambda: raycache.memoize(ray.remote(num_returns=2)(plain)))
+    memoized = raycache.memoize(cache=cache)(plain)
     expect(cache, TypeError, lambda: memoized(threading.Lock()))  # an argument with no key
     expect(cache, TypeError, lambda: memoized(1, 2))  # not the function's signature
-    expect(cache, TypeError, lambda: raycache.client.memoize(cache=cache)(make_lock)())
+    expect(cache, TypeError, lambda: raycache.memoize(cache=cache)(make_lock)())
     assert memoized(1) == 2

@@ -1,14 +1,8 @@
 import pytest
 
-from raycache.core.config import (
-    CacheConfig,
-    parse_capacity,
-    validate_capacity,
-    validate_name,
-    validate_policy,
-    validate_shards,
-    validate_ttl,
-)
+from raycache.core import validation
+from raycache.core.config import CacheConfig, parse_capacity, validate_capacity
+from raycache.core.store import POLICIES
 
 STORE = 10 * 2**30
 
@@ -50,44 +44,44 @@ def test_capacities_of_a_wrong_type_raise_type_error(spec: object) -> None:
 @pytest.mark.parametrize("name", ["", " x", "a/b", "x "])
 def test_bad_names_raise_value_error(name: str) -> None:
     with pytest.raises(ValueError, match="cache name"):
-        validate_name(name)
+        validation.name(name)
 
 
 def test_non_str_name_raises_type_error() -> None:
     with pytest.raises(TypeError, match="cache name must be a str"):
-        validate_name(3)
+        validation.name(3)
 
 
 def test_unknown_policy_lists_the_known_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown policy 'arc'; choose one of: fifo, gdsf, lfu"):
-        validate_policy("arc")
+        validation.choice("arc", POLICIES, "policy")
     with pytest.raises(TypeError):
-        validate_policy(None)
+        validation.choice(None, POLICIES, "policy")
 
 
 @pytest.mark.parametrize("ttl", [0, -1, float("inf"), float("nan")])
 def test_bad_ttls_raise_value_error(ttl: float) -> None:
     with pytest.raises(ValueError, match="ttl must be"):
-        validate_ttl(ttl)
+        validation.seconds(ttl, "ttl")
 
 
 @pytest.mark.parametrize("ttl", ["5", True, [1]])
 def test_non_numeric_ttls_raise_type_error(ttl: object) -> None:
     with pytest.raises(TypeError, match="ttl must be a number"):
-        validate_ttl(ttl)
+        validation.seconds(ttl, "ttl")
 
 
 def test_ttl_accepts_ints_and_floats() -> None:
-    assert validate_ttl(5) == 5.0
-    assert validate_ttl(0.25) == 0.25
-    assert validate_ttl(None) is None
+    assert validation.seconds(5, "ttl") == 5.0
+    assert validation.seconds(0.25, "ttl") == 0.25
+    assert validation.seconds(None, "ttl") is None
 
 
 @pytest.mark.parametrize(("shards", "error"), [(0, ValueError), (-2, ValueError),
                                                (1.0, TypeError), (True, TypeError)])  # fmt: skip
 def test_bad_shard_counts(shards: object, error: type[Exception]) -> None:
     with pytest.raises(error, match="shards must be"):
-        validate_shards(shards)
+        validation.integer(shards, "shards", minimum=1)
 
 
 def test_shard_capacity_splits_the_budget() -> None:

@@ -41,8 +41,8 @@ def twin(x: int) -> tuple[str, int]:
 def test_the_same_memoized_function_in_two_caches_shares_nothing(
     cache: raycache.Cache, other_cache: raycache.Cache
 ) -> None:
-    in_a = raycache.client.memoize(cache=cache)(twin)
-    in_b = raycache.client.memoize(cache=other_cache)(twin)
+    in_a = raycache.memoize(cache=cache)(twin)
+    in_b = raycache.memoize(cache=other_cache)(twin)
     assert in_a(3) == ("twin", 3)
     assert in_b.cache_info().currsize == 0
     assert in_b(3) == ("twin", 3)
@@ -70,7 +70,7 @@ VERSIONS = {
 def test_a_changed_function_never_serves_old_results(cache: raycache.Cache) -> None:
     for source in VERSIONS.values():
         fn = define(source)
-        assert raycache.client.memoize(cache=cache)(fn)(5) == fn(5)
+        assert raycache.memoize(cache=cache)(fn)(5) == fn(5)
 
 
 def test_same_named_functions_with_different_code_do_not_collide(
@@ -79,8 +79,8 @@ def test_same_named_functions_with_different_code_do_not_collide(
     doubled = define(VERSIONS["original"])
     shifted = define(VERSIONS["edited constant"])
     for target in (cache, other_cache):
-        assert raycache.client.memoize(cache=target)(doubled)(7) == 14
-        assert raycache.client.memoize(cache=target)(shifted)(7) == 114
+        assert raycache.memoize(cache=target)(doubled)(7) == 14
+        assert raycache.memoize(cache=target)(shifted)(7) == 114
 
 
 def test_a_changed_closure_or_version_gives_new_results(cache: raycache.Cache) -> None:
@@ -90,10 +90,10 @@ def test_a_changed_closure_or_version_gives_new_results(cache: raycache.Cache) -
 
         return score
 
-    assert raycache.client.memoize(cache=cache)(scaled_by(2))(5) == 10
-    assert raycache.client.memoize(cache=cache)(scaled_by(3))(5) == 15
+    assert raycache.memoize(cache=cache)(scaled_by(2))(5) == 10
+    assert raycache.memoize(cache=cache)(scaled_by(3))(5) == 15
     # A global's value is not part of the fingerprint: bumping version is the remedy.
     reads_global = "def score(x):\n    return x + OFFSET\n"
-    first = raycache.client.memoize(cache=cache, version=1)(define(reads_global, OFFSET=1))
-    second = raycache.client.memoize(cache=cache, version=2)(define(reads_global, OFFSET=2))
+    first = raycache.memoize(cache=cache, version=1)(define(reads_global, OFFSET=1))
+    second = raycache.memoize(cache=cache, version=2)(define(reads_global, OFFSET=2))
     assert (first(5), second(5)) == (6, 7)

@@ -1,4 +1,4 @@
-"""@raycache.client.memoize against a real local Ray."""
+"""@raycache.memoize against a real local Ray."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def test_concurrent_threads_in_one_driver_merge() -> None:
 def _versioned(body: str) -> Callable[[int], int]:
     namespace: dict[str, object] = {"raycache": raycache}
     source = f"""
-@raycache.client.memoize(cache="memo-tests")
+@raycache.memoize(cache="memo-tests")
 def edited(x):
     return {body}
 """
@@ -107,7 +107,7 @@ def test_editing_the_code_gives_a_miss() -> None:
 
 
 def test_version_and_ignore_shape_the_key() -> None:
-    @raycache.client.memoize(cache="memo-tests", version=1, ignore=["verbose"])
+    @raycache.memoize(cache="memo-tests", version=1, ignore=["verbose"])
     def f(x: int, verbose: bool = False) -> int:
         return x * 10
 
@@ -127,7 +127,7 @@ def test_equal_dataframes_built_differently_hit_and_different_ones_miss() -> Non
 
 
 def test_sliced_arrow_inputs_are_keyed_by_their_own_values() -> None:
-    @raycache.client.memoize(cache="memo-tests")
+    @raycache.memoize(cache="memo-tests")
     def total(values: pa.Array) -> int:
         return int(pa.compute.sum(values).as_py())
 
@@ -139,18 +139,18 @@ def test_sliced_arrow_inputs_are_keyed_by_their_own_values() -> None:
 
 
 def test_warm_lineage_chain_hashes_no_data(monkeypatch: pytest.MonkeyPatch) -> None:
-    @raycache.client.memoize(cache="memo-tests")
+    @raycache.memoize(cache="memo-tests")
     @ray.remote(num_cpus=0)
     def load(seed: int) -> pd.DataFrame:
         rng = np.random.default_rng(seed)
         return pd.DataFrame({"v": rng.random(200_000), "k": rng.integers(0, 10, 200_000)})
 
-    @raycache.client.memoize(cache="memo-tests")
+    @raycache.memoize(cache="memo-tests")
     @ray.remote(num_cpus=0)
     def clean(frame: pd.DataFrame) -> pd.DataFrame:
         return frame[frame["v"] > 0.1]
 
-    @raycache.client.memoize(cache="memo-tests")
+    @raycache.memoize(cache="memo-tests")
     @ray.remote(num_cpus=0)
     def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
         return frame.groupby("k").sum()
@@ -187,7 +187,7 @@ def test_large_results_come_back_by_reference() -> None:
 
 
 def test_options_pass_through_and_multiple_returns_are_refused() -> None:
-    @raycache.client.memoize(cache="memo-tests")
+    @raycache.memoize(cache="memo-tests")
     @ray.remote
     def cpus(tag: str) -> float:
         return float(ray.get_runtime_context().get_assigned_resources().get("CPU", 0.0))
@@ -198,18 +198,18 @@ def test_options_pass_through_and_multiple_returns_are_refused() -> None:
         cpus.options(num_returns=2)
     with pytest.raises(ValueError, match="one return value"):
 
-        @raycache.client.memoize
+        @raycache.memoize
         @ray.remote(num_returns=2)
         def pair() -> tuple[int, int]:
             return 1, 2
 
 
 def test_invalidate_and_clear_touch_only_this_function() -> None:
-    @raycache.client.memoize(cache="memo-tests")
+    @raycache.memoize(cache="memo-tests")
     def double(x: int) -> int:
         return 2 * x
 
-    @raycache.client.memoize(cache="memo-tests")
+    @raycache.memoize(cache="memo-tests")
     def triple(x: int) -> int:
         return 3 * x
 
@@ -225,7 +225,7 @@ def test_invalidate_and_clear_touch_only_this_function() -> None:
 
 
 def test_user_errors_reach_the_caller_and_are_not_cached() -> None:
-    @raycache.client.memoize(cache="memo-tests")
+    @raycache.memoize(cache="memo-tests")
     def fails(x: int) -> int:
         raise ZeroDivisionError(f"bad {x}")
 
@@ -233,7 +233,7 @@ def test_user_errors_reach_the_caller_and_are_not_cached() -> None:
         fails(1)
     assert fails.cache_info().currsize == 0
 
-    @raycache.client.memoize(cache="memo-tests")
+    @raycache.memoize(cache="memo-tests")
     @ray.remote(num_cpus=0)
     def fails_remotely(x: int) -> int:
         raise KeyError(x)
@@ -245,7 +245,7 @@ def test_user_errors_reach_the_caller_and_are_not_cached() -> None:
 def test_refresh_after_serves_stale_then_refreshes_once() -> None:
     source = _Source.remote()
 
-    @raycache.client.memoize(cache="memo-tests", refresh_after=0.5)
+    @raycache.memoize(cache="memo-tests", refresh_after=0.5)
     def read(name: str) -> int:
         return int(ray.get(source.read.remote()))
 
@@ -306,7 +306,7 @@ def test_a_second_driver_hits_after_the_first_exits() -> None:
 
 class TestBadInput:
     def test_unkeyable_argument_names_the_parameter(self) -> None:
-        @raycache.client.memoize(cache="memo-tests")
+        @raycache.memoize(cache="memo-tests")
         def use(conn: object, n: int = 1) -> int:
             return n
 
@@ -316,26 +316,26 @@ class TestBadInput:
     def test_non_functions_are_refused(self) -> None:
         with pytest.raises(TypeError, match="not classes or actors"):
 
-            @raycache.client.memoize
+            @raycache.memoize
             @ray.remote
             class Actor:
                 pass
 
         with pytest.raises(TypeError, match="needs a function"):
-            raycache.client.memoize(42)  # type: ignore[call-overload]
+            raycache.memoize(42)  # type: ignore[call-overload]
 
     def test_bad_options(self) -> None:
         with pytest.raises(ValueError, match="ttl must be"):
-            raycache.client.memoize(ttl=0)
+            raycache.memoize(ttl=0)
         with pytest.raises(ValueError, match="refresh_after must be"):
-            raycache.client.memoize(refresh_after=-1)
+            raycache.memoize(refresh_after=-1)
         with pytest.raises(TypeError, match="ignore must be"):
-            raycache.client.memoize(ignore="x")
+            raycache.memoize(ignore="x")
         with pytest.raises(TypeError, match="cache must be"):
-            raycache.client.memoize(cache=3)  # type: ignore[call-overload]
+            raycache.memoize(cache=3)  # type: ignore[call-overload]
         with pytest.raises(ValueError, match="nope"):
 
-            @raycache.client.memoize(ignore=["nope"])
+            @raycache.memoize(ignore=["nope"])
             def f(x: int) -> int:
                 return x
 

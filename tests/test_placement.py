@@ -158,14 +158,14 @@ recorder = Recorder.options(name="recorder", resources={"node:__internal_head__"
 cache = raycache.Cache("lost", capacity="120MiB")
 
 
-@raycache.client.memoize(cache=cache)
+@raycache.memoize(cache=cache)
 @ray.remote(num_cpus=1)
 def produce(n):
     ray.get_actor("recorder").record.remote(ray.get_runtime_context().get_node_id())
     return np.arange(n) * 2
 
 
-@raycache.client.memoize(cache=cache)
+@raycache.memoize(cache=cache)
 def produce_plain(n):
     ray.get_actor("recorder").record.remote(ray.get_runtime_context().get_node_id())
     return np.arange(n) * 3

@@ -287,9 +287,16 @@ def test_replacing_drops_the_old_ttl(store: Store, clock: FakeClock) -> None:
     assert store.expire() == 0
 
 
-@pytest.mark.parametrize("ttl", [0, -1, 0.0, math.nan, True, "5", [1]])
+@pytest.mark.parametrize("ttl", [0, -1, 0.0, math.nan, math.inf])
 def test_bad_ttl(store: Store, ttl: Any) -> None:
-    with pytest.raises(ValueError, match="ttl must be None or a number of seconds > 0"):
+    with pytest.raises(ValueError, match="ttl must be a finite number of seconds > 0"):
+        store.put("k", 1, 1, ttl=ttl)
+    assert len(store) == 0
+
+
+@pytest.mark.parametrize("ttl", [True, "5", [1]])
+def test_ttl_of_a_wrong_type(store: Store, ttl: Any) -> None:
+    with pytest.raises(TypeError, match="ttl must be a number of seconds or None"):
         store.put("k", 1, 1, ttl=ttl)
     assert len(store) == 0
 
@@ -340,11 +347,11 @@ def test_resize(store: Store) -> None:
 @pytest.mark.parametrize(
     ("capacity", "error", "match"),
     [
-        (0, ValueError, "capacity must be positive, got 0"),
-        (-5, ValueError, "capacity must be positive, got -5"),
-        (True, TypeError, "capacity must be an int, not bool"),
-        (1.5, TypeError, "capacity must be an int, not float"),
-        ("10", TypeError, "capacity must be an int, not str"),
+        (0, ValueError, "capacity must be at least 1, got 0"),
+        (-5, ValueError, "capacity must be at least 1, got -5"),
+        (True, TypeError, "capacity must be an int, got bool"),
+        (1.5, TypeError, "capacity must be an int, got float"),
+        ("10", TypeError, "capacity must be an int, got str"),
     ],
 )
 def test_bad_capacity(store: Store, capacity: Any, error: type[Exception], match: str) -> None:
@@ -359,9 +366,9 @@ def test_bad_capacity(store: Store, capacity: Any, error: type[Exception], match
 @pytest.mark.parametrize(
     ("max_entries", "error", "match"),
     [
-        (0, ValueError, "max_entries must be positive, got 0"),
-        (2.0, TypeError, "max_entries must be an int, not float"),
-        (False, TypeError, "max_entries must be an int, not bool"),
+        (0, ValueError, "max_entries must be at least 1, got 0"),
+        (2.0, TypeError, "max_entries must be an int, got float"),
+        (False, TypeError, "max_entries must be an int, got bool"),
     ],
 )
 def test_bad_max_entries(max_entries: Any, error: type[Exception], match: str) -> None:
@@ -386,10 +393,10 @@ def test_bad_policy() -> None:
 @pytest.mark.parametrize(
     ("size", "error", "match"),
     [
-        (-1, ValueError, "size must be >= 0, got -1"),
-        (1.0, TypeError, "size must be an int, not float"),
-        (True, TypeError, "size must be an int, not bool"),
-        ("3", TypeError, "size must be an int, not str"),
+        (-1, ValueError, "size must be at least 0, got -1"),
+        (1.0, TypeError, "size must be an int, got float"),
+        (True, TypeError, "size must be an int, got bool"),
+        ("3", TypeError, "size must be an int, got str"),
     ],
 )
 def test_bad_size(store: Store, size: Any, error: type[Exception], match: str) -> None:
@@ -405,8 +412,8 @@ def test_bad_size(store: Store, size: Any, error: type[Exception], match: str) -
         (-0.5, ValueError, r"cost must be a finite number >= 0, got -0.5"),
         (math.inf, ValueError, "cost must be a finite number >= 0, got inf"),
         (math.nan, ValueError, "cost must be a finite number >= 0, got nan"),
-        (True, TypeError, "cost must be a real number, not bool"),
-        ("1", TypeError, "cost must be a real number, not str"),
+        (True, TypeError, "cost must be a real number, got bool"),
+        ("1", TypeError, "cost must be a real number, got str"),
     ],
 )
 def test_bad_cost(store: Store, cost: Any, error: type[Exception], match: str) -> None:

@@ -37,21 +37,18 @@ from raycache.actors.shard import (
     pack_request,
 )
 from raycache.client.admin import alive_nodes
+from raycache.core import validation
 from raycache.core.config import (
     MIN_SHARDS,
     CacheConfig,
     parse_capacity,
     validate_capacity,
-    validate_name,
-    validate_policy,
-    validate_shards,
-    validate_ttl,
 )
 from raycache.core.frames import warn_if_unpickled_on_hit
 from raycache.core.hotkeys import NearCache
 from raycache.core.keys import DIGEST_SIZE, key_digest, key_point, key_points
 from raycache.core.naming import NAMESPACE, router_name
-from raycache.core.strings import validate_strings
+from raycache.core.store import DEFAULT_POLICY, POLICIES
 from raycache.errors import CacheNotFoundError, EntryTooLargeError
 
 logger = logging.getLogger(__name__)
@@ -86,17 +83,17 @@ class Cache:
         *,
         shards: int | None = None,
         capacity: int | str | None = None,
-        policy: str = "lru",
+        policy: str = DEFAULT_POLICY,
         ttl: float | None = None,
         near_cache_ttl: float | None = None,
     ) -> None:
-        self._name = validate_name(name)
+        self._name = validation.name(name)
         self._near = _near_cache(near_cache_ttl)
         requested = {
-            "shards": None if shards is None else validate_shards(shards),
+            "shards": None if shards is None else validation.integer(shards, "shards", minimum=1),
             "capacity": validate_capacity(capacity),
-            "policy": validate_policy(policy),
-            "ttl": validate_ttl(ttl),
+            "policy": validation.choice(policy, POLICIES, "policy"),
+            "ttl": validation.seconds(ttl, "ttl"),
         }
         if not ray.is_initialized():
             ray.init()
@@ -109,7 +106,7 @@ class Cache:
     @classmethod
     def attach(cls, name: str = "default", *, near_cache_ttl: float | None = None) -> Cache:
         """Return a handle on the running cache ``name``; raise if there is none."""
-        validate_name(name)
+        validation.name(name)
         near = _near_cache(near_cache_ttl)
         if not ray.is_initialized():
             ray.init()
@@ -169,7 +166,9 @@ class Cache:
         digest = key_digest(key)
         self._forget(digest)
         warn_if_unpickled_on_hit(value, "the value for", key)
-        reply = self._call(digest, "put", value, validate_ttl(ttl), validate_strings(tags, "tags"))
+        reply = self._call(
+            digest, "put", value, validation.seconds(ttl, "ttl"), validation.strings(tags, "tags")
+        )
         _raise_if_too_large(reply)
 
     def delete(self, key: Any) -> bool:
@@ -193,7 +192,7 @@ class Cache:
         fails, ``fn`` runs here and its value is returned.
         """
         digest = key_digest(key)
-        reply = self._load(digest, Job.of(fn), args, kwargs, ttl=validate_ttl(ttl))
+        reply = self._load(digest, Job.of(fn), args, kwargs, ttl=validation.seconds(ttl, "ttl"))
         return self._resolve(digest, reply, fn, args, kwargs)
 
     # -- many keys ---------------------------------------------------------------------
@@ -226,7 +225,7 @@ class Cache:
             raise TypeError(
                 f"put_many takes a mapping of keys to values, got {type(mapping).__name__}"
             )
-        ttl = validate_ttl(ttl)
+        ttl = validation.seconds(ttl, "ttl")
         digests = [key_digest(key) for key in mapping]
         values = list(mapping.values())
         for digest in digests:
@@ -244,7 +243,7 @@ class Cache:
 
     def invalidate_tag(self, tag: str) -> int:
         """Remove every entry put with ``tag``; return how many were removed."""
-        (tag,) = validate_strings((tag,), "tags")
+        (tag,) = validation.strings((tag,), "tags")
         self._forget(None)
         return sum(self._broadcast("invalidate_tag", tag))
 
@@ -282,7 +281,9 @@ class Cache:
 
         Keys owned by a removed shard, and the few keys that change owner, become misses.
         """
-        self._adopt(ray.get(self._router.resize.remote(validate_shards(shards))))
+        self._adopt(
+            ray.get(self._router.resize.remote(validation.integer(shards, "shards", minimum=1)))
+        )
 
     def shutdown(self) -> None:
         """Stop this cache's shards and router, freeing everything they hold.
@@ -521,7 +522,7 @@ def _gather_alive(calls: dict[str, ray.ObjectRef[Any]], answers: dict[str, Any])
 
 
 def _near_cache(ttl: float | None) -> NearCache | None:
-    seconds = validate_ttl(ttl, "near_cache_ttl")
+    seconds = validation.seconds(ttl, "near_cache_ttl")
     return None if seconds is None else NearCache(seconds)
 
 
@@ -569,7 +570,7 @@ def _warn_on_conflict(
     name: str, requested: dict[str, Any], resolved: CacheConfig, config: CacheConfig
 ) -> None:
     explicit = {k for k, v in requested.items() if v is not None and k != "policy"}
-    if requested["policy"] != "lru":
+    if requested["policy"] != DEFAULT_POLICY:
         explicit.add("policy")
     differing = [k for k in sorted(explicit) if getattr(resolved, k) != getattr(config, k)]
     if differing:

@@ -1,4 +1,4 @@
-"""``@raycache.client.memoize``: compute each distinct call once, cluster-wide.
+"""``@raycache.memoize``: compute each distinct call once, cluster-wide.
 
 On a ``@ray.remote`` function, ``f.remote(...)`` returns an ObjectRef whose value is the
 undecorated task's. A hit costs one actor round trip and returns the shard's own
@@ -30,7 +30,7 @@ from raycache.actors.compute import Job
 from raycache.actors.shard import COMPUTING, HIT, INLINE, MISS, PENDING, Reply
 from raycache.client.cache import Cache
 from raycache.client.lineage import LINEAGE
-from raycache.core.config import validate_name, validate_ttl
+from raycache.core import validation
 from raycache.core.fingerprint import (
     bind_arguments,
     call_digest,
@@ -39,7 +39,6 @@ from raycache.core.fingerprint import (
 )
 from raycache.core.hashing import hash_value
 from raycache.core.keys import key_digest
-from raycache.core.strings import validate_strings
 from raycache.errors import RaycacheError
 
 logger = logging.getLogger(__name__)
@@ -122,7 +121,7 @@ def memoize(
 ) -> Any:
     """Memoize a ``@ray.remote`` function or a plain function across the cluster.
 
-    Use it bare (``@raycache.client.memoize``) or with options. ``cache`` is a :class:`Cache`
+    Use it bare (``@raycache.memoize``) or with options. ``cache`` is a :class:`Cache`
     or a cache name (default ``"default"``, created on first use). ``ttl`` bounds an
     entry's life; ``refresh_after`` serves an older entry at once while one background
     recompute refreshes it (stale-while-revalidate). ``version`` is mixed into the key,
@@ -130,10 +129,10 @@ def memoize(
     """
     settings = _Settings(
         cache=_checked_cache(cache),
-        ttl=validate_ttl(ttl),
-        refresh_after=validate_ttl(refresh_after, "refresh_after"),
+        ttl=validation.seconds(ttl, "ttl"),
+        refresh_after=validation.seconds(refresh_after, "refresh_after"),
         version=version,
-        ignore=frozenset(validate_strings(ignore, "ignore")),
+        ignore=frozenset(validation.strings(ignore, "ignore")),
     )
     if fn is None:
         return functools.partial(_decorate, settings=settings)
@@ -144,9 +143,9 @@ def _decorate(fn: Callable[..., Any] | RemoteFunction, *, settings: _Settings) -
     if isinstance(fn, RemoteFunction):
         return MemoizedRemoteFunction(fn, settings)
     if isinstance(fn, (ActorClass, type)):
-        raise TypeError("@raycache.client.memoize decorates functions, not classes or actors")
+        raise TypeError("@raycache.memoize decorates functions, not classes or actors")
     if not callable(fn):
-        raise TypeError(f"@raycache.client.memoize needs a function, got {type(fn).__name__}")
+        raise TypeError(f"@raycache.memoize needs a function, got {type(fn).__name__}")
     return MemoizedFunction(fn, settings)
 
 
@@ -291,14 +290,14 @@ def _hash_argument(name: str, value: Any) -> bytes:
 def _check_single_return(num_returns: Any) -> None:
     if num_returns not in (None, 1):
         raise ValueError(
-            "@raycache.client.memoize supports tasks with one return value; "
+            "@raycache.memoize supports tasks with one return value; "
             f"got num_returns={num_returns!r}. Return a tuple instead."
         )
 
 
 def _checked_cache(cache: object) -> Cache | str | None:
     if isinstance(cache, str):
-        return validate_name(cache)  # now, not at the first call, which may be much later
+        return validation.name(cache)  # now, not at the first call, which may be much later
     if cache is None or isinstance(cache, Cache):
         return cache
     raise TypeError(f"cache must be a raycache.Cache, a cache name or None, got {cache!r}")

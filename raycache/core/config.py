@@ -17,18 +17,11 @@ ValueError: capacity must be a positive int of bytes, ... got 'lots'
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
-from numbers import Real
-
-from raycache.core.store import POLICIES
 
 DEFAULT_CAPACITY_FRACTION = 0.3
 """Share of the cluster's object store a cache takes when no capacity is given."""
-
-DEFAULT_POLICY = "lru"
-"""Eviction policy used when none is given."""
 
 MIN_SHARDS = 2
 """Fewest shards a cache starts with when the number is left to raycache."""
@@ -61,51 +54,6 @@ class CacheConfig:
     def shard_capacity(self, shards: int | None = None) -> int:
         """Return the byte budget of each shard when ``shards`` shards share the capacity."""
         return max(1, self.capacity // (shards or self.shards))
-
-
-def validate_name(name: object) -> str:
-    """Return ``name`` if it can name a cache, else raise ``TypeError`` or ``ValueError``."""
-    if not isinstance(name, str):
-        raise TypeError(f"cache name must be a str, got {type(name).__name__}")
-    if not name or "/" in name or name.strip() != name:
-        raise ValueError(
-            f"cache name must be non-empty, without '/' or surrounding spaces; got {name!r}"
-        )
-    return name
-
-
-def validate_shards(shards: object) -> int:
-    """Return ``shards`` if it is a positive int, else raise ``TypeError`` or ``ValueError``."""
-    if isinstance(shards, bool) or not isinstance(shards, int):
-        raise TypeError(f"shards must be an int, got {type(shards).__name__}")
-    if shards < 1:
-        raise ValueError(f"shards must be at least 1, got {shards}")
-    return shards
-
-
-def validate_policy(policy: object) -> str:
-    """Return ``policy`` if it names a known eviction policy, else raise ``ValueError``."""
-    if not isinstance(policy, str):
-        raise TypeError(f"policy must be a str, got {type(policy).__name__}")
-    if policy not in POLICIES:
-        known = ", ".join(sorted(POLICIES))
-        raise ValueError(f"unknown policy {policy!r}; choose one of: {known}")
-    return policy
-
-
-def validate_ttl(ttl: object, what: str = "ttl") -> float | None:
-    """Return ``ttl`` as seconds, or None; raise unless it is None or a finite number > 0.
-
-    ``what`` names the setting in the error, for other durations checked the same way.
-    """
-    if ttl is None:
-        return None
-    if isinstance(ttl, bool) or not isinstance(ttl, Real):
-        raise TypeError(f"{what} must be a number of seconds or None, got {type(ttl).__name__}")
-    seconds = float(ttl)
-    if not (seconds > 0 and math.isfinite(seconds)):
-        raise ValueError(f"{what} must be a finite number of seconds > 0, got {ttl!r}")
-    return seconds
 
 
 def validate_capacity(capacity: object) -> int | str | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-import numbers
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, TypeAlias
 
-from raycache.core.strings import validate_strings
+from raycache.core import validation
 from raycache.errors import EntryTooLargeError
 
 __all__ = [
@@ -516,6 +515,9 @@ POLICIES: Final[Mapping[str, type[Policy]]] = MappingProxyType(
 )
 """Every built-in policy by name."""
 
+DEFAULT_POLICY: Final = "lru"
+"""The policy a store or a cache uses when none is given."""
+
 
 def make_policy(name: str) -> Policy:
     """Return a new, empty policy of the given name.
@@ -619,9 +621,11 @@ class Store:
         max_entries: int | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
-        self._capacity = _positive_int(capacity, "capacity")
+        self._capacity = validation.integer(capacity, "capacity", minimum=1)
         self._max_entries = (
-            None if max_entries is None else _positive_int(max_entries, "max_entries")
+            None
+            if max_entries is None
+            else validation.integer(max_entries, "max_entries", minimum=1)
         )
         self._max_len = sys.maxsize if self._max_entries is None else self._max_entries
         self._policy = _own_policy(policy)
@@ -709,11 +713,11 @@ class Store:
         :class:`~raycache.errors.EntryTooLargeError` and leaves the store unchanged.
         """
         if type(size) is not int or size < 0:
-            size = _checked_size(size)
+            size = validation.integer(size, "size", minimum=0)
         if type(cost) is not float or not 0.0 <= cost < math.inf:
-            cost = _checked_cost(cost)
-        frozen_tags = _NO_TAGS if tags == () else _checked_tags(tags)
-        ttl = None if ttl is None else _checked_ttl(ttl)
+            cost = validation.number(cost, "cost")
+        frozen_tags = _NO_TAGS if tags == () else frozenset(validation.strings(tags, "tags"))
+        ttl = validation.seconds(ttl, "ttl")
         if size > self._capacity:
             raise EntryTooLargeError(size, self._capacity)
         now = self._clock()
@@ -771,7 +775,7 @@ class Store:
 
     def resize(self, capacity: int) -> list[Entry]:
         """Set a new byte budget and return the entries evicted to fit it."""
-        self._capacity = _positive_int(capacity, "capacity")
+        self._capacity = validation.integer(capacity, "capacity", minimum=1)
         self._purge_expired(self._clock())
         return self._evict()
 
@@ -855,42 +859,3 @@ def _own_policy(policy: object) -> Policy:
     if len(policy):
         raise ValueError("policy must be empty: a Policy instance serves one store only")
     return policy
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return int(value)
-
-
-def _checked_size(size: object) -> int:
-    if isinstance(size, bool) or not isinstance(size, int):
-        raise TypeError(f"size must be an int, not {type(size).__name__}")
-    if size < 0:
-        raise ValueError(f"size must be >= 0, got {size}")
-    return int(size)
-
-
-def _checked_cost(cost: object) -> float:
-    if isinstance(cost, bool) or not isinstance(cost, numbers.Real):
-        raise TypeError(f"cost must be a real number, not {type(cost).__name__}")
-    value = float(cost)
-    if not 0.0 <= value < math.inf:
-        raise ValueError(f"cost must be a finite number >= 0, got {cost!r}")
-    return value
-
-
-def _checked_ttl(ttl: object) -> float:
-    # ValueError even for a wrong type: the contract promises one exception for any bad ttl.
-    if isinstance(ttl, bool) or not isinstance(ttl, numbers.Real):
-        raise ValueError(f"ttl must be None or a number of seconds > 0, not {type(ttl).__name__}")
-    value = float(ttl)
-    if not value > 0.0:
-        raise ValueError(f"ttl must be None or a number of seconds > 0, got {ttl!r}")
-    return value
-
-
-def _checked_tags(tags: object) -> frozenset[str]:
-    return frozenset(validate_strings(tags, "tags"))

@@ -47,7 +47,7 @@ def _count(name: str) -> None:
     ray.get(counter().incr.remote(name))
 
 
-@raycache.client.memoize(cache="memo-tests")
+@raycache.memoize(cache="memo-tests")
 @ray.remote(num_cpus=0)
 def slow_square(x: int, delay: float = 0.0) -> int:
     _count("slow_square")
@@ -55,13 +55,13 @@ def slow_square(x: int, delay: float = 0.0) -> int:
     return x * x
 
 
-@raycache.client.memoize(cache="memo-tests")
+@raycache.memoize(cache="memo-tests")
 def plain_total(frame: pd.DataFrame, column: str = "a") -> float:
     _count("plain_total")
     return float(frame[column].sum())
 
 
-@raycache.client.memoize(cache="memo-tests")
+@raycache.memoize(cache="memo-tests")
 @ray.remote(num_cpus=0)
 def big_range(n: int) -> np.ndarray:
     _count("big_range")

@@ -86,7 +86,7 @@ class Client:
     def __init__(self, cache: raycache.Cache, seed: int) -> None:
         self._cache = cache
         self._rng = random.Random(seed)
-        self._memoized = raycache.client.memoize(cache=cache)(memoized_truth)
+        self._memoized = raycache.memoize(cache=cache)(memoized_truth)
         self._operations: list[tuple[int, Callable[[Tally], None]]] = [
             (35, self._get),
             (15, self._put),

@@ -1,0 +1,94 @@
+"""Argument checks, written once: ``TypeError`` for a wrong type, ``ValueError`` for a bad value.
+
+Every public entry point (the client, the store, the ring, memoize) checks its arguments
+with these functions, so the same mistake gets the same exception and the same wording
+wherever it is made. ``what`` names the argument in the message.
+
+>>> seconds(5, "ttl")
+5.0
+>>> seconds("5", "ttl")
+Traceback (most recent call last):
+...
+TypeError: ttl must be a number of seconds or None, got str
+>>> seconds(0, "ttl")
+Traceback (most recent call last):
+...
+ValueError: ttl must be a finite number of seconds > 0, got 0
+>>> strings(["users", "eu"], "tags")
+('users', 'eu')
+>>> strings("users", "tags")
+Traceback (most recent call last):
+...
+TypeError: tags must be an iterable of str, not a single str (wrap it in a list)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from numbers import Real
+
+
+def integer(value: object, what: str, *, minimum: int) -> int:
+    """Return ``value`` if it is an int (not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{what} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def number(value: object, what: str) -> float:
+    """Return ``value`` as a float if it is a finite real number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{what} must be a real number, got {type(value).__name__}")
+    result = float(value)
+    if not 0.0 <= result < math.inf:
+        raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
+    return result
+
+
+def seconds(value: object, what: str) -> float | None:
+    """Return a duration in seconds, or None; it must be None or a finite number > 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{what} must be a number of seconds or None, got {type(value).__name__}")
+    result = float(value)
+    if not (result > 0 and math.isfinite(result)):
+        raise ValueError(f"{what} must be a finite number of seconds > 0, got {value!r}")
+    return result
+
+
+def strings(values: object, what: str) -> tuple[str, ...]:
+    """Return ``values`` as a tuple of str; a lone str is refused, as a likely mistake."""
+    if isinstance(values, str):
+        raise TypeError(f"{what} must be an iterable of str, not a single str (wrap it in a list)")
+    if not isinstance(values, Iterable):
+        raise TypeError(f"{what} must be an iterable of str, not {type(values).__name__}")
+    checked = tuple(values)
+    for value in checked:
+        if not isinstance(value, str):
+            raise TypeError(f"{what} must be str, got {type(value).__name__}: {value!r}")
+    return checked
+
+
+def choice(value: object, choices: Iterable[str], what: str) -> str:
+    """Return ``value`` if it is one of ``choices``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, got {type(value).__name__}")
+    known = sorted(choices)
+    if value not in known:
+        raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(known)}")
+    return value
+
+
+def name(value: object) -> str:
+    """Return ``value`` if it can name a cache: a non-empty str without '/' or edge spaces."""
+    if not isinstance(value, str):
+        raise TypeError(f"cache name must be a str, got {type(value).__name__}")
+    if not value or "/" in value or value.strip() != value:
+        raise ValueError(
+            f"cache name must be non-empty, without '/' or surrounding spaces; got {value!r}"
+        )
+    return value
