@@ -44,7 +44,7 @@ def memo_cache(ray_session: None) -> Iterator[raycache.Cache]:
 
 def test_remote_results_equal_uncached_and_are_computed_once() -> None:
     before = ran("slow_square")
-    expected = ray.get(slow_square._remote.remote(12))
+    expected = ray.get(ray.remote(slow_square.__wrapped__).remote(12))  # the plain task
     assert ray.get(slow_square.remote(12)) == expected == 144
     assert ray.get(slow_square.remote(12)) == 144
     assert ray.get(slow_square.remote(x=12)) == 144  # bound by signature

@@ -18,8 +18,8 @@ import ray
 from ray.exceptions import GetTimeoutError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from raycache.actors.cluster import alive_nodes
 from raycache.actors.shard import SHARD_DOWN, SHARD_GONE, Shard
-from raycache.client.admin import alive_nodes
 from raycache.core.config import CacheConfig
 from raycache.core.naming import NAMESPACE, shard_actor_name, shard_id, shard_index
 from raycache.core.ring import Ring
@@ -69,10 +69,6 @@ class Router:
         """Return the current ring, shard handles and config."""
         with self._lock:
             return Snapshot(self._ring, dict(self._shards), self._config)
-
-    def ring(self) -> Ring:
-        """Return the current ring."""
-        return self._ring
 
     def assignment(self) -> tuple[Ring, int]:
         """Return the current ring and the byte budget of each shard."""

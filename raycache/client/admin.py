@@ -6,13 +6,12 @@ from typing import Any
 
 import ray
 
+from raycache.client.cache import Cache
 from raycache.core.naming import NAMESPACE, cache_of
 
 
 def running_caches() -> list[dict[str, Any]]:
     """Return a summary row per cache running on the connected cluster."""
-    from raycache.client.cache import Cache
-
     rows = []
     for name in cache_names():
         stats = Cache.attach(name).stats()
@@ -34,9 +33,3 @@ def cache_names() -> list[str]:
         for actor in actors
         if actor["namespace"] == NAMESPACE and actor["name"].endswith("/router")
     )
-
-
-def alive_nodes() -> list[str]:
-    """Return the ids of the connected cluster's live nodes, sorted."""
-    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
-    return sorted(node["NodeID"] for node in nodes if node.get("Alive"))

@@ -1,63 +1,36 @@
 """``raycache.Cache``: the client handle, a plain Python object over a cache's actors.
 
 The handle holds a snapshot of the cache's ring, so every operation goes straight to the
-shard that owns the key, in one actor round trip. Arguments are checked here, before
+shard that owns the key, in one actor round trip, through its
+:class:`~raycache.client.shard_client.ShardClient`. Arguments are checked here, before
 anything is sent. Faults of the cache itself (a dead shard, a lost object) are counted and
 treated as misses: they never reach the caller as exceptions.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-import numpy as np
 import ray
-from ray.exceptions import ObjectLostError, RayActorError, WorkerCrashedError
 
-from raycache.actors.compute import Call, Job
-from raycache.actors.router import HEAD_NODE_RESOURCE, ROUTER_CONCURRENCY, Router, Snapshot
-from raycache.actors.shard import (
-    COMPUTING,
-    HIT,
-    INLINE,
-    MISS,
-    PENDING,
-    REF,
-    SHARD_DOWN,
-    SHARD_GONE,
-    STALE,
-    TOO_LARGE,
-    LookupReply,
-    Reply,
-    pack_key_request,
-    pack_request,
-)
-from raycache.client.admin import alive_nodes
+from raycache.actors.compute import Job
+from raycache.actors.router import Snapshot
+from raycache.actors.shard import SHARD_DOWN
+from raycache.client import connect
+from raycache.client.shard_client import ABSENT, ShardClient
 from raycache.core import validation
-from raycache.core.config import (
-    MIN_SHARDS,
-    CacheConfig,
-    parse_capacity,
-    validate_capacity,
-)
+from raycache.core.config import CacheConfig
 from raycache.core.frames import warn_if_unpickled_on_hit
 from raycache.core.hotkeys import NearCache
-from raycache.core.keys import DIGEST_SIZE, key_digest, key_point, key_points
-from raycache.core.naming import NAMESPACE, router_name
-from raycache.core.store import DEFAULT_POLICY, POLICIES
-from raycache.errors import CacheNotFoundError, EntryTooLargeError
-
-logger = logging.getLogger(__name__)
+from raycache.core.keys import key_digest
+from raycache.core.protocol import Code, Reply
+from raycache.core.store import DEFAULT_POLICY
+from raycache.errors import EntryTooLargeError
 
 T = TypeVar("T")
 
-_MAX_RING_REFRESHES = 5
-_REFERENCES = (REF, PENDING, COMPUTING)
-_CACHE_FAULTS = (RayActorError, ObjectLostError, WorkerCrashedError)
+_STAT_TOTALS = ("hits", "misses", "evictions", "expirations", "entries", "bytes")
 
 
 class Cache:
@@ -65,7 +38,9 @@ class Cache:
 
     ``capacity`` is the byte budget across all shards: an int, a size such as ``"8GiB"``
     or ``"512MB"``, or a share of the object store such as ``"30%"`` (the default is 30%).
-    ``policy`` is ``"lru"``, ``"lfu"``, ``"fifo"``, ``"gdsf"`` (cost-aware) or ``"tinylfu"``.
+    ``policy`` names an eviction policy of :data:`raycache.POLICIES`; the default,
+    ``"adaptive"``, suits every workload measured, and ``"lru"``, ``"lfu"``, ``"fifo"``,
+    ``"gdsf"`` (cost-aware) and ``"tinylfu"`` are there for those who want them.
     ``ttl`` is the default time to live, in seconds, of every entry.
 
     ``near_cache_ttl`` turns on this handle's near cache for hot keys: values of keys
@@ -89,32 +64,15 @@ class Cache:
     ) -> None:
         self._name = validation.name(name)
         self._near = _near_cache(near_cache_ttl)
-        requested = {
-            "shards": None if shards is None else validation.integer(shards, "shards", minimum=1),
-            "capacity": validate_capacity(capacity),
-            "policy": validation.choice(policy, POLICIES, "policy"),
-            "ttl": validation.seconds(ttl, "ttl"),
-        }
-        if not ray.is_initialized():
-            ray.init()
-        resolved = _resolve_config(requested)
-        self._router = _start_router(name, resolved)
-        ray.get(self._router.wait_ready.remote())
-        self._adopt(ray.get(self._router.snapshot.remote()))
-        _warn_on_conflict(name, requested, resolved, self._config)
+        requested = connect.requested_settings(shards, capacity, policy, ttl)
+        self._client = connect.create(name, requested)
 
     @classmethod
     def attach(cls, name: str = "default", *, near_cache_ttl: float | None = None) -> Cache:
         """Return a handle on the running cache ``name``; raise if there is none."""
         validation.name(name)
         near = _near_cache(near_cache_ttl)
-        if not ray.is_initialized():
-            ray.init()
-        try:
-            router = ray.get_actor(router_name(name), namespace=NAMESPACE)
-        except ValueError:
-            raise CacheNotFoundError(f"no cache named {name!r} is running") from None
-        return _restore(name, router, ray.get(router.snapshot.remote()), near)
+        return _restore(connect.attach(name), near)
 
     @property
     def name(self) -> str:
@@ -124,7 +82,12 @@ class Cache:
     @property
     def config(self) -> CacheConfig:
         """The settings the cache runs with."""
-        return self._config
+        return self._client.config
+
+    @property
+    def shard_client(self) -> ShardClient:
+        """The internal API this handle reaches its shards through (see its module)."""
+        return self._client
 
     # -- single keys -------------------------------------------------------------------
 
@@ -132,14 +95,14 @@ class Cache:
         """Return the value under ``key``, or ``default`` if it is absent or unreadable."""
         digest = key_digest(key)
         if self._near is not None:
-            value = self._near.get(digest, _ABSENT)
-            if value is not _ABSENT:
+            value = self._near.get(digest, ABSENT)
+            if value is not ABSENT:
                 return value
-        reply = self._call(digest, "get")
-        value = self._value(digest, reply, _ABSENT)
-        if value is _ABSENT:
+        reply = self._client.call(digest, "get")
+        value = self._client.value(digest, reply)
+        if value is ABSENT:
             return default
-        if self._near is not None and len(reply) > 2:
+        if self._near is not None and reply.hot:
             self._near.put(digest, value)
         return value
 
@@ -149,11 +112,11 @@ class Cache:
         Large values come back as the shard's own reference, with nothing copied; small
         ones are put in the object store by this call.
         """
-        reply = self._call(key_digest(key), "get")
-        if reply[0] == REF:
-            ref: ray.ObjectRef[Any] = reply[1][0]
+        reply = self._client.call(key_digest(key), "get")
+        if reply.code == Code.REF:
+            ref: ray.ObjectRef[Any] = reply.reference
             return ref
-        return ray.put(reply[1]) if reply[0] == HIT else None
+        return ray.put(reply.payload) if reply.code == Code.HIT else None
 
     def put(
         self, key: Any, value: Any, *, ttl: float | None = None, tags: Iterable[str] = ()
@@ -164,22 +127,21 @@ class Cache:
         budget of the shard that owns the key.
         """
         digest = key_digest(key)
+        seconds = validation.seconds(ttl, "ttl")
+        checked_tags = validation.strings(tags, "tags")
         self._forget(digest)
         warn_if_unpickled_on_hit(value, "the value for", key)
-        reply = self._call(
-            digest, "put", value, validation.seconds(ttl, "ttl"), validation.strings(tags, "tags")
-        )
-        _raise_if_too_large(reply)
+        _raise_if_too_large(self._client.call(digest, "put", value, seconds, checked_tags))
 
     def delete(self, key: Any) -> bool:
         """Remove ``key``; return whether it was present."""
         digest = key_digest(key)
         self._forget(digest)
-        return bool(self._call(digest, "delete")[1])
+        return bool(self._client.call(digest, "delete").payload)
 
     def __contains__(self, key: Any) -> bool:
         """Return whether ``key`` holds an unexpired value, without counting a hit."""
-        return bool(self._call(key_digest(key), "contains")[1])
+        return bool(self._client.call(key_digest(key), "contains").payload)
 
     def get_or_compute(
         self, key: Any, fn: Callable[..., T], *args: Any, ttl: float | None = None, **kwargs: Any
@@ -192,8 +154,9 @@ class Cache:
         fails, ``fn`` runs here and its value is returned.
         """
         digest = key_digest(key)
-        reply = self._load(digest, Job.of(fn), args, kwargs, ttl=validation.seconds(ttl, "ttl"))
-        return self._resolve(digest, reply, fn, args, kwargs)
+        seconds = validation.seconds(ttl, "ttl")
+        reply = self._client.load(digest, Job.of(fn), args, kwargs, ttl=seconds)
+        return self._client.resolve(digest, reply, fn, args, kwargs)
 
     # -- many keys ---------------------------------------------------------------------
 
@@ -206,16 +169,17 @@ class Cache:
         digests, wanted = list(by_digest), list(by_digest.values())
         found: dict[Any, Any] = {}
         refs: dict[bytes, ray.ObjectRef[Any]] = {}
-        for indices, (_, codes, payloads) in self._fan_out("get_many", digests, _nothing):
-            if codes.count(HIT) == len(codes):
+        for indices, reply in self._client.fan_out("get_many", digests, _nothing):
+            codes, payloads = reply.payload
+            if codes.count(Code.HIT) == len(codes):
                 found.update(zip([wanted[i] for i in indices], payloads, strict=True))
                 continue
             for i, code, payload in zip(indices, codes, payloads, strict=True):
-                if code == HIT:
+                if code == Code.HIT:
                     found[wanted[i]] = payload
-                elif code == REF:
+                elif code == Code.REF:
                     refs[digests[i]] = payload[0]
-        for digest, value in self._fetch_many(refs).items():
+        for digest, value in self._client.fetch_many(refs).items():
             found[by_digest[digest]] = value
         return found
 
@@ -225,7 +189,7 @@ class Cache:
             raise TypeError(
                 f"put_many takes a mapping of keys to values, got {type(mapping).__name__}"
             )
-        ttl = validation.seconds(ttl, "ttl")
+        seconds = validation.seconds(ttl, "ttl")
         digests = [key_digest(key) for key in mapping]
         values = list(mapping.values())
         for digest in digests:
@@ -236,7 +200,7 @@ class Cache:
         def values_of(indices: list[int]) -> tuple[list[Any]]:
             return ([values[i] for i in indices],)
 
-        for _, reply in self._fan_out("put_many", digests, values_of, ttl, ()):
+        for _, reply in self._client.fan_out("put_many", digests, values_of, seconds, ()):
             _raise_if_too_large(reply)
 
     # -- whole cache -------------------------------------------------------------------
@@ -245,34 +209,26 @@ class Cache:
         """Remove every entry put with ``tag``; return how many were removed."""
         (tag,) = validation.strings((tag,), "tags")
         self._forget(None)
-        return sum(self._broadcast("invalidate_tag", tag))
+        return sum(self._client.broadcast("invalidate_tag", tag))
 
     def clear(self) -> None:
         """Remove every entry of this cache."""
         self._forget(None)
-        self._broadcast("clear")
+        self._client.broadcast("clear")
 
     def stats(self) -> dict[str, Any]:
         """Return counters across all shards, with one row per shard under ``"shards"``."""
-        rows = sorted(self._broadcast("stats"), key=lambda row: row["shard"])
-        totals = {
-            field: sum(row[field] for row in rows)
-            for field in ("hits", "misses", "evictions", "expirations", "entries", "bytes")
-        }
+        rows = sorted(self._client.broadcast("stats"), key=lambda row: row["shard"])
+        totals = {field: sum(row[field] for row in rows) for field in _STAT_TOTALS}
         lookups = totals["hits"] + totals["misses"]
         return {
             "name": self._name,
             **totals,
             "hit_ratio": totals["hits"] / lookups if lookups else 0.0,
             "capacity": sum(row["capacity"] for row in rows),
-            "policy": self._config.policy,
+            "policy": self.config.policy,
             "shards": rows,
         }
-
-    def _tag_summary(self, tag: str) -> tuple[int, int]:
-        """Return how many live entries carry ``tag``, and their bytes, across all shards."""
-        rows = self._broadcast("tag_summary", tag)
-        return sum(row[0] for row in rows), sum(row[1] for row in rows)
 
     def resize(self, shards: int) -> None:
         """Change the number of shards, moving as few keys as possible.
@@ -281,26 +237,32 @@ class Cache:
 
         Keys owned by a removed shard, and the few keys that change owner, become misses.
         """
-        self._adopt(
-            ray.get(self._router.resize.remote(validation.integer(shards, "shards", minimum=1)))
-        )
+        count = validation.integer(shards, "shards", minimum=1)
+        self._client.adopt(ray.get(self._client.router.resize.remote(count)))
 
     def shutdown(self) -> None:
         """Stop this cache's shards and router, freeing everything they hold.
 
         Shutting down a cache that is already gone does nothing.
         """
+        router = self._client.router
         try:
-            ray.get(self._router.shutdown.remote())
+            ray.get(router.shutdown.remote())
         except SHARD_DOWN:
-            for shard in self._shards.values():  # the router is gone: stop what it left
+            for shard in self._client.shards.values():  # the router is gone: stop what it left
                 ray.kill(shard, no_restart=True)
-        ray.kill(self._router, no_restart=True)
+        ray.kill(router, no_restart=True)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as the name, router and ring snapshot, so tasks attach with no calls."""
         near = None if self._near is None else NearCache(self._near.ttl)
-        return _restore, (self._name, self._router, self._snapshot, near)
+        client = self._client
+        return _unpickle, (self._name, client.router, client.snapshot, near)
+
+    def __repr__(self) -> str:
+        """Show the name, shard count and policy."""
+        config = self.config
+        return f"Cache({self._name!r}, shards={config.shards}, policy={config.policy!r})"
 
     def _forget(self, digest: bytes | None) -> None:
         """Drop this handle's near copy of ``digest``, or of everything for None."""
@@ -311,214 +273,9 @@ class Cache:
         else:
             self._near.discard(digest)
 
-    def __repr__(self) -> str:
-        """Show the name, shard count and policy."""
-        config = self._config
-        return f"Cache({self._name!r}, shards={config.shards}, policy={config.policy!r})"
-
-    # -- routing -----------------------------------------------------------------------
-
-    def _adopt(self, snapshot: Snapshot) -> None:
-        self._snapshot = snapshot
-        self._ring = snapshot.ring
-        self._shards = snapshot.shards
-        self._config = snapshot.config
-
-    def _refresh(self) -> None:
-        try:
-            self._adopt(ray.get(self._router.snapshot.remote()))
-        except RayActorError:
-            raise CacheNotFoundError(f"cache {self._name!r} has been shut down") from None
-
-    def _call(
-        self, digest: bytes, method: str, *args: Any, refresh_after: float | None = None
-    ) -> Reply:
-        for _ in range(_MAX_RING_REFRESHES):
-            epoch = self._ring.epoch
-            shard = self._shard_of(digest)
-            try:
-                request = pack_key_request(epoch, digest, refresh_after)
-                call = getattr(shard, method).remote(request, *args)
-                reply: Reply = ray.get(call)
-            except SHARD_DOWN as error:
-                # A crashed shard restarts under the same handle: a miss meanwhile. A
-                # shard that is gone for good is replaced, and a newer ring routes there.
-                if not (isinstance(error, SHARD_GONE) and self._ring_moved_past(epoch)):
-                    return [MISS, None]
-                continue
-            if method == "lookup":
-                reply = list(reply) if type(reply) is LookupReply else [INLINE, reply, call]
-            if reply[0] != STALE:
-                return reply
-            self._ring_moved_past(epoch)
-        return [MISS, None]
-
-    def _load(
-        self,
-        digest: bytes,
-        job: Job,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        *,
-        ttl: float | None,
-        tags: tuple[str, ...] = (),
-        refresh_after: float | None = None,
-    ) -> Reply:
-        """Look ``digest`` up, starting ``job`` on a miss; the one path of every memoized call.
-
-        A hit older than ``refresh_after`` is returned as it is, and if this caller is
-        the one the shard elects, it sends the shard the arguments to recompute it.
-        """
-        reply = self._call(digest, "lookup", refresh_after=refresh_after)
-        if reply[0] == MISS:
-            return self._call(digest, "compute", Call.ship(job, args, kwargs, ttl, tags))
-        if reply[0] in (HIT, REF) and len(reply) > 2:  # elected to refresh a stale entry
-            request = pack_key_request(self._ring.epoch, digest)
-            call = Call.ship(job, args, kwargs, ttl, tags)
-            self._shard_of(digest).refresh.remote(request, call)
-        return reply
-
-    def _ring_moved_past(self, epoch: int) -> bool:
-        self._refresh()
-        return self._ring.epoch != epoch
-
-    def _resolve(
-        self,
-        digest: bytes,
-        reply: Reply,
-        fn: Callable[..., T],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> T:
-        """Return the value ``reply`` stands for, or ``fn(*args, **kwargs)`` run here.
-
-        The cache never fails the caller: what it cannot deliver is computed locally.
-        """
-        value = self._value(digest, reply, _ABSENT)
-        return fn(*args, **kwargs) if value is _ABSENT else value
-
-    def _value(self, digest: bytes, reply: Reply, default: Any) -> Any:
-        if reply[0] in (HIT, INLINE):
-            return reply[1]
-        if reply[0] in _REFERENCES:
-            return self._fetch_many({digest: reply[1][0]}).get(digest, default)
-        return default
-
-    def _fetch_many(self, refs: dict[bytes, ray.ObjectRef[Any]]) -> dict[bytes, Any]:
-        if not refs:
-            return {}
-        try:
-            return dict(zip(refs, ray.get(list(refs.values())), strict=True))
-        except _CACHE_FAULTS:
-            return self._fetch_each(refs)
-
-    def _fetch_each(self, refs: dict[bytes, ray.ObjectRef[Any]]) -> dict[bytes, Any]:
-        found = {}
-        for digest, ref in refs.items():
-            try:
-                found[digest] = ray.get(ref)
-            except _CACHE_FAULTS:
-                self._report_lost(digest, ref)
-        return found
-
-    def _report_lost(self, digest: bytes, ref: ray.ObjectRef[Any]) -> None:
-        logger.warning("cached object for %s was lost; recomputing", digest.hex())
-        shard = self._shard_of(digest)
-        with contextlib.suppress(*SHARD_DOWN):  # a dead shard starts again empty anyway
-            ray.get(shard.report_lost.remote(digest, ref.hex()))
-
-    def _fan_out(
-        self,
-        method: str,
-        digests: list[bytes],
-        per_group: Callable[[list[int]], tuple[Any, ...]],
-        *args: Any,
-    ) -> list[tuple[list[int], Reply]]:
-        """Call ``method`` once per owning shard, concurrently; return each group's reply.
-
-        A group is the list of indices, into ``digests``, of the keys one shard owns.
-        Groups whose shard is down are left out: their keys are misses this time.
-        """
-        joined = b"".join(digests)
-        points = key_points(joined)
-        rows = np.frombuffer(joined, dtype=np.uint8).reshape(-1, DIGEST_SIZE)
-        answered: list[tuple[list[int], Reply]] = []
-        for _ in range(_MAX_RING_REFRESHES):
-            epoch = self._ring.epoch
-            calls = []
-            for member, indices in self._ring.partition(points).items():
-                request = pack_request(epoch, rows[indices].tobytes())
-                group = indices.tolist()
-                shard_method = getattr(self._shards[member], method)
-                calls.append((group, shard_method.remote(request, *per_group(group), *args)))
-            answered, retry = _gather(calls)
-            if not (retry and self._ring_moved_past(epoch)):
-                break
-        return answered
-
-    def _shard_of(self, digest: bytes) -> Any:
-        return self._shards[self._ring.owner_at(key_point(digest))]
-
-    def _broadcast(self, method: str, *args: Any) -> list[Any]:
-        """Call ``method`` on every shard; return the answers of those that are up.
-
-        A shard gone for good has a replacement that only a newer ring knows of, so the
-        call goes to it too: a clear or an invalidation must not skip it.
-        """
-        answers: dict[str, Any] = {}
-        for _ in range(_MAX_RING_REFRESHES):
-            epoch = self._ring.epoch
-            calls = {
-                member: getattr(shard, method).remote(*args)
-                for member, shard in self._shards.items()
-                if member not in answers
-            }
-            gone = _gather_alive(calls, answers)
-            if not (gone and self._ring_moved_past(epoch)):
-                break
-        return list(answers.values())
-
-
-class _Absent:
-    """Marks a value that could not be had from the cache."""
-
-
-_ABSENT = _Absent()
-
 
 def _nothing(group: list[int]) -> tuple[()]:
     return ()
-
-
-def _gather(
-    calls: list[tuple[list[int], ray.ObjectRef[Any]]],
-) -> tuple[list[tuple[list[int], Reply]], bool]:
-    """Wait for every call; return the answers, and whether a newer ring may route better."""
-    answered = []
-    retry = False
-    for group, call in calls:
-        try:
-            reply: Reply = ray.get(call)
-        except SHARD_DOWN as error:
-            retry |= isinstance(error, SHARD_GONE)
-            continue
-        if reply[0] == STALE:
-            retry = True
-        else:
-            answered.append((group, reply))
-    return answered, retry
-
-
-def _gather_alive(calls: dict[str, ray.ObjectRef[Any]], answers: dict[str, Any]) -> bool:
-    """Add each member's answer to ``answers``; return whether a shard was gone for good."""
-    gone = False
-    for member, call in calls.items():
-        try:
-            answers[member] = ray.get(call)
-        except SHARD_DOWN as error:
-            # A restarting shard answers nothing and comes back empty.
-            gone |= isinstance(error, SHARD_GONE)
-    return gone
 
 
 def _near_cache(ttl: float | None) -> NearCache | None:
@@ -526,62 +283,19 @@ def _near_cache(ttl: float | None) -> NearCache | None:
     return None if seconds is None else NearCache(seconds)
 
 
-def _start_router(name: str, config: CacheConfig) -> Any:
-    return (
-        ray.remote(Router)
-        .options(
-            name=router_name(name),
-            namespace=NAMESPACE,
-            lifetime="detached",
-            get_if_exists=True,
-            max_restarts=-1,
-            max_concurrency=ROUTER_CONCURRENCY,
-            num_cpus=0,
-            resources={HEAD_NODE_RESOURCE: 0.001},
-        )
-        .remote(name, config)
-    )
+def _unpickle(name: str, router: Any, snapshot: Snapshot, near: NearCache | None) -> Cache:
+    return _restore(ShardClient(name, router, snapshot), near)
 
 
-def _restore(name: str, router: Any, snapshot: Snapshot, near: NearCache | None) -> Cache:
+def _restore(client: ShardClient, near: NearCache | None) -> Cache:
     cache = Cache.__new__(Cache)
-    cache._name = name
+    cache._name = client.name
     cache._near = near
-    cache._router = router
-    cache._adopt(snapshot)
+    cache._client = client
     return cache
 
 
-def _resolve_config(requested: dict[str, Any]) -> CacheConfig:
-    resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
-
-    return CacheConfig(
-        shards=requested["shards"] or max(MIN_SHARDS, len(alive_nodes())),
-        per_node=requested["shards"] is None,
-        capacity=parse_capacity(
-            requested["capacity"], object_store_bytes=int(resources.get("object_store_memory", 0))
-        ),
-        policy=requested["policy"],
-        ttl=requested["ttl"],
-    )
-
-
-def _warn_on_conflict(
-    name: str, requested: dict[str, Any], resolved: CacheConfig, config: CacheConfig
-) -> None:
-    explicit = {k for k, v in requested.items() if v is not None and k != "policy"}
-    if requested["policy"] != DEFAULT_POLICY:
-        explicit.add("policy")
-    differing = [k for k in sorted(explicit) if getattr(resolved, k) != getattr(config, k)]
-    if differing:
-        running = ", ".join(f"{k}={getattr(config, k)!r}" for k in differing)
-        warnings.warn(
-            f"cache {name!r} is already running with {running}; the running settings apply",
-            stacklevel=3,
-        )
-
-
 def _raise_if_too_large(reply: Reply) -> None:
-    if reply[0] == TOO_LARGE:
-        size, capacity = reply[1]
+    if reply.code == Code.TOO_LARGE:
+        size, capacity = reply.payload
         raise EntryTooLargeError(size, capacity)

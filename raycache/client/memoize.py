@@ -27,7 +27,6 @@ from ray.exceptions import RayError
 from ray.remote_function import RemoteFunction
 
 from raycache.actors.compute import Job
-from raycache.actors.shard import COMPUTING, HIT, INLINE, MISS, PENDING, Reply
 from raycache.client.cache import Cache
 from raycache.client.lineage import LINEAGE
 from raycache.core import validation
@@ -39,6 +38,7 @@ from raycache.core.fingerprint import (
 )
 from raycache.core.hashing import hash_value
 from raycache.core.keys import key_digest
+from raycache.core.protocol import Code, Reply
 from raycache.errors import RaycacheError
 
 logger = logging.getLogger(__name__)
@@ -83,9 +83,9 @@ class _Counters:
 
     def count(self, reply: Reply) -> None:
         with self._lock:
-            if reply[0] == PENDING:
+            if reply.code == Code.PENDING:
                 self.merged += 1
-            elif reply[0] in (MISS, COMPUTING):
+            elif reply.code in (Code.MISS, Code.COMPUTING):
                 self.misses += 1
             else:
                 self.hits += 1
@@ -173,7 +173,7 @@ class _Memoized:
 
     def cache_info(self) -> CacheInfo:
         """Return this function's hit, miss and merged counts and its cached size."""
-        entries, size = self._cache()._tag_summary(self._tag)
+        entries, size = self._cache().shard_client.tag_summary(self._tag)
         c = self._counters
         return CacheInfo(c.hits, c.misses, c.merged, entries, size)
 
@@ -186,7 +186,7 @@ class _Memoized:
     def _load(self, key: bytes, job: Job, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Reply:
         """Return the shard's reply for ``key``, or MISS if the cache itself is unusable."""
         try:
-            reply = self._cache()._load(
+            reply = self._cache().shard_client.load(
                 key_digest(key),
                 job,
                 args,
@@ -197,7 +197,7 @@ class _Memoized:
             )
         except _CACHE_LAYER_FAULTS as error:
             logger.warning("raycache unavailable (%s); running %s uncached", error, self._tag)
-            return [MISS, None]
+            return Reply(Code.MISS)
         self._counters.count(reply)
         return reply
 
@@ -218,7 +218,7 @@ class MemoizedFunction(_Memoized):
         """Return ``fn(*args, **kwargs)``, from the cache when this call was made before."""
         key = self._key(args, kwargs)
         reply = self._load(key, self._job, args, kwargs)
-        return self._cache()._resolve(key_digest(key), reply, self._fn, args, kwargs)
+        return self._cache().shard_client.resolve(key_digest(key), reply, self._fn, args, kwargs)
 
 
 class MemoizedRemoteFunction(_Memoized):
@@ -240,13 +240,13 @@ class MemoizedRemoteFunction(_Memoized):
         """Return a reference to the task's result, computed at most once per distinct call."""
         key = self._key(args, kwargs)
         reply = self._load(key, self._job, args, kwargs)
-        if reply[0] == MISS:
+        if reply.code == Code.MISS:
             ref: ray.ObjectRef[Any] = self._remote.options(**self._options).remote(*args, **kwargs)
             return ref
-        if reply[0] == INLINE:
-            ref = reply[2]  # the lookup's own result: the value, with no put
+        if reply.code == Code.INLINE:
+            ref = reply.call  # the lookup's own result: the value, with no put
         else:
-            ref = ray.put(reply[1]) if reply[0] == HIT else reply[1][0]
+            ref = ray.put(reply.payload) if reply.code == Code.HIT else reply.reference
         LINEAGE.record(ref.hex(), key)
         return ref
 

@@ -1,0 +1,207 @@
+"""The wire protocol between clients and shards: requests, reply codes and reply fields.
+
+Every shard method that takes a request answers a *wire reply*, the list
+``[code, payload, flags]``. It is a list of plain values because Ray sends lists of
+ints, bytes and None through its fast msgpack path and everything else through pickle;
+for the same reason the codes travel as plain ints, not as :class:`Code` members. The
+client decodes a wire reply into a :class:`Reply`, whose fields have names.
+
+A request is one bytes argument: the caller's ring epoch, then one or more 16-byte key
+digests, then, for a lookup, an optional refresh age. One argument rather than several
+saves Ray a serialisation per argument, a sizeable share of a small get's round trip.
+
+>>> wire = hit("v", hot=True)
+>>> reply = Reply.decode(wire)
+>>> reply.code is Code.HIT, reply.payload, reply.hot, reply.elected
+(True, 'v', True, False)
+>>> KeyRequest.unpack(pack_key_request(3, b"d" * 16, 2.5))
+KeyRequest(epoch=3, digest=b'dddddddddddddddd', refresh_after=2.5)
+"""
+
+from __future__ import annotations
+
+import struct
+from enum import IntEnum, IntFlag
+from typing import Any, NamedTuple
+
+from raycache.core.keys import DIGEST_SIZE
+
+__all__ = [
+    "Code",
+    "Flag",
+    "KeyRequest",
+    "LookupReply",
+    "Reply",
+    "WireReply",
+    "hit",
+    "in_flight",
+    "miss",
+    "ok",
+    "pack_key_request",
+    "pack_request",
+    "ref",
+    "stale",
+    "too_large",
+    "unpack_request",
+]
+
+
+class Code(IntEnum):
+    """What a reply says. Its payload, by code, is given beside each member."""
+
+    HIT = 0
+    """The value itself, kept inline by the shard."""
+    REF = 1
+    """``[ref]``: the object store reference of a large value, nested so Ray does not fetch it."""
+    MISS = 2
+    """None: no such key."""
+    STALE = 3
+    """The shard's ring epoch: the caller's ring is older, so it refreshes and retries."""
+    TOO_LARGE = 4
+    """``(size, capacity)``: the value exceeds the shard's byte budget."""
+    OK = 5
+    """The method's answer, which its docstring describes."""
+    PENDING = 6
+    """``[ref]`` of a computation in flight that the caller joined."""
+    COMPUTING = 7
+    """``[ref]`` of a computation that the caller's request started."""
+    INLINE = 8
+    """The value; only made by the client, for a bare hit from a shard's ``lookup``."""
+
+
+REFERENCES = frozenset((Code.REF, Code.PENDING, Code.COMPUTING))
+"""Codes whose payload is ``[ref]``."""
+
+
+class Flag(IntFlag):
+    """Bits of a reply's ``flags`` field."""
+
+    HOT = 1
+    """The key takes a large share of its shard's reads: a near cache may keep it."""
+    REFRESH = 2
+    """This caller is elected to recompute the stale-but-served entry (stale-while-revalidate)."""
+
+
+WireReply = list[Any]
+"""A reply as it travels: ``[code, payload, flags]``, with ``code`` a plain int."""
+
+
+class LookupReply(list):  # type: ignore[type-arg]
+    """A shard's ``lookup`` answer other than a bare hit value.
+
+    ``lookup`` answers a plain inline hit with the value alone, so that the caller's
+    reference to the call's result is a reference to the value; every other answer is
+    a wire reply of this private type, so no value a user caches can be mistaken for one.
+    """
+
+
+class Reply(NamedTuple):
+    """A decoded reply. ``call`` is, for :attr:`Code.INLINE`, the lookup call's own reference."""
+
+    code: Code
+    payload: Any = None
+    flags: int = 0
+    call: Any = None
+
+    @classmethod
+    def decode(cls, wire: WireReply) -> Reply:
+        """Name the fields of a wire reply."""
+        return cls(Code(wire[0]), wire[1], wire[2])
+
+    @property
+    def hot(self) -> bool:
+        """Whether the shard reported the key hot."""
+        return bool(self.flags & Flag.HOT)
+
+    @property
+    def elected(self) -> bool:
+        """Whether this caller is elected to refresh the entry."""
+        return bool(self.flags & Flag.REFRESH)
+
+    @property
+    def reference(self) -> Any:
+        """The object reference a REF, PENDING or COMPUTING reply carries."""
+        return self.payload[0]
+
+
+def hit(value: Any, *, hot: bool = False) -> WireReply:
+    """Return a hit on an inline value."""
+    return [Code.HIT.value, value, Flag.HOT.value if hot else 0]
+
+
+def ref(reference: Any, *, hot: bool = False) -> WireReply:
+    """Return a hit on a large value, or on a finished computation, by reference."""
+    return [Code.REF.value, [reference], Flag.HOT.value if hot else 0]
+
+
+def miss() -> WireReply:
+    """Return a miss."""
+    return [Code.MISS.value, None, 0]
+
+
+def ok(answer: Any = None) -> WireReply:
+    """Return a method's answer."""
+    return [Code.OK.value, answer, 0]
+
+
+def stale(epoch: int) -> WireReply:
+    """Tell a caller that its ring is older than the shard's, at ``epoch``."""
+    return [Code.STALE.value, epoch, 0]
+
+
+def too_large(size: int, capacity: int) -> WireReply:
+    """Refuse a value larger than the shard's budget."""
+    return [Code.TOO_LARGE.value, (size, capacity), 0]
+
+
+def in_flight(code: Code, reference: Any) -> WireReply:
+    """Return the reference of a computation in flight: PENDING (joined) or COMPUTING."""
+    return [code.value, [reference], 0]
+
+
+# ----------------------------------------------------------------------------- requests
+
+_EPOCH = struct.Struct(">Q")
+_AGE = struct.Struct(">d")
+
+
+def pack_request(epoch: int, digests: bytes) -> bytes:
+    """Pack a ring epoch and one or more concatenated key digests into one argument.
+
+    >>> unpack_request(pack_request(7, b"a" * 16 + b"b" * 16))
+    (7, [b'aaaaaaaaaaaaaaaa', b'bbbbbbbbbbbbbbbb'])
+    """
+    return _EPOCH.pack(epoch) + digests
+
+
+def unpack_request(request: bytes) -> tuple[int, list[bytes]]:
+    """Return the epoch and digests packed by :func:`pack_request`."""
+    size = DIGEST_SIZE
+    digests = [request[start : start + size] for start in range(_EPOCH.size, len(request), size)]
+    return _EPOCH.unpack_from(request)[0], digests
+
+
+def pack_key_request(epoch: int, digest: bytes, refresh_after: float | None = None) -> bytes:
+    """Pack a request about one key: its digest and, for a lookup, a refresh age.
+
+    >>> KeyRequest.unpack(pack_key_request(3, b"d" * 16)).refresh_after is None
+    True
+    """
+    request = pack_request(epoch, digest)
+    return request if refresh_after is None else request + _AGE.pack(refresh_after)
+
+
+class KeyRequest(NamedTuple):
+    """A request about one key, unpacked."""
+
+    epoch: int
+    digest: bytes
+    refresh_after: float | None = None
+
+    @classmethod
+    def unpack(cls, request: bytes) -> KeyRequest:
+        """Unpack :func:`pack_key_request`'s bytes."""
+        end = _EPOCH.size + DIGEST_SIZE
+        epoch = _EPOCH.unpack_from(request)[0]
+        age = _AGE.unpack_from(request, end)[0] if len(request) > end else None
+        return cls(epoch, request[_EPOCH.size : end], age)
