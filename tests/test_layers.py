@@ -1,0 +1,46 @@
+"""The layers of ARCHITECTURE.md: core imports no Ray and nothing above it; actors no client."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "raycache"
+
+FORBIDDEN = {
+    "core": ("ray", "raycache.actors", "raycache.client"),
+    "actors": ("raycache.client",),
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, at any depth of the file (lazy imports included)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def breaks(name: str, forbidden: tuple[str, ...]) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in forbidden)
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_a_layer_imports_nothing_above_it(layer: str) -> None:
+    offences = [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in sorted((PACKAGE / layer).rglob("*.py"))
+        for name in sorted(imported_modules(path))
+        if breaks(name, FORBIDDEN[layer])
+    ]
+    assert offences == []
+
+
+def test_every_module_is_in_a_layer_or_a_known_top_level_file() -> None:
+    top_level = {path.name for path in PACKAGE.glob("*.py")}
+    assert top_level == {"__init__.py", "cli.py", "demo.py", "errors.py", "ring.py", "store.py"}
