@@ -120,6 +120,68 @@ def varied_sizes(*, n_keys: int, n_requests: int, exponent: float = 0.9, seed: i
     return Trace("varied sizes", ids[ranks], size_of[ranks])
 
 
+def zipf_with_scans(
+    *,
+    n_keys: int,
+    n_requests: int,
+    scan_share: float = 0.3,
+    scan_length: int = 500,
+    seed: int = 0,
+) -> Trace:
+    """Zipf(1.0) reads of a hot set, cut by scans: runs of ``scan_length`` one-time keys.
+
+    A pipeline cache sees this when a backfill or an ad-hoc job streams past data once;
+    about ``scan_share`` of the requests belong to scans, and no scanned key comes back.
+    """
+    rng = np.random.default_rng(seed)
+    ids = rng.permutation(n_keys).astype(np.int64)
+    n_scans = max(1, int(n_requests * scan_share) // scan_length)
+    in_scan = np.zeros(n_requests, dtype=bool)
+    for start in rng.choice(n_requests - scan_length, size=n_scans, replace=False):
+        in_scan[start : start + scan_length] = True
+    keys = ids[zipf_ranks(rng, n_keys, 1.0, n_requests)]
+    keys[in_scan] = n_keys + np.arange(int(in_scan.sum()))
+    return unit("zipf + scans", keys)
+
+
+def shifting_zipf(
+    *, n_keys: int, n_requests: int, phase: int, exponent: float = 1.0, seed: int = 0
+) -> Trace:
+    """Zipf popularity whose ranking is dealt afresh onto the keys every ``phase`` requests.
+
+    Like a pipeline moving from one dataset or model version to the next: the keys that
+    were hot go cold at once, and a new set, until then lukewarm or unseen, takes over.
+    """
+    rng = np.random.default_rng(seed)
+    ranks = zipf_ranks(rng, n_keys, exponent, n_requests)
+    keys = np.empty(n_requests, dtype=np.int64)
+    for start in range(0, n_requests, phase):
+        ids = rng.permutation(n_keys).astype(np.int64)
+        keys[start : start + phase] = ids[ranks[start : start + phase]]
+    return unit("shifting zipf", keys)
+
+
+def epochs_with_one_hit_wonders(
+    *, n_requests: int, n_epochs: int = 5, one_hit_share: float = 0.5, seed: int = 0
+) -> Trace:
+    """Training epochs: one dataset read whole, reshuffled, every epoch, amid one-hit keys.
+
+    Each epoch reads every dataset key once in a new random order; ``one_hit_share`` of
+    the requests are keys asked for once and never again (lookups, probes, new data).
+    A key's next read is about an epoch away, so only a cache that keeps dataset keys
+    while one-hit keys stream past gets hits.
+    """
+    rng = np.random.default_rng(seed)
+    per_epoch = int(n_requests * (1 - one_hit_share)) // n_epochs
+    dataset = np.concatenate([rng.permutation(per_epoch) for _ in range(n_epochs)])
+    is_one_hit = np.ones(n_requests, dtype=bool)
+    is_one_hit[np.sort(rng.choice(n_requests, size=len(dataset), replace=False))] = False
+    keys = np.empty(n_requests, dtype=np.int64)
+    keys[~is_one_hit] = dataset
+    keys[is_one_hit] = per_epoch + np.arange(int(is_one_hit.sum()))
+    return unit("epochs + one-hit keys", keys)
+
+
 def standard_traces(*, quick: bool) -> list[Trace]:
     """Return the benchmark's traces, shorter with ``quick``."""
     n_requests = 40_000 if quick else 200_000
@@ -135,4 +197,7 @@ def standard_traces(*, quick: bool) -> list[Trace]:
             seed=3,
         ),
         varied_sizes(n_keys=n_keys // 2, n_requests=n_requests, seed=4),
+        zipf_with_scans(n_keys=n_keys, n_requests=n_requests, seed=5),
+        shifting_zipf(n_keys=n_keys, n_requests=n_requests, phase=n_requests // 8, seed=6),
+        epochs_with_one_hit_wonders(n_requests=n_requests, seed=7),
     ]
