@@ -11,7 +11,9 @@ benchmark does: every request counts, first ones included; a miss inserts the ke
 One deviation from libCacheSim's defaults: W-TinyLFU's admission window is 1% of the
 cache, and a window smaller than one object admits nothing (a 0.0 hit ratio on small
 unit-size caches), so the window is raised to hold at least one object of the trace's
-mean size, as Caffeine's window always holds one entry.
+mean size, as Caffeine's window always holds one entry. LIRS is left as published: its
+HIR queue is 1% of the cache, so on the varied-size trace at small caches it refuses the
+larger objects (libCacheSim warns "object size too large" on stderr) and trails LRU.
 """
 
 from __future__ import annotations

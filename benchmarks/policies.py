@@ -225,6 +225,11 @@ def charted_columns(ratios: dict[str, float]) -> list[str]:
     ]
 
 
+def series_label(name: str) -> str:
+    """Return a chart's name for a column, marking the default policy."""
+    return f"{name} (default)" if name == default_policy() else name
+
+
 def charts(grid: Grid) -> list[Chart]:
     """Return hit ratio against cache size, one chart per trace, and the gaps in one chart."""
     axis = "cache size (% of the trace's footprint)"
@@ -232,7 +237,7 @@ def charts(grid: Grid) -> list[Chart]:
         Chart(
             filename=chart_filename(trace),
             series={
-                name: [(100 * f, ratios[name]) for f, ratios in by_size.items()]
+                series_label(name): [(100 * f, ratios[name]) for f, ratios in by_size.items()]
                 for name in charted_columns(next(iter(by_size.values())))
             },
             title=f"Hit ratio, {trace} trace",
