@@ -35,6 +35,10 @@ WIRE_REPLIES = [
     protocol.too_large(10, 4),
     protocol.in_flight(Code.PENDING, "object-ref"),
     protocol.in_flight(Code.COMPUTING, "object-ref"),
+    protocol.leased(3),
+    protocol.wait(3),
+    protocol.failed(b"pickled"),
+    protocol.retry(),
 ]
 
 
@@ -71,9 +75,10 @@ def test_payloads_by_code() -> None:
 
 def test_codes_are_distinct_and_stable() -> None:
     # The numbers travel between processes that may run different raycache versions.
-    assert [code.value for code in Code] == list(range(9))
+    assert [code.value for code in Code] == list(range(13))
     assert [code.name for code in Code] == [
         "HIT", "REF", "MISS", "STALE", "TOO_LARGE", "OK", "PENDING", "COMPUTING", "INLINE",
+        "LEASED", "WAIT", "FAILED", "RETRY",
     ]  # fmt: skip
 
 

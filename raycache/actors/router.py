@@ -19,7 +19,7 @@ from ray.exceptions import GetTimeoutError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raycache.actors.cluster import alive_nodes
-from raycache.actors.shard import SHARD_DOWN, SHARD_GONE, Shard
+from raycache.actors.shard import MAX_WAITERS, SHARD_DOWN, SHARD_GONE, WAITERS, Shard
 from raycache.core.config import CacheConfig
 from raycache.core.naming import NAMESPACE, shard_actor_name, shard_id, shard_index
 from raycache.core.ring import Ring
@@ -152,7 +152,7 @@ class Router:
         # gives every detached actor's tasks a worker pool of their own, so detached shards
         # would each start fresh workers for the computations they submit.
         return (
-            ray.remote(Shard)
+            ray.remote(concurrency_groups={WAITERS: MAX_WAITERS})(Shard)
             .options(
                 name=shard_actor_name(self._cache, member),
                 namespace=NAMESPACE,

@@ -32,6 +32,12 @@ from raycache.core.singleflight import SingleFlight
 from raycache.core.sizing import size_of
 from raycache.core.store import Entry, Store
 
+WAITERS = "waiters"
+"""The concurrency group of :meth:`Shard.wait`: threads that block on flights."""
+
+MAX_WAITERS = 64
+"""How many callers may block in :meth:`Shard.wait` at once; more queue behind them."""
+
 SHARD_GONE = (ActorDiedError, ActorUnschedulableError)
 """Errors meaning a shard is dead for good: its node is gone, or a resize removed it."""
 
@@ -58,7 +64,8 @@ class Shard:
         self._store = Store(config.shard_capacity(len(ring)), policy=config.policy)
         self._flights: SingleFlight[ray.ObjectRef[Any]] = SingleFlight()
         self._counters = {
-            "lost": 0, "merged": 0, "computes": 0, "refreshes": 0, "rejected": 0, "stale": 0,
+            "lost": 0, "merged": 0, "computes": 0, "leases": 0, "refreshes": 0, "rejected": 0,
+            "stale": 0,
         }  # fmt: skip
         self._ring = ring
         self._heat = Heat()
@@ -214,20 +221,99 @@ class Shard:
         )
 
     def _join(self, digest: bytes) -> WireReply:
+        """Join the key's flight: WAIT on a live lease, PENDING on a task; else MISS."""
         flight = self._flights.get(digest)
         if flight is None:
             return protocol.miss()
+        if flight.is_lease:
+            if self._flights.expired(flight):
+                return protocol.miss()  # its holder stopped renewing: the next may lease
+            self._counters["merged"] += 1
+            return protocol.wait(flight.token)
         finished = self._finished_computation(digest)
         if finished is not None:
             return finished  # done, only not yet reported: a hit
         self._counters["merged"] += 1
         return protocol.in_flight(Code.PENDING, flight.handle)
 
+    # -- leases: loaders that run in the caller ----------------------------------------------
+
+    def lease(
+        self, request: bytes, ttl: float | None, tags: tuple[str, ...], lease_s: float
+    ) -> WireReply:
+        """Grant the caller a lease on a missing key, or say how to get its value instead.
+
+        The answer is a hit if the value landed meanwhile, WAIT or PENDING if someone else
+        computes it, and otherwise LEASED: the caller computes the value in its own
+        process, renews the lease every so often, and ends with :meth:`fulfil` or
+        :meth:`fail`.
+        """
+        epoch, digest, _ = KeyRequest.unpack(request)
+        if self._is_stale(epoch):
+            return self._stale()
+        entry = self._store.peek(digest)
+        if entry is not None:
+            return _reply(entry)
+        joined = self._join(digest)
+        if joined[0] != Code.MISS:
+            return joined
+        self._counters["leases"] += 1
+        return protocol.leased(
+            self._flights.lease(digest, ttl=ttl, tags=tags, lease_s=lease_s).token
+        )
+
+    @ray.method(concurrency_group=WAITERS)
+    def wait(self, request: bytes, token: int, timeout_s: float) -> WireReply:
+        """Block until lease ``token`` ends, for up to ``timeout_s``; return its outcome.
+
+        Runs on a thread of its own, so that waiting blocks no other request: it only
+        reads the flight, whose event the shard's own thread sets. RETRY means the lease
+        ended without a value (deleted, expired, replaced) or is still running: look again.
+        """
+        _, digest, _ = KeyRequest.unpack(request)
+        flight = self._flights.get(digest)
+        if flight is None or flight.token != token:
+            return protocol.retry()
+        give_up = time.monotonic() + timeout_s
+        # Wake when the lease ends, or when it would expire: its holder renews it (moving
+        # the deadline on) for as long as it lives.
+        while not flight.done.is_set() and not self._flights.expired(flight):
+            wake = min(give_up, time.monotonic() + self._flights.remaining(flight))
+            if wake <= time.monotonic() or flight.done.wait(wake - time.monotonic()):
+                break
+        outcome: WireReply | None = flight.outcome
+        return outcome if outcome is not None else protocol.retry()
+
+    def renew(self, request: bytes, token: int, lease_s: float) -> bool:
+        """Extend lease ``token`` by ``lease_s`` seconds; False if it is no longer current."""
+        _, digest, _ = KeyRequest.unpack(request)
+        return self._flights.renew(digest, token, lease_s)
+
+    def fulfil(self, request: bytes, token: int, value: Any, cost: float) -> WireReply:
+        """Store the value that lease ``token`` computed, and hand it to the waiters.
+
+        A lease deleted, invalidated or superseded meanwhile stores nothing.
+        """
+        _, digest, _ = KeyRequest.unpack(request)
+        flight = self._flights.get(digest)
+        if flight is None or flight.token != token:
+            return protocol.ok()
+        stored = self._put(digest, value, size_of(value), flight.ttl, flight.tags, cost)
+        entry = self._store.peek(digest)
+        outcome = protocol.hit(value) if entry is None else _reply(entry)
+        self._flights.settle(digest, token, outcome)
+        return stored
+
+    def fail(self, request: bytes, token: int, error: bytes) -> None:
+        """End lease ``token`` with the pickled exception its computation raised."""
+        _, digest, _ = KeyRequest.unpack(request)
+        self._flights.settle(digest, token, protocol.failed(error))
+
     def _finished_computation(self, digest: bytes) -> WireReply | None:
         # A computation tells its shard that it finished by a message that may still be
         # in flight when its caller, already holding the value, reads the key back.
         flight = self._flights.get(digest)
-        if flight is None:
+        if flight is None or flight.handle is None:
             return None
         ready, _ = ray.wait([flight.handle], timeout=0, fetch_local=False)
         return protocol.ref(flight.handle) if ready else None
@@ -235,7 +321,7 @@ class Shard:
     def settle(self, digest: bytes, token: int, settlement: Settlement | None) -> None:
         """Record the outcome of computation ``token``; None means it failed."""
         flight = self._flights.settle(digest, token)
-        if flight is None or settlement is None:
+        if flight is None or flight.handle is None or settlement is None:
             return  # deleted, cleared or superseded while it ran; or it failed
         value = settlement.inline_value if settlement.inline else StoredRef(flight.handle)
         self._put(digest, value, settlement.size, flight.ttl, flight.tags, settlement.seconds)
@@ -243,7 +329,7 @@ class Shard:
     def report_lost(self, digest: bytes, ref_hex: str) -> bool:
         """Drop the entry under ``digest`` if it still holds the lost object ``ref_hex``."""
         flight = self._flights.get(digest)
-        if flight is not None and flight.handle.hex() == ref_hex:
+        if flight is not None and flight.handle is not None and flight.handle.hex() == ref_hex:
             self._flights.forget(digest)
         else:
             entry = self._store.peek(digest)

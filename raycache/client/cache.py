@@ -13,11 +13,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import ray
+from ray.remote_function import RemoteFunction
 
 from raycache.actors.compute import Job
 from raycache.actors.router import Snapshot
 from raycache.actors.shard import SHARD_DOWN
 from raycache.client import connect
+from raycache.client.loader import load_here
 from raycache.client.shard_client import ABSENT, ShardClient
 from raycache.core import validation
 from raycache.core.config import CacheConfig
@@ -148,15 +150,22 @@ class Cache:
     ) -> T:
         """Return the value under ``key``, computing ``fn(*args, **kwargs)`` on a miss.
 
-        Concurrent callers of the same missing key, anywhere in the cluster, share one
-        computation, which runs as a Ray task owned by the key's shard. An exception
-        raised by ``fn`` reaches every caller and nothing is cached. If the cache itself
-        fails, ``fn`` runs here and its value is returned.
+        ``fn`` runs here, in the caller, so it may use this process's connections, locks
+        or models. Concurrent callers of the same missing key, anywhere in the cluster,
+        share one computation: one caller runs ``fn`` and the others wait for its value.
+        If that caller dies, another takes over. An exception raised by ``fn`` reaches
+        every waiting caller and nothing is cached. If the cache itself fails, ``fn``
+        runs here and its value is returned. A ``@ray.remote`` function runs as a task
+        on the cluster instead.
         """
         digest = key_digest(key)
         seconds = validation.seconds(ttl, "ttl")
-        reply = self._client.load(digest, Job.of(fn), args, kwargs, ttl=seconds)
-        return self._client.resolve(digest, reply, fn, args, kwargs)
+        if isinstance(fn, RemoteFunction):  # a task: it runs on the cluster, as asked
+            reply = self._client.load(digest, Job.of(fn), args, kwargs, ttl=seconds)
+            computed: T = self._client.resolve(digest, reply, fn, args, kwargs)
+            return computed
+        value: T = load_here(self._client, digest, fn, args, kwargs, ttl=seconds).value
+        return value
 
     # -- many keys ---------------------------------------------------------------------
 

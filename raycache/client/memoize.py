@@ -29,6 +29,7 @@ from ray.remote_function import RemoteFunction
 from raycache.actors.compute import Job
 from raycache.client.cache import Cache
 from raycache.client.lineage import LINEAGE
+from raycache.client.loader import load_here
 from raycache.core import validation
 from raycache.core.fingerprint import (
     bind_arguments,
@@ -44,6 +45,9 @@ from raycache.errors import RaycacheError
 logger = logging.getLogger(__name__)
 
 _CACHE_LAYER_FAULTS = (RaycacheError, RayError)
+
+RUN_ON = ("caller", "cluster")
+"""Where a plain memoized function runs on a miss."""
 _LINEAGE_TAG = b"lineage:"
 _CONTENT_TAG = b"content:"
 _SEQUENCE_TAG = b"sequence:"
@@ -72,6 +76,16 @@ class _Settings:
     refresh_after: float | None
     version: Any
     ignore: frozenset[str]
+    run_on: str
+
+
+_COUNTED = {"hit": "hits", "miss": "misses", "merged": "merged"}
+
+
+def _how(reply: Reply) -> str:
+    if reply.code == Code.PENDING:
+        return "merged"
+    return "miss" if reply.code in (Code.MISS, Code.COMPUTING) else "hit"
 
 
 class _Counters:
@@ -81,14 +95,10 @@ class _Counters:
         self.hits = self.misses = self.merged = 0
         self._lock = threading.Lock()
 
-    def count(self, reply: Reply) -> None:
+    def count(self, how: str) -> None:
+        """Count one call that was a ``"hit"``, a ``"miss"`` or ``"merged"``."""
         with self._lock:
-            if reply.code == Code.PENDING:
-                self.merged += 1
-            elif reply.code in (Code.MISS, Code.COMPUTING):
-                self.misses += 1
-            else:
-                self.hits += 1
+            setattr(self, _COUNTED[how], getattr(self, _COUNTED[how]) + 1)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return _Counters, ()  # counts belong to the process that made the calls
@@ -106,6 +116,7 @@ def memoize(
     refresh_after: float | None = None,
     version: Any = None,
     ignore: Iterable[str] = (),
+    run_on: str = "caller",
 ) -> Callable[[Any], Any]: ...
 
 
@@ -118,6 +129,7 @@ def memoize(
     refresh_after: float | None = None,
     version: Any = None,
     ignore: Iterable[str] = (),
+    run_on: str = "caller",
 ) -> Any:
     """Memoize a ``@ray.remote`` function or a plain function across the cluster.
 
@@ -126,6 +138,11 @@ def memoize(
     entry's life; ``refresh_after`` serves an older entry at once while one background
     recompute refreshes it (stale-while-revalidate). ``version`` is mixed into the key,
     for changes the code does not show; ``ignore`` names parameters left out of it.
+
+    On a miss, a plain function runs in the caller (``run_on="caller"``, the default),
+    so it may use the caller's connections, locks, files or models; concurrent callers
+    anywhere in the cluster wait for that one computation. ``run_on="cluster"`` runs it
+    as a Ray task instead, as a ``@ray.remote`` function always is.
     """
     settings = _Settings(
         cache=_checked_cache(cache),
@@ -133,6 +150,7 @@ def memoize(
         refresh_after=validation.seconds(refresh_after, "refresh_after"),
         version=version,
         ignore=frozenset(validation.strings(ignore, "ignore")),
+        run_on=validation.choice(run_on, RUN_ON, "run_on"),
     )
     if fn is None:
         return functools.partial(_decorate, settings=settings)
@@ -198,7 +216,7 @@ class _Memoized:
         except _CACHE_LAYER_FAULTS as error:
             logger.warning("raycache unavailable (%s); running %s uncached", error, self._tag)
             return Reply(Code.MISS)
-        self._counters.count(reply)
+        self._counters.count(_how(reply))
         return reply
 
     def _cache(self) -> Cache:
@@ -217,8 +235,27 @@ class MemoizedFunction(_Memoized):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Return ``fn(*args, **kwargs)``, from the cache when this call was made before."""
         key = self._key(args, kwargs)
-        reply = self._load(key, self._job, args, kwargs)
-        return self._cache().shard_client.resolve(key_digest(key), reply, self._fn, args, kwargs)
+        if self._settings.run_on == "cluster":
+            reply = self._load(key, self._job, args, kwargs)
+            client = self._cache().shard_client
+            return client.resolve(key_digest(key), reply, self._fn, args, kwargs)
+        try:
+            client = self._cache().shard_client
+        except _CACHE_LAYER_FAULTS as error:
+            logger.warning("raycache unavailable (%s); running %s uncached", error, self._tag)
+            return self._fn(*args, **kwargs)
+        loaded = load_here(
+            client,
+            key_digest(key),
+            self._fn,
+            args,
+            kwargs,
+            ttl=self._settings.ttl,
+            tags=(self._tag,),
+            refresh_after=self._settings.refresh_after,
+        )
+        self._counters.count(loaded.how)
+        return loaded.value
 
 
 class MemoizedRemoteFunction(_Memoized):

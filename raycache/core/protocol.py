@@ -33,16 +33,20 @@ __all__ = [
     "LookupReply",
     "Reply",
     "WireReply",
+    "failed",
     "hit",
     "in_flight",
+    "leased",
     "miss",
     "ok",
     "pack_key_request",
     "pack_request",
     "ref",
+    "retry",
     "stale",
     "too_large",
     "unpack_request",
+    "wait",
 ]
 
 
@@ -67,6 +71,14 @@ class Code(IntEnum):
     """``[ref]`` of a computation that the caller's request started."""
     INLINE = 8
     """The value; only made by the client, for a bare hit from a shard's ``lookup``."""
+    LEASED = 9
+    """The lease token: the caller computes the value itself, then hands it to the shard."""
+    WAIT = 10
+    """The token of another caller's lease on the key: wait for it with ``wait``."""
+    FAILED = 11
+    """The pickled exception that the key's computation raised; nothing was cached."""
+    RETRY = 12
+    """None: the flight the caller waited on ended without a value; look the key up again."""
 
 
 REFERENCES = frozenset((Code.REF, Code.PENDING, Code.COMPUTING))
@@ -152,6 +164,26 @@ def stale(epoch: int) -> WireReply:
 def too_large(size: int, capacity: int) -> WireReply:
     """Refuse a value larger than the shard's budget."""
     return [Code.TOO_LARGE.value, (size, capacity), 0]
+
+
+def leased(token: int) -> WireReply:
+    """Grant the caller a lease on the key: it computes, then calls ``fulfil`` or ``fail``."""
+    return [Code.LEASED.value, token, 0]
+
+
+def wait(token: int) -> WireReply:
+    """Tell the caller that another caller holds lease ``token`` on the key."""
+    return [Code.WAIT.value, token, 0]
+
+
+def failed(error: bytes) -> WireReply:
+    """Pass on the pickled exception that the key's computation raised."""
+    return [Code.FAILED.value, error, 0]
+
+
+def retry() -> WireReply:
+    """Tell a waiter to look the key up again."""
+    return [Code.RETRY.value, None, 0]
 
 
 def in_flight(code: Code, reference: Any) -> WireReply:

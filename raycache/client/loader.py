@@ -1,0 +1,174 @@
+"""Loaders that run in the caller: the client's side of a shard's leases.
+
+On a miss, the key's shard grants one caller a lease. That caller runs the loader in its
+own process, so the loader may use the caller's connection, lock, open file or model,
+and renews the lease from a background thread while it runs. It then hands the value to
+the shard, which stores it and passes it to every caller that waited. Waiters block on
+the shard (no polling) until the lease ends; if its holder dies, the lease expires and
+the next caller takes it over. An exception raised by the loader reaches every waiting
+caller, and nothing is cached.
+
+The cache never fails the caller: if the shard cannot be reached, the loader simply runs
+here, uncached.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray import cloudpickle
+from ray.exceptions import GetTimeoutError, RayError
+
+from raycache.actors.compute import Call, Job
+from raycache.client.shard_client import ABSENT, ShardClient
+from raycache.core.protocol import Code, pack_key_request
+
+logger = logging.getLogger(__name__)
+
+LEASE_S = float(os.environ.get("RAYCACHE_LEASE_SECONDS", "10"))
+"""How long a lease lasts without renewal: the longest a dead holder's waiters wait."""
+
+HANDOFF_TIMEOUT_S = 30.0
+"""How long a leaseholder waits for its shard to take the value it computed."""
+
+MAX_ROUNDS = 8
+"""Lookups one call may make (leases lost, flights replaced) before it runs the loader."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A loaded value, and how: ``"hit"``, ``"miss"`` (computed here) or ``"merged"``."""
+
+    value: Any
+    how: str
+
+
+def load_here(
+    client: ShardClient,
+    digest: bytes,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    ttl: float | None,
+    tags: tuple[str, ...] = (),
+    refresh_after: float | None = None,
+) -> Loaded:
+    """Return the value under ``digest``, running ``fn(*args, **kwargs)`` here on a miss."""
+    merged = False
+    for _ in range(MAX_ROUNDS):
+        reply = client.call(digest, "lookup", refresh_after=refresh_after)
+        if reply.elected:
+            _refresh(client, digest, fn, args, kwargs, ttl, tags)
+        if reply.code == Code.MISS:
+            reply = client.call(digest, "lease", ttl, tags, LEASE_S)
+            if reply.code == Code.MISS:  # the shard is down: run uncached
+                return Loaded(fn(*args, **kwargs), "miss")
+        if reply.code == Code.LEASED:
+            return Loaded(_compute(client, digest, reply.payload, fn, args, kwargs), "miss")
+        if reply.code == Code.WAIT:
+            merged = True
+            reply = client.call(digest, "wait", reply.payload, LEASE_S)
+        if reply.code == Code.FAILED:
+            raise _exception(reply.payload)
+        value = client.value(digest, reply)
+        if value is not ABSENT:
+            return Loaded(value, "merged" if merged or reply.code == Code.PENDING else "hit")
+    return Loaded(fn(*args, **kwargs), "miss")
+
+
+def _compute(
+    client: ShardClient,
+    digest: bytes,
+    token: int,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Run ``fn`` under lease ``token``, then hand the value, or the error, to the shard."""
+    shard = client.shard_of(digest)
+    request = pack_key_request(client.snapshot.ring.epoch, digest)
+    renewal = _Renewal(shard, request, token)
+    started = time.perf_counter()
+    try:
+        value = fn(*args, **kwargs)
+    except BaseException as error:
+        renewal.stop()
+        _tell(shard.fail.remote(request, token, _pickled(error)))
+        raise
+    renewal.stop()
+    # Waited for, within a bound: the value travels as an object this process owns,
+    # which must reach the shard before this process may exit.
+    _tell(shard.fulfil.remote(request, token, value, time.perf_counter() - started))
+    return value
+
+
+def _tell(call: Any) -> None:
+    """Wait for a call that ends a lease; if the shard is slow or down, its waiters take over."""
+    try:
+        ray.get(call, timeout=HANDOFF_TIMEOUT_S)
+    except (RayError, GetTimeoutError) as error:
+        logger.warning("could not hand a computed value to its shard: %s", error)
+
+
+class _Renewal:
+    """Renews a lease from a daemon thread until stopped, so a live holder keeps it."""
+
+    def __init__(self, shard: Any, request: bytes, token: int) -> None:
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(shard, request, token), name="raycache-lease", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, shard: Any, request: bytes, token: int) -> None:
+        while not self._stopped.wait(LEASE_S / 3):
+            shard.renew.remote(request, token, LEASE_S)
+
+    def stop(self) -> None:
+        """Stop renewing."""
+        self._stopped.set()
+
+
+def _refresh(
+    client: ShardClient,
+    digest: bytes,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    ttl: float | None,
+    tags: tuple[str, ...],
+) -> None:
+    """Recompute a stale entry as a cluster task, while its old value is served.
+
+    A refresh runs in the background, so it cannot run in the caller; a loader that
+    cannot travel (it holds a connection, say) is left to expire instead.
+    """
+    try:
+        call = Call.ship(Job.of(fn), args, kwargs, ttl, tags)
+    except Exception as error:
+        logger.debug("not refreshing %s in the background: %s", digest.hex(), error)
+        return
+    request = pack_key_request(client.snapshot.ring.epoch, digest)
+    client.shard_of(digest).refresh.remote(request, call)
+
+
+def _pickled(error: BaseException) -> bytes:
+    try:
+        data: bytes = cloudpickle.dumps(error)  # type: ignore[no-untyped-call]
+    except Exception:
+        substitute = RuntimeError(f"{type(error).__name__}: {error}")
+        data = cloudpickle.dumps(substitute)  # type: ignore[no-untyped-call]
+    return data
+
+
+def _exception(payload: bytes) -> BaseException:
+    error: BaseException = cloudpickle.loads(payload)
+    return error
