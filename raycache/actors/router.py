@@ -152,7 +152,7 @@ class Router:
         # gives every detached actor's tasks a worker pool of their own, so detached shards
         # would each start fresh workers for the computations they submit.
         return (
-            ray.remote(concurrency_groups={WAITERS: MAX_WAITERS})(Shard)
+            ray.remote(concurrency_groups={WAITERS: MAX_WAITERS})(Shard)  # type: ignore[call-overload]
             .options(
                 name=shard_actor_name(self._cache, member),
                 namespace=NAMESPACE,

@@ -50,6 +50,11 @@ class Cache:
     seconds, so a read may be that much older than the shard's value (this handle's own
     writes drop its copies at once). Off by default.
 
+    ``timeout`` bounds, in seconds, how long a read (``get``, ``get_many``, ``in``, and
+    the lookup of ``get_or_compute``) waits for a shard that is down, restarting or
+    swamped: after that it is a miss, and this handle avoids that shard until it answers
+    again. The default is 0.25 s, or the environment variable ``RAYCACHE_TIMEOUT``.
+
     When the cache already exists, its running settings win; settings given here that
     differ are reported with a warning.
     """
@@ -63,18 +68,25 @@ class Cache:
         policy: str = DEFAULT_POLICY,
         ttl: float | None = None,
         near_cache_ttl: float | None = None,
+        timeout: float | None = None,
     ) -> None:
         self._name = validation.name(name)
         self._near = _near_cache(near_cache_ttl)
         requested = connect.requested_settings(shards, capacity, policy, ttl)
-        self._client = connect.create(name, requested)
+        self._client = connect.create(name, requested, validation.seconds(timeout, "timeout"))
 
     @classmethod
-    def attach(cls, name: str = "default", *, near_cache_ttl: float | None = None) -> Cache:
+    def attach(
+        cls,
+        name: str = "default",
+        *,
+        near_cache_ttl: float | None = None,
+        timeout: float | None = None,
+    ) -> Cache:
         """Return a handle on the running cache ``name``; raise if there is none."""
         validation.name(name)
         near = _near_cache(near_cache_ttl)
-        return _restore(connect.attach(name), near)
+        return _restore(connect.attach(name, validation.seconds(timeout, "timeout")), near)
 
     @property
     def name(self) -> str:
@@ -266,7 +278,8 @@ class Cache:
         """Pickle as the name, router and ring snapshot, so tasks attach with no calls."""
         near = None if self._near is None else NearCache(self._near.ttl)
         client = self._client
-        return _unpickle, (self._name, client.router, client.snapshot, near)
+        args = (self._name, client.router, client.snapshot, near, client.health.timeout)
+        return _unpickle, args
 
     def __repr__(self) -> str:
         """Show the name, shard count and policy."""
@@ -292,8 +305,10 @@ def _near_cache(ttl: float | None) -> NearCache | None:
     return None if seconds is None else NearCache(seconds)
 
 
-def _unpickle(name: str, router: Any, snapshot: Snapshot, near: NearCache | None) -> Cache:
-    return _restore(ShardClient(name, router, snapshot), near)
+def _unpickle(
+    name: str, router: Any, snapshot: Snapshot, near: NearCache | None, timeout: float
+) -> Cache:
+    return _restore(ShardClient(name, router, snapshot, timeout), near)
 
 
 def _restore(client: ShardClient, near: NearCache | None) -> Cache:

@@ -34,7 +34,7 @@ def requested_settings(
     }
 
 
-def create(name: str, requested: dict[str, Any]) -> ShardClient:
+def create(name: str, requested: dict[str, Any], timeout: float | None = None) -> ShardClient:
     """Start cache ``name`` with ``requested`` settings, or join it if it is running.
 
     A running cache keeps its settings; those asked for here that differ are warned of.
@@ -44,12 +44,12 @@ def create(name: str, requested: dict[str, Any]) -> ShardClient:
     resolved = _resolve(requested)
     router = _start_router(name, resolved)
     ray.get(router.wait_ready.remote())
-    client = ShardClient(name, router, ray.get(router.snapshot.remote()))
+    client = ShardClient(name, router, ray.get(router.snapshot.remote()), timeout)
     _warn_on_conflict(name, requested, resolved, client.config)
     return client
 
 
-def attach(name: str) -> ShardClient:
+def attach(name: str, timeout: float | None = None) -> ShardClient:
     """Return a client of the running cache ``name``; raise if there is none."""
     if not ray.is_initialized():
         ray.init()
@@ -57,7 +57,7 @@ def attach(name: str) -> ShardClient:
         router = ray.get_actor(router_name(name), namespace=NAMESPACE)
     except ValueError:
         raise CacheNotFoundError(f"no cache named {name!r} is running") from None
-    return ShardClient(name, router, ray.get(router.snapshot.remote()))
+    return ShardClient(name, router, ray.get(router.snapshot.remote()), timeout)
 
 
 def _start_router(name: str, config: CacheConfig) -> Any:

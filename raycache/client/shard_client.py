@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import ray
-from ray.exceptions import ObjectLostError, RayActorError, WorkerCrashedError
+from ray.exceptions import GetTimeoutError, ObjectLostError, RayActorError, WorkerCrashedError
 
 from raycache.actors.compute import Call, Job
 from raycache.actors.router import Snapshot
 from raycache.actors.shard import SHARD_DOWN, SHARD_GONE
+from raycache.client.health import ShardHealth, default_timeout
 from raycache.core.config import CacheConfig
 from raycache.core.keys import DIGEST_SIZE, key_point, key_points
 from raycache.core.protocol import (
@@ -49,10 +51,19 @@ MAX_RING_REFRESHES = 5
 CACHE_FAULTS = (RayActorError, ObjectLostError, WorkerCrashedError)
 """Errors of reading a cached object that mean the cache lost it, not that the user erred."""
 
+BOUNDED = frozenset(("get", "contains", "lookup", "lease", "get_many"))
+"""Shard methods a caller waits on for at most the client's timeout: the reads."""
+
 _MISS = Reply(Code.MISS)
 
 Group = tuple[list[int], Reply]
 """The indices, into a batch of digests, of the keys one shard owns, and its reply."""
+
+
+class _Call(NamedTuple):
+    member: str
+    group: list[int]
+    call: ray.ObjectRef[Any]
 
 
 class Absent:
@@ -66,9 +77,12 @@ ABSENT = Absent()
 class ShardClient:
     """Routes requests for one cache to its shards, by a snapshot of the router's ring."""
 
-    def __init__(self, name: str, router: Any, snapshot: Snapshot) -> None:
+    def __init__(
+        self, name: str, router: Any, snapshot: Snapshot, timeout: float | None = None
+    ) -> None:
         self.name = name
         self.router = router
+        self.health = ShardHealth(default_timeout() if timeout is None else timeout)
         self.adopt(snapshot)
 
     def adopt(self, snapshot: Snapshot) -> None:
@@ -100,12 +114,20 @@ class ShardClient:
         self, digest: bytes, method: str, *args: Any, refresh_after: float | None = None
     ) -> Reply:
         """Call shard ``method`` about ``digest``; a shard that is down answers MISS."""
+        bounded = method in BOUNDED
         for _ in range(MAX_RING_REFRESHES):
             epoch = self._ring.epoch
+            member = self._ring.owner_at(key_point(digest))
+            if bounded and not self.health.available(member):
+                return _MISS
+            shard = self._shards[member]
             try:
                 request = pack_key_request(epoch, digest, refresh_after)
-                call = getattr(self.shard_of(digest), method).remote(request, *args)
-                wire = ray.get(call)
+                call = getattr(shard, method).remote(request, *args)
+                wire = ray.get(call, timeout=self.health.timeout if bounded else None)
+            except GetTimeoutError:
+                self.health.timed_out(member, shard)
+                return _MISS
             except SHARD_DOWN as error:
                 # A crashed shard restarts under the same handle: a miss meanwhile. A
                 # shard that is gone for good is replaced, and a newer ring routes there.
@@ -214,19 +236,47 @@ class ShardClient:
         joined = b"".join(digests)
         points = key_points(joined)
         rows = np.frombuffer(joined, dtype=np.uint8).reshape(-1, DIGEST_SIZE)
+        bounded = method in BOUNDED
         answered: list[Group] = []
         for _ in range(MAX_RING_REFRESHES):
             epoch = self._ring.epoch
             calls = []
             for member, indices in self._ring.partition(points).items():
+                if bounded and not self.health.available(member):
+                    continue  # its keys are misses until it answers a probe
                 request = pack_request(epoch, rows[indices].tobytes())
                 group = indices.tolist()
                 shard_method = getattr(self._shards[member], method)
-                calls.append((group, shard_method.remote(request, *per_group(group), *args)))
-            answered, retry = _gather(calls)
+                call = shard_method.remote(request, *per_group(group), *args)
+                calls.append(_Call(member, group, call))
+            deadline = time.monotonic() + self.health.timeout if bounded else None
+            answered, retry = self._gather(calls, deadline)
             if not (retry and self._ring_moved_past(epoch)):
                 break
         return answered
+
+    def _gather(self, calls: list[_Call], deadline: float | None) -> tuple[list[Group], bool]:
+        """Wait for every call, until ``deadline`` if bounded.
+
+        Return the answers, and whether a newer ring may route better.
+        """
+        answered = []
+        retry = False
+        for member, group, call in calls:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                reply = Reply.decode(ray.get(call, timeout=timeout))
+            except GetTimeoutError:
+                self.health.timed_out(member, self._shards[member])
+                continue
+            except SHARD_DOWN as error:
+                retry |= isinstance(error, SHARD_GONE)
+                continue
+            if reply.code == Code.STALE:
+                retry = True
+            else:
+                answered.append((group, reply))
+        return answered, retry
 
     def broadcast(self, method: str, *args: Any) -> list[Any]:
         """Call ``method`` on every shard; return the answers of those that are up.
@@ -263,23 +313,6 @@ class ShardClient:
         except CacheNotFoundError:
             return False
         return self._ring.epoch != epoch
-
-
-def _gather(calls: list[tuple[list[int], ray.ObjectRef[Any]]]) -> tuple[list[Group], bool]:
-    """Wait for every call; return the answers, and whether a newer ring may route better."""
-    answered = []
-    retry = False
-    for group, call in calls:
-        try:
-            reply = Reply.decode(ray.get(call))
-        except SHARD_DOWN as error:
-            retry |= isinstance(error, SHARD_GONE)
-            continue
-        if reply.code == Code.STALE:
-            retry = True
-        else:
-            answered.append((group, reply))
-    return answered, retry
 
 
 def _gather_alive(calls: dict[str, ray.ObjectRef[Any]], answers: dict[str, Any]) -> bool:
