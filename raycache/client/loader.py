@@ -61,7 +61,12 @@ def load_here(
     tags: tuple[str, ...] = (),
     refresh_after: float | None = None,
 ) -> Loaded:
-    """Return the value under ``digest``, running ``fn(*args, **kwargs)`` here on a miss."""
+    """Return the value under ``digest``, running ``fn(*args, **kwargs)`` here on a miss.
+
+    As for a Ray task, ObjectRefs among the arguments (not nested in them) reach ``fn``
+    as their values.
+    """
+    fn = _resolving(fn)
     merged = False
     for _ in range(MAX_ROUNDS):
         reply = client.call(digest, "lookup", refresh_after=refresh_after)
@@ -82,6 +87,21 @@ def load_here(
         if value is not ABSENT:
             return Loaded(value, "merged" if merged or reply.code == Code.PENDING else "hit")
     return Loaded(fn(*args, **kwargs), "miss")
+
+
+def _resolving(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``fn`` to receive the values of ObjectRefs passed as top-level arguments."""
+
+    def resolved(*args: Any, **kwargs: Any) -> Any:
+        args = tuple(_value_of(arg) for arg in args)
+        kwargs = {name: _value_of(arg) for name, arg in kwargs.items()}
+        return fn(*args, **kwargs)
+
+    return resolved
+
+
+def _value_of(argument: Any) -> Any:
+    return ray.get(argument) if isinstance(argument, ray.ObjectRef) else argument
 
 
 def _compute(
