@@ -31,6 +31,7 @@ class SingleFlightMachine(RuleBasedStateMachine):
         self.current: dict[str, tuple[int, tuple[str, ...]]] = {}
         self.launched: list[tuple[str, int]] = []
         self.elected_at: dict[str, float] = {}
+        self.deadlines: dict[str, float] = {}  # of the current flights that are leases
 
     @rule(key=KEYS, tags=TAGS)
     def start(self, key: str, tags: tuple[str, ...]) -> None:
@@ -41,29 +42,57 @@ class SingleFlightMachine(RuleBasedStateMachine):
             return f"{key}:{token}"
 
         handle = self.flights.start(key, launch, ttl=None, tags=tags)
+        self.deadlines.pop(key, None)
         (token,) = seen
         assert token not in [t for _, t in self.launched], "tokens are never reused"
         assert handle == f"{key}:{token}"
         self.launched.append((key, token))
         self.current[key] = (token, tags)
 
+    @rule(key=KEYS, tags=TAGS, lease_s=st.sampled_from([1.0, 5.0]))
+    def lease(self, key: str, tags: tuple[str, ...], lease_s: float) -> None:
+        replaced = self.flights.get(key)
+        flight = self.flights.lease(key, ttl=None, tags=tags, lease_s=lease_s)
+        assert flight.is_lease and not self.flights.expired(flight)
+        assert flight.token not in [t for _, t in self.launched], "tokens are never reused"
+        if replaced is not None:
+            assert replaced.done.is_set() and replaced.outcome is None, "its waiters look again"
+        self.launched.append((key, flight.token))
+        self.current[key] = (flight.token, tags)
+        self.deadlines[key] = self.clock.now + lease_s
+
+    @rule(data=st.data(), lease_s=st.sampled_from([1.0, 5.0]))
+    def renew(self, data: Any, lease_s: float) -> None:
+        if not self.launched:
+            return
+        key, token = data.draw(st.sampled_from(self.launched))
+        current = self.current.get(key, (None,))[0] == token and key in self.deadlines
+        assert self.flights.renew(key, token, lease_s) == current
+        if current:
+            self.deadlines[key] = self.clock.now + lease_s
+
     @rule(data=st.data())
     def settle_any_launched(self, data: Any) -> None:
         if not self.launched:
             return
         key, token = data.draw(st.sampled_from(self.launched))
-        flight = self.flights.settle(key, token)
+        flight = self.flights.settle(key, token, outcome="value")
         if self.current.get(key, (None,))[0] == token:
             assert flight is not None and flight.token == token
+            assert flight.done.is_set() and flight.outcome == "value"
             del self.current[key]
+            self.deadlines.pop(key, None)
             self.elected_at.pop(key, None)
         else:
             assert flight is None, "only the current flight may land"
 
     @rule(key=KEYS)
     def forget(self, key: str) -> None:
+        flight = self.flights.get(key)
         assert self.flights.forget(key) == (key in self.current)
+        assert flight is None or (flight.done.is_set() and flight.outcome is None)
         self.current.pop(key, None)
+        self.deadlines.pop(key, None)
 
     @rule(tag=st.sampled_from(["t", "u", "v"]))
     def forget_tagged(self, tag: str) -> None:
@@ -71,11 +100,13 @@ class SingleFlightMachine(RuleBasedStateMachine):
         assert set(self.flights.forget_tagged(tag)) == expected
         for key in expected:
             del self.current[key]
+            self.deadlines.pop(key, None)
 
     @rule()
     def clear(self) -> None:
         self.flights.clear()
         self.current.clear()
+        self.deadlines.clear()
         self.elected_at.clear()
 
     @rule(seconds=st.floats(min_value=0, max_value=2 * ELECTION_S))
@@ -101,6 +132,11 @@ class SingleFlightMachine(RuleBasedStateMachine):
         for key, (token, tags) in self.current.items():
             flight = self.flights.get(key)
             assert flight is not None and (flight.token, flight.tags) == (token, tags)
+            assert not flight.done.is_set(), "a current flight's waiters keep waiting"
+            if key in self.deadlines:
+                assert self.flights.expired(flight) == (self.clock.now >= self.deadlines[key])
+            else:
+                assert not flight.is_lease and not self.flights.expired(flight)
 
 
 TestSingleFlight = SingleFlightMachine.TestCase
