@@ -12,8 +12,8 @@ The layout follows Caffeine's ``FrequencySketch`` rather than the textbook one:
 
 * Counters are small (they saturate at 15). TinyLFU only compares counts and halves
   them every sample, so a count rarely needs more than four bits.
-* All four counters of a key live in one table, chosen by double hashing of one
-  64-bit hash, instead of in four rows hashed four times: one hash per use is what a
+* All four counters of a key live in one table, chosen by four bit windows of one
+  mixed hash, instead of in four rows hashed four times: one hash per use is what a
   pure-Python hot path can afford, and the error is the same for practical purposes.
 * The table has about eight counters per key it must tell apart, growing with the
   number of keys, so a store of a million entries spends about eight bytes per entry.
@@ -26,18 +26,18 @@ cheapest counter Python has; halving all of them is one ``bytes.translate`` call
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable
 from typing import Final
 
 __all__ = ["FrequencySketch"]
 
-_MASK64: Final = (1 << 64) - 1
 # Multiply-shift mixing: hash(int) is the int itself, so consecutive keys would
 # otherwise share counters. The golden-ratio constant spreads them over the high bits.
 _MIX: Final = 0x9E3779B97F4A7C15
 _HALVE: Final = bytes(i >> 1 for i in range(256))
 _MAX_COUNT: Final = 15
 _COUNTERS_PER_KEY: Final = 8
+_SAMPLE_PER_KEY: Final = 10
 
 
 class FrequencySketch:
@@ -55,18 +55,18 @@ class FrequencySketch:
     def __init__(self, capacity: int = 16) -> None:
         self.capacity = max(1, capacity)
         """How many distinct keys the sketch is sized to tell apart."""
-        width = 1 << max(6, (_COUNTERS_PER_KEY * self.capacity - 1).bit_length())
+        width = _width_for(self.capacity)
         self._mask = width - 1
         self._table = bytearray(width)
-        self.sample = 10 * self.capacity
+        self.sample = _SAMPLE_PER_KEY * self.capacity
         """Additions between two halvings of every counter."""
         self._additions = 0
 
     def add(self, key: Hashable) -> None:
         """Count one use of ``key``."""
-        table = self._table
-        a, b, c, d = self._indices(key)
-        # Unrolled: this runs on every read and write of the cache.
+        # Inlined index arithmetic (see estimate): this runs on every read and write.
+        h, mask, table = hash(key) * _MIX, self._mask, self._table
+        a, b, c, d = h & mask, h >> 14 & mask, h >> 28 & mask, h >> 42 & mask
         if table[a] < _MAX_COUNT:
             table[a] += 1
         if table[b] < _MAX_COUNT:
@@ -82,26 +82,28 @@ class FrequencySketch:
 
     def estimate(self, key: Hashable) -> int:
         """Return the (over-)estimated number of recent uses of ``key``."""
-        table = self._table
-        a, b, c, d = self._indices(key)
-        return min(table[a], table[b], table[c], table[d])
+        # Four windows of one mixed hash pick the counters. Masking by a power of two
+        # keeps a counter's index stable modulo the old width when the table grows.
+        h, mask, table = hash(key) * _MIX, self._mask, self._table
+        return min(
+            table[h & mask], table[h >> 14 & mask], table[h >> 28 & mask], table[h >> 42 & mask]
+        )
 
-    def grown(self, keys: Iterable[Hashable], capacity: int) -> FrequencySketch:
-        """Return a sketch sized for ``capacity`` keys that keeps the estimates of ``keys``."""
-        new = FrequencySketch(capacity)
-        table = new._table
-        for key in keys:
-            count = self.estimate(key)
-            for i in new._indices(key):
-                table[i] = max(table[i], count)
-        return new
+    def grow(self, capacity: int) -> None:
+        """Resize for about ``capacity`` keys, keeping every estimate.
 
-    def _indices(self, key: Hashable) -> tuple[int, int, int, int]:
-        # Double hashing (start + i * step) from one mixed hash; the step is odd, so the
-        # four counters differ whenever the table has more than four of them.
-        h = (hash(key) * _MIX) & _MASK64
-        step, mask = h | 1, self._mask
-        a = ((h >> 40) + step) & mask
-        b = (a + step) & mask
-        c = (b + step) & mask
-        return a, b, c, (c + step) & mask
+        Indices are reduced modulo a power-of-two width, so in a table of twice the
+        width each counter's new home is one of two places that both hold its old
+        value: repeating the table keeps the estimates exactly, in one C-speed copy.
+        """
+        self.capacity = max(self.capacity, capacity)
+        self.sample = _SAMPLE_PER_KEY * self.capacity
+        width = _width_for(self.capacity)
+        if width > len(self._table):
+            self._table *= width // len(self._table)
+            self._mask = width - 1
+
+
+def _width_for(capacity: int) -> int:
+    """Return the table width for ``capacity`` keys: a power of two, at least 64."""
+    return 1 << max(6, (_COUNTERS_PER_KEY * capacity - 1).bit_length())

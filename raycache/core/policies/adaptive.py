@@ -11,12 +11,9 @@ when the hit ratio jumps, which signals that the workload changed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from raycache.core.policies.tinylfu import TinyLFUPolicy
-
-if TYPE_CHECKING:
-    from raycache.core.store import Entry
 
 __all__ = ["AdaptivePolicy", "HillClimber"]
 
@@ -27,7 +24,10 @@ DECAY: Final = 0.98
 """How much each step shrinks from the one before, while the workload is steady."""
 RESTART: Final = 0.05
 """A change of hit ratio at least this large restarts the steps at full size."""
-LARGEST_WINDOW: Final = 0.8
+LARGEST_WINDOW: Final = 0.99
+"""The window never takes the whole cache: the main region keeps the frequent entries."""
+SAMPLE_FLOOR: Final = 2000
+"""The fewest requests per sample: fewer make the hit ratio too noisy to climb on."""
 
 
 class HillClimber:
@@ -65,22 +65,23 @@ class HillClimber:
 class AdaptivePolicy(TinyLFUPolicy):
     """W-TinyLFU whose window share a :class:`HillClimber` adjusts once every sample.
 
-    A sample is ``SAMPLE_PER_ENTRY`` requests (hits and misses) per tracked entry.
+    A sample is ``SAMPLE_PER_ENTRY`` requests (hits and misses) per tracked entry, and
+    at least ``SAMPLE_FLOOR``.
     The window does not shrink or grow at once: a smaller window pushes its oldest
     entries on to probation at the next write, and a larger one fills from new
     entries while evictions come from the main region.
     """
 
     name = "adaptive"
-    SAMPLE_PER_ENTRY: Final = 1
+    SAMPLE_PER_ENTRY: Final = 3
 
     def __init__(self) -> None:
         super().__init__(window_share=0.01)
         self._climber = HillClimber(self._window_share)
+        self._sample = SAMPLE_FLOOR
 
-    def insert(self, entry: Entry) -> None:
-        """Put a new entry in the window, and adjust the window after every sample."""
-        if self._hits + self._misses >= max(64, self.SAMPLE_PER_ENTRY * len(self)):
-            self._window_share = self._climber.adjust(self._hits, self._misses)
-            self._hits = self._misses = 0
-        super().insert(entry)
+    def _adapt(self) -> None:
+        """Step the window share after a sample, and size the next sample."""
+        self._window_share = self._climber.adjust(self._hits, self._misses)
+        self._hits = self._misses = 0
+        self._sample = max(SAMPLE_FLOOR, self.SAMPLE_PER_ENTRY * self._count)

@@ -6,6 +6,7 @@ ACM Transactions on Storage 13(4), 2017, as Caffeine implements it.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Hashable, Iterator
 from itertools import chain
@@ -62,6 +63,9 @@ class TinyLFUPolicy(Policy):
         self._sketch = FrequencySketch()
         self._random = random.Random(seed)
         self._hits = self._misses = 0
+        self._sample: float = math.inf  # requests between calls of _adapt
+        # Totals over the three queues, kept here so the hot path need not add them up.
+        self._bytes = self._count = 0
 
     @property
     def window_share(self) -> float:
@@ -71,16 +75,25 @@ class TinyLFUPolicy(Policy):
     def insert(self, entry: Entry) -> None:
         """Put a new entry in the window, pushing the window's oldest on to probation."""
         self._misses += 1
-        self._window.append(entry)
+        if self._hits + self._misses >= self._sample:
+            self._adapt()
+        self._bytes += entry.size
+        self._count += 1
+        window = self._window
+        window.append(entry)
         sketch = self._sketch
         sketch.add(entry.key)
-        if len(self) > sketch.capacity:
-            self._sketch = sketch.grown(self, 2 * len(self))
-        self._overflow_window()
+        if self._count > sketch.capacity:
+            sketch.grow(2 * self._count)
+        # A cheap necessary condition for the exact test in _overflow_window.
+        share = self._window_share
+        if window.bytes > share * self._bytes or window.count > share * self._count:
+            self._overflow_window()
 
     def replace(self, old: Entry, new: Entry) -> None:
         """Let ``new`` take ``old``'s place, and count the write as a hit."""
         old._queue.replace(old, new)
+        self._bytes += new.size - old.size
         self.touch(new)
         self._overflow_protected()
         self._overflow_window()
@@ -92,14 +105,18 @@ class TinyLFUPolicy(Policy):
         queue = entry._queue
         if queue is self._probation:
             queue.unlink(entry)
-            self._protected.append(entry)
-            self._overflow_protected()
+            protected = self._protected
+            protected.append(entry)
+            if protected.bytes > self._protected_share * (protected.bytes + queue.bytes):
+                self._overflow_protected()
         else:
             queue.move_to_end(entry)
 
     def remove(self, entry: Entry) -> None:
         """Stop tracking ``entry``; its sketch count stays, so a comeback is recognised."""
         entry._queue.unlink(entry)
+        self._bytes -= entry.size
+        self._count -= 1
 
     def victim(self) -> Entry:
         """Return the loser of candidate (newest in probation) against the oldest main entry."""
@@ -115,6 +132,9 @@ class TinyLFUPolicy(Policy):
             raise empty()
         return incumbent if self._admits(candidate, incumbent) else candidate
 
+    def _adapt(self) -> None:
+        """Adjust to the sample of requests just counted; this policy does not adapt."""
+
     def _admits(self, candidate: Entry, incumbent: Entry) -> bool:
         estimate = self._sketch.estimate
         wanted = estimate(candidate.key)
@@ -126,7 +146,7 @@ class TinyLFUPolicy(Policy):
         # At least one average entry, so tiny caches keep a window, but counted in
         # entries too, so that zero-byte entries cannot pile up in it.
         window, probation = self._window, self._probation
-        total, count = self.bytes, max(len(self), 1)
+        total, count = self._bytes, max(self._count, 1)
         budget = max(self._window_share * total, total / count)
         most = max(1, int(self._window_share * count))
         while window.bytes > budget or window.count > most:
@@ -142,13 +162,8 @@ class TinyLFUPolicy(Policy):
             protected.unlink(entry)
             probation.append(entry)
 
-    @property
-    def bytes(self) -> int:
-        """The sum of the sizes of the tracked entries."""
-        return self._window.bytes + self._probation.bytes + self._protected.bytes
-
     def __len__(self) -> int:
-        return self._window.count + self._probation.count + self._protected.count
+        return self._count
 
     def __iter__(self) -> Iterator[Hashable]:
         return (entry.key for entry in chain(self._window, self._probation, self._protected))
