@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from raycache.core import fingerprint as fingerprint_module
 from raycache.core.fingerprint import (
+    FINGERPRINT_VERSION,
     bind_arguments,
     call_digest,
     check_ignore,
@@ -222,7 +222,7 @@ def test_version_counts() -> None:
 
 
 def test_python_version_is_part_of_the_fingerprint() -> None:
-    assert fingerprint_module._FINGERPRINT.endswith(bytes(sys.version_info[:2]))
+    assert FINGERPRINT_VERSION.endswith(bytes(sys.version_info[:2]))
 
 
 def test_running_a_function_does_not_change_its_fingerprint() -> None:

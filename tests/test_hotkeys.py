@@ -25,12 +25,25 @@ def test_near_cache_expires_discards_and_stays_bounded() -> None:
     near.put(b"a", 1)
     near.put(b"b", 2)
     near.put(b"c", 3)
+    assert len(near) == 2
     assert near.get(b"a", None) is None  # the oldest went to make room
     near.discard(b"b")
     assert near.get(b"b", None) is None
     assert near.get(b"c", None) == 3
     now[0] = 1.0
     assert near.get(b"c", None) is None
+
+
+def test_near_cache_evicts_the_least_recently_read() -> None:
+    near = NearCache(ttl=10.0, max_entries=2, clock=lambda: 0.0)
+    near.put(b"a", 1)
+    near.put(b"b", 2)
+    assert near.get(b"a", None) == 1
+    near.put(b"c", 3)
+    assert near.get(b"b", None) is None
+    assert (near.get(b"a", None), near.get(b"c", None)) == (1, 3)
+    near.clear()
+    assert len(near) == 0
 
 
 def _shard_hits(cache: raycache.Cache) -> int:

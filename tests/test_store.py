@@ -21,25 +21,27 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from raycache.core.store import (
-    POLICIES,
-    Entry,
+from raycache.core.policies import (
     FIFOPolicy,
     GDSFPolicy,
     LFUPolicy,
     LRUPolicy,
+    TinyLFUPolicy,
+)
+from raycache.core.store import (
+    DEFAULT_POLICY,
+    POLICIES,
+    Entry,
     Policy,
     Store,
     StoreStats,
-    TinyLFUPolicy,
-    _FrequencySketch,
     make_policy,
 )
 from raycache.errors import EntryTooLargeError
 
 ALL = sorted(POLICIES)
-# TinyLFU may refuse a new entry; every other policy always keeps the entry just put.
-ADMIT_ALL = [name for name in ALL if name != "tinylfu"]
+# TinyLFU and adaptive may refuse a new entry; the others always keep the entry just put.
+ADMIT_ALL = [name for name in ALL if POLICIES[name].admits_all]
 
 
 class FakeClock:
@@ -53,18 +55,7 @@ class FakeClock:
 
 
 def check_invariants(store: Store) -> None:
-    entries = store._entries
-    assert store.bytes == sum(e.size for e in entries.values())
-    assert store.bytes <= store.capacity
-    if store.max_entries is not None:
-        assert len(store) <= store.max_entries
-    for tag, keys in store._tags.items():
-        assert keys, f"empty tag set left behind for {tag!r}"
-        assert all(k in entries and tag in entries[k].tags for k in keys)
-    assert all(k in store._tags[t] for k, e in entries.items() for t in e.tags)
-    policy: Any = store._policy
-    assert len(policy) == len(store)
-    assert set(policy) == set(entries)
+    store.check_invariants()
 
 
 @pytest.fixture(params=ALL)
@@ -204,7 +195,7 @@ def test_tags(store: Store) -> None:
     assert store.keys() == ["c"]
     assert store.invalidate_tag("y") == []
     assert store.invalidate_tag("never") == []
-    assert store._tags == {}
+    assert store.tagged("x") == store.tagged("y") == []
     check_invariants(store)
 
 
@@ -327,7 +318,8 @@ def test_clear(store: Store, clock: FakeClock) -> None:
     store.put("b", 2, 10, ttl=1)
     clock.now += 5
     assert store.clear() == 2
-    assert len(store) == 0 and store.bytes == 0 and store._tags == {}
+    assert len(store) == 0 and store.bytes == 0 and store.tagged("t") == []
+    check_invariants(store)  # no tag index left behind
     assert store.stats().evictions == 0
     assert store.clear() == 0
     store.put("a", 3, 10)
@@ -377,13 +369,13 @@ def test_bad_max_entries(max_entries: Any, error: type[Exception], match: str) -
 
 
 def test_bad_policy() -> None:
-    known = "fifo, gdsf, lfu, lru, tinylfu"
+    known = "adaptive, fifo, gdsf, lfu, lru, tinylfu"
     with pytest.raises(ValueError, match=f"^unknown policy 'arc'; choose one of: {known}$"):
         Store(10, policy="arc")
     with pytest.raises(TypeError, match="policy must be a policy name or a Policy, not int"):
         Store(10, policy=3)  # type: ignore[arg-type]
     used = LRUPolicy()
-    used.insert("k", 1, 1.0)
+    used.insert(entry("k"))
     with pytest.raises(ValueError, match="policy must be empty"):
         Store(10, policy=used)
     with pytest.raises(TypeError, match="clock must be callable, not float"):
@@ -462,22 +454,22 @@ class NewestFirst(Policy):
     """A policy that always refuses the newcomer: exercises admission rejection."""
 
     name = "newest"
+    admits_all = False
 
     def __init__(self) -> None:
-        self.order: OrderedDict[Hashable, None] = OrderedDict()
+        self.order: OrderedDict[Hashable, Entry] = OrderedDict()
 
-    def insert(self, key: Hashable, size: int, cost: float) -> None:
-        self.order[key] = None
-        self.order.move_to_end(key)
+    def insert(self, entry: Entry) -> None:
+        self.order[entry.key] = entry
 
-    def touch(self, key: Hashable) -> None:
+    def touch(self, entry: Entry) -> None:
         pass
 
-    def remove(self, key: Hashable) -> None:
-        del self.order[key]
+    def remove(self, entry: Entry) -> None:
+        del self.order[entry.key]
 
-    def victim(self) -> Hashable:
-        return next(reversed(self.order))
+    def victim(self) -> Entry:
+        return next(reversed(self.order.values()))
 
     def __len__(self) -> int:
         return len(self.order)
@@ -553,7 +545,7 @@ class StoreMachine(RuleBasedStateMachine):
         expires_at = None if ttl is None else self.clock.now + ttl
         self.model[key] = (value, expires_at, size, tags)
         self.forget_evicted(evicted)
-        if self.policy != "tinylfu":
+        if self.policy in ADMIT_ALL:
             assert key in self.model
 
     @rule(items=st.lists(st.tuples(KEYS, SIZES), min_size=1, max_size=8))
@@ -664,7 +656,9 @@ def test_lru_and_fifo_match_an_ordered_dict(policy: str, reads_reorder: bool, op
         model.move_to_end(key)  # re-putting counts as a new arrival for both
         expected = [model.popitem(last=False)[0]] if len(model) > 4 else []
         assert [e.key for e in store.put(key, key, 1)] == expected
-    assert list(store._policy) == list(model)  # type: ignore[call-overload]
+    # The policy's order is the model's: shrinking evicts all but the last, oldest first.
+    assert [e.key for e in store.resize(1)] == list(model)[:-1]
+    assert store.keys() == list(model)[-1:]
 
 
 def test_fifo_ignores_reads() -> None:
@@ -719,34 +713,41 @@ def test_gdsf_keeps_expensive_small_entries_over_cheap_large_ones() -> None:
 
 
 def test_gdsf_ages_out_entries_that_were_popular_once() -> None:
-    store = Store(3, policy="gdsf")
+    policy = GDSFPolicy()
+    store = Store(3, policy=policy)
     store.put("old-star", 0, 1)
     for _ in range(5):
         store.get("old-star")
     for i in range(20):
         store.put(i, i, 1)
     assert "old-star" not in store
-    assert store._policy._inflation > 5  # type: ignore[attr-defined]
+    assert policy.inflation > 5
+
+
+def entry(key: Hashable, size: int = 1, cost: float = 1.0) -> Entry:
+    return Entry(key, key, size, cost, 0.0, None, frozenset())
 
 
 def test_gdsf_compacts_its_heap() -> None:
     policy = GDSFPolicy()
-    policy.insert("k", 1, 1.0)
+    k = entry("k")
+    policy.insert(k)
     for _ in range(1000):
-        policy.touch("k")
-    assert len(policy._heap) < 100
-    assert policy.victim() == "k"
+        policy.touch(k)
+    assert policy.records < 100
+    assert policy.victim() is k
 
 
 def test_lfu_and_gdsf_spare_the_newest_entry_only_while_others_remain() -> None:
     for policy in (LFUPolicy(), GDSFPolicy()):
-        policy.insert("old", 1, 100.0)
-        policy.touch("old")
-        policy.insert("new", 1000, 0.0)
-        assert policy.victim() == "old"
-        policy.remove("old")
-        assert policy.victim() == "new"
-        policy.remove("new")
+        old, new = entry("old", 1, 100.0), entry("new", 1000, 0.0)
+        policy.insert(old)
+        policy.touch(old)
+        policy.insert(new)
+        assert policy.victim() is old
+        policy.remove(old)
+        assert policy.victim() is new
+        policy.remove(new)
         with pytest.raises(KeyError):
             policy.victim()
 
@@ -802,19 +803,6 @@ def test_tinylfu_refuses_a_one_off_entry_bigger_than_the_window() -> None:
     assert len(store) == 10
 
 
-def test_frequency_sketch_counts_saturates_and_ages() -> None:
-    sketch = _FrequencySketch(capacity=16)
-    for _ in range(20):
-        sketch.add("k")
-    assert sketch.estimate("k") == 15  # 4-bit counters
-    assert sketch.estimate("other") <= 1
-    for i in range(10 * 16 - 20):  # the sample is 10 x capacity additions
-        sketch.add(i)
-    assert sketch.estimate("k") == 7
-    wider = sketch.grown(["k"], capacity=1000)
-    assert wider.estimate("k") == 7 and wider.capacity == 1000
-
-
 def zipf_stream(n_keys: int, n_requests: int, skew: float, seed: int) -> list[int]:
     rng = random.Random(seed)
     weights = [1 / (rank + 1) ** skew for rank in range(n_keys)]
@@ -854,3 +842,8 @@ def test_tagged_lists_live_entries_without_touching_them() -> None:
     assert [entry.key for entry in store.tagged("f")] == ["a"]
     assert store.tagged("nothing") == []
     assert store.stats().hits == 0
+
+
+def test_the_default_policy_is_adaptive() -> None:
+    assert DEFAULT_POLICY == "adaptive"
+    assert Store(10).policy_name == DEFAULT_POLICY

@@ -16,8 +16,7 @@ True
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+from raycache.core.bounded import BoundedLRU
 
 DEFAULT_LIMIT = 100_000
 """References remembered per process; about 100 bytes each."""
@@ -27,22 +26,19 @@ class Lineage:
     """A bounded map from ObjectRef ids to the keys of the calls that produced them."""
 
     def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
-        self._keys: OrderedDict[str, bytes] = OrderedDict()
-        self._limit = limit
-        self._lock = threading.Lock()
+        self._keys: BoundedLRU[str, bytes] = BoundedLRU(limit)
 
     def record(self, ref_id: str, key: bytes) -> None:
         """Remember that the reference ``ref_id`` holds the result keyed ``key``."""
-        with self._lock:
-            self._keys[ref_id] = key
-            self._keys.move_to_end(ref_id)
-            if len(self._keys) > self._limit:
-                self._keys.popitem(last=False)
+        self._keys.put(ref_id, key)
 
     def key_of(self, ref_id: str) -> bytes | None:
         """Return the key whose result ``ref_id`` holds, or None if it is not known here."""
-        with self._lock:
-            return self._keys.get(ref_id)
+        return self._keys.get(ref_id)
+
+    def __len__(self) -> int:
+        """Return how many references are remembered."""
+        return len(self._keys)
 
 
 LINEAGE = Lineage()

@@ -15,11 +15,11 @@ once when it writes or deletes the key itself.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
+
+from raycache.core.bounded import BoundedLRU
 
 MAX_ENTRIES = 1024
 """Hot keys kept per handle; hot keys are few by nature."""
@@ -54,8 +54,11 @@ class Heat:
         return reads >= self._threshold
 
 
-class NearCache:
-    """A small, time-bounded, per-process copy of hot values, keyed by key digest."""
+class NearCache(BoundedLRU[bytes, Any]):
+    """A small, time-bounded, per-process copy of hot values, keyed by key digest.
+
+    ``discard(digest)`` drops a key this handle just wrote or deleted.
+    """
 
     def __init__(
         self,
@@ -63,42 +66,9 @@ class NearCache:
         max_entries: int = MAX_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._ttl = ttl
-        self._max_entries = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[bytes, tuple[float, Any]] = OrderedDict()
-        self._lock = threading.Lock()
+        super().__init__(max_entries, ttl, clock)
 
     @property
     def ttl(self) -> float:
         """How long a hot value is kept, in seconds."""
-        return self._ttl
-
-    def get(self, digest: bytes, default: Any) -> Any:
-        """Return the value kept for ``digest``, or ``default`` if none or too old."""
-        with self._lock:
-            kept = self._entries.get(digest)
-            if kept is None:
-                return default
-            if kept[0] <= self._clock():
-                del self._entries[digest]
-                return default
-            return kept[1]
-
-    def put(self, digest: bytes, value: Any) -> None:
-        """Keep ``value`` for ``digest`` for the next ``ttl`` seconds."""
-        with self._lock:
-            self._entries[digest] = (self._clock() + self._ttl, value)
-            self._entries.move_to_end(digest)
-            if len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
-
-    def discard(self, digest: bytes) -> None:
-        """Forget ``digest``: this handle just wrote or deleted it."""
-        with self._lock:
-            self._entries.pop(digest, None)
-
-    def clear(self) -> None:
-        """Forget everything."""
-        with self._lock:
-            self._entries.clear()
+        return cast(float, super().ttl)  # a NearCache always has one

@@ -19,12 +19,13 @@ TypeError: cache keys must be str, bytes, int, float, bool, None or tuples of th
 
 from __future__ import annotations
 
-import struct
 from typing import TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 import xxhash
+
+from raycache.core import encoding
 
 Key: TypeAlias = "str | bytes | int | float | bool | tuple[Key, ...] | None"
 """The type of a cache key."""
@@ -35,8 +36,6 @@ DIGEST_SIZE = 16
 _xxh3_128 = xxhash.xxh3_128_digest
 _STR_SEED = 1
 _BYTES_SEED = 2
-_FLOAT = struct.Struct(">d")
-_LENGTH = struct.Struct(">Q")
 
 
 def key_digest(key: object) -> bytes:
@@ -48,7 +47,7 @@ def key_digest(key: object) -> bytes:
     # own, which keeps the two types apart without building an encoding.
     kind = type(key)
     if kind is str:
-        return _xxh3_128(key.encode("utf-8", "surrogatepass"), _STR_SEED)  # type: ignore[attr-defined]
+        return _xxh3_128(encoding.utf8(key), _STR_SEED)  # type: ignore[arg-type]
     if kind is bytes:
         return _xxh3_128(key, _BYTES_SEED)  # type: ignore[arg-type]
     return _xxh3_128(encode_key(key))
@@ -95,22 +94,16 @@ def encode_key(key: object) -> bytes:
 
 
 def _encode_into(key: object, parts: list[bytes]) -> None:
-    # bool is tested before int because bool subclasses int.
     kind = type(key)
-    if kind is str:
-        _append_bytes(b"s", key.encode("utf-8", "surrogatepass"), parts)  # type: ignore[attr-defined]
+    encode = encoding.SCALARS.get(kind)
+    if encode is not None:
+        parts.append(encode(key))
+    elif kind is str:
+        parts.append(encoding.encode_text(key))  # type: ignore[arg-type]
     elif kind is bytes:
-        _append_bytes(b"b", key, parts)  # type: ignore[arg-type]
-    elif kind is bool:
-        parts.append(b"?1" if key else b"?0")
-    elif kind is int:
-        _append_bytes(b"i", _int_bytes(key), parts)  # type: ignore[arg-type]
-    elif kind is float:
-        parts.append(b"f" + _FLOAT.pack(key))
-    elif key is None:
-        parts.append(b"N")
+        parts.append(encoding.sized(encoding.BYTES, key))  # type: ignore[arg-type]
     elif kind is tuple:
-        parts.append(b"T" + _LENGTH.pack(len(key)))  # type: ignore[arg-type]
+        parts.append(encoding.header(encoding.TUPLE, len(key)))  # type: ignore[arg-type]
         for item in key:  # type: ignore[attr-defined]
             _encode_into(item, parts)
     else:
@@ -118,12 +111,3 @@ def _encode_into(key: object, parts: list[bytes]) -> None:
             "cache keys must be str, bytes, int, float, bool, None or tuples of these; "
             f"got {type(key).__name__}"
         )
-
-
-def _append_bytes(tag: bytes, payload: bytes, parts: list[bytes]) -> None:
-    parts.append(tag + _LENGTH.pack(len(payload)))
-    parts.append(payload)
-
-
-def _int_bytes(value: int) -> bytes:
-    return value.to_bytes((value.bit_length() + 8) // 8, "big", signed=True)
