@@ -2,7 +2,7 @@
 
 >>> import raycache
 >>> sorted(raycache.POLICIES)
-['fifo', 'gdsf', 'lfu', 'lru', 'tinylfu']
+['adaptive', 'fifo', 'gdsf', 'lfu', 'lru', 'tinylfu']
 """
 
 from raycache.client.cache import Cache

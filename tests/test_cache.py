@@ -360,7 +360,8 @@ class TestBadInput:
             raycache.Cache("never-created", capacity=capacity)  # type: ignore[arg-type]
 
     def test_unknown_policy_lists_known_ones(self, ray_session: None) -> None:
-        with pytest.raises(ValueError, match="choose one of: adaptive, fifo, gdsf, lfu, lru, tinylfu"):
+        known = "adaptive, fifo, gdsf, lfu, lru, tinylfu"
+        with pytest.raises(ValueError, match=f"choose one of: {known}"):
             raycache.Cache("never-created", policy="arc")
 
     @pytest.mark.parametrize("ttl", [0, -1, float("nan")])

@@ -53,7 +53,8 @@ def test_non_str_name_raises_type_error() -> None:
 
 
 def test_unknown_policy_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown policy 'arc'; choose one of: adaptive, fifo, gdsf, lfu"):
+    known = "adaptive, fifo, gdsf, lfu"
+    with pytest.raises(ValueError, match=f"unknown policy 'arc'; choose one of: {known}"):
         validation.choice("arc", POLICIES, "policy")
     with pytest.raises(TypeError):
         validation.choice(None, POLICIES, "policy")
