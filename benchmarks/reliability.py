@@ -1,9 +1,11 @@
 """The reliability table: ``python -m benchmarks.reliability [--operations N]``.
 
 Starts a three-node cluster on this machine, runs the checked workload of the reliability
-tests under each fault in turn (shards killed, worker nodes lost, a driver killed
-mid-computation) against one cache, then clears the cache and compares the object store
-with its usage before the cache existed.
+tests under each fault in turn (shards killed, the router killed, resizes under load,
+worker nodes lost, a leaseholder's driver killed mid-computation) against one cache, then
+clears the cache and compares the object store with its usage before the cache existed.
+Every client checks every value it reads, memoized ``.remote()`` callers included, whose
+own ``ray.get`` must never raise; the table reports the slowest single call.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from ray.cluster_utils import Cluster
 
 import raycache
 from benchmarks.report import markdown_table
-from tests.helpers.chaos import Outcome, driver_killed, node_losses, shard_kills
+from tests.helpers.chaos import (
+    Outcome,
+    driver_killed,
+    node_losses,
+    resizes,
+    router_kills,
+    shard_kills,
+)
 from tests.helpers.memory import object_store_bytes, settled_object_store_bytes
 
 NODE: dict[str, Any] = {"num_cpus": 1, "object_store_memory": 300 * 2**20}
@@ -51,6 +60,8 @@ def run(cluster: Cluster, operations: int) -> tuple[list[Outcome], tuple[int, in
     try:
         outcomes = [
             shard_kills(cache, operations=operations),
+            router_kills(cache, operations=operations),
+            resizes(cache, operations=operations),
             node_losses(cache, cluster, operations=operations, **NODE),
             driver_killed(cache),
         ]
@@ -71,6 +82,7 @@ def render(outcomes: list[Outcome], usage: tuple[int, int, int]) -> str:
         "wrong values",
         "hit ratio under faults",
         "hit ratio after",
+        "slowest call",
     )
     rows = [
         (
@@ -81,6 +93,7 @@ def render(outcomes: list[Outcome], usage: tuple[int, int, int]) -> str:
             str(len(o.tally.wrong)),
             _ratio(o.hit_ratio_under_faults),
             _ratio(o.hit_ratio_after),
+            f"{o.tally.worst_seconds * 1000:,.0f} ms",
         )
         for o in outcomes
     ]

@@ -14,7 +14,14 @@ import ray
 
 import raycache
 from raycache.core.naming import NAMESPACE, shard_actor_name, shard_id
-from tests.helpers.chaos import RECOVERY_OPERATIONS, Outcome, driver_killed, shard_kills
+from tests.helpers.chaos import (
+    RECOVERY_OPERATIONS,
+    Outcome,
+    driver_killed,
+    resizes,
+    router_kills,
+    shard_kills,
+)
 from tests.test_placement import run_on_cluster
 
 
@@ -87,3 +94,23 @@ def test_no_exception_and_no_wrong_value_while_nodes_are_lost() -> None:
     assert outcome["faults"] >= 2
     assert outcome["tally"]["exceptions"] == [] and outcome["tally"]["wrong"] == []
     assert outcome["hit_ratio_after"] >= 0.8
+
+
+@pytest.mark.timeout(420)
+def test_no_exception_and_no_wrong_value_while_the_router_is_killed(
+    fresh_cache: raycache.Cache,
+) -> None:
+    outcome = router_kills(fresh_cache, operations=4_000)
+    print(outcome)
+    assert_clean(outcome)
+    assert outcome.faults >= 2
+    assert outcome.hit_ratio_after is not None and outcome.hit_ratio_after >= 0.9
+
+
+@pytest.mark.timeout(420)
+def test_no_exception_and_no_wrong_value_while_resizing(fresh_cache: raycache.Cache) -> None:
+    outcome = resizes(fresh_cache, operations=4_000)
+    print(outcome)
+    assert_clean(outcome)
+    assert outcome.faults >= 2
+    assert outcome.hit_ratio_after is not None and outcome.hit_ratio_after >= 0.9

@@ -20,7 +20,13 @@ import ray
 from ray.cluster_utils import Cluster
 
 import raycache
-from tests.helpers.faults import NodeSwapper, ShardKiller, wait_until_serving
+from tests.helpers.faults import (
+    NodeSwapper,
+    Resizer,
+    RouterKiller,
+    ShardKiller,
+    wait_until_serving,
+)
 from tests.helpers.workload import Tally, key_of, run_clients, truth, while_running
 
 RECOVERY_OPERATIONS = 2_000
@@ -72,6 +78,28 @@ def shard_kills(cache: raycache.Cache, *, every: float = 5.0, operations: int = 
         f"shard killed every {every:g} s",
         cache,
         ShardKiller(cache),
+        every=every,
+        operations=operations,
+    )
+
+
+def router_kills(cache: raycache.Cache, *, every: float = 5.0, operations: int = 10_000) -> Outcome:
+    """Run the workload while killing the cache's router every ``every`` seconds."""
+    return under_faults(
+        f"router killed every {every:g} s",
+        cache,
+        RouterKiller(cache),
+        every=every,
+        operations=operations,
+    )
+
+
+def resizes(cache: raycache.Cache, *, every: float = 5.0, operations: int = 10_000) -> Outcome:
+    """Run the workload while growing the cache by one shard and shrinking it back."""
+    return under_faults(
+        f"resized every {every:g} s (n → n+1 → n)",
+        cache,
+        Resizer(cache),
         every=every,
         operations=operations,
     )
@@ -157,7 +185,7 @@ def driver_killed(cache: raycache.Cache, index: int = 7) -> Outcome:
             tally.wrong.append(f"get_or_compute({index})")
     if _shard_counter(cache, "leases") != leases + 2:
         tally.wrong.append("the key was computed more than once among living callers")
-    return Outcome("driver killed mid-computation", 1, tally)
+    return Outcome("leaseholder's driver killed mid-computation", 1, tally)
 
 
 def _start_driver(cache: raycache.Cache, index: int) -> subprocess.Popen[str]:

@@ -1,4 +1,4 @@
-"""Faults to inject into a running cache: killed shards, lost nodes, killed drivers."""
+"""Faults to inject into a running cache: killed shards and routers, resizes, lost nodes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 import raycache
-from raycache.core.naming import NAMESPACE, shard_actor_name, shard_id
+from raycache.core.naming import NAMESPACE, router_name, shard_actor_name, shard_id
 
 
 class ShardKiller:
@@ -35,6 +35,42 @@ class ShardKiller:
             return False
         ray.kill(shard, no_restart=self.kills % 2 == 1)
         self.kills += 1
+        return True
+
+
+class RouterKiller:
+    """Kills a cache's router per call, alternating a crash (Ray restarts it) and for good.
+
+    A router killed for good is re-created by the next handle that needs it.
+    """
+
+    def __init__(self, cache: raycache.Cache) -> None:
+        self._cache = cache
+        self.kills = 0
+
+    def __call__(self) -> bool:
+        """Kill the router; return False if there is none right now."""
+        try:
+            router = ray.get_actor(router_name(self._cache.name), namespace=NAMESPACE)
+        except ValueError:
+            return False
+        ray.kill(router, no_restart=self.kills % 2 == 1)
+        self.kills += 1
+        return True
+
+
+class Resizer:
+    """Resizes a cache per call, between its shard count and one more, and back."""
+
+    def __init__(self, cache: raycache.Cache) -> None:
+        self._cache = cache
+        self._sizes = (cache.config.shards + 1, cache.config.shards)
+        self.resizes = 0
+
+    def __call__(self) -> bool:
+        """Resize once."""
+        self._cache.resize(self._sizes[self.resizes % 2])
+        self.resizes += 1
         return True
 
 

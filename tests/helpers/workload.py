@@ -54,6 +54,12 @@ def memoized_truth(index: int) -> Any:
     return truth(index)
 
 
+@ray.remote(num_cpus=0)
+def remote_truth(index: int) -> Any:
+    """The task the workload memoizes; its callers ``ray.get`` the reference themselves."""
+    return truth(index)
+
+
 @dataclass
 class Tally:
     """What one or more clients saw: operations, get hits, exceptions and wrong values."""
@@ -63,6 +69,8 @@ class Tally:
     hits: int = 0
     exceptions: list[str] = field(default_factory=list)
     wrong: list[str] = field(default_factory=list)
+    worst_seconds: float = 0.0
+    """The longest any single operation took."""
 
     @property
     def hit_ratio(self) -> float:
@@ -77,6 +85,7 @@ class Tally:
             self.hits + other.hits,
             self.exceptions + other.exceptions,
             self.wrong + other.wrong,
+            max(self.worst_seconds, other.worst_seconds),
         )
 
 
@@ -87,6 +96,7 @@ class Client:
         self._cache = cache
         self._rng = random.Random(seed)
         self._memoized = raycache.memoize(cache=cache)(memoized_truth)
+        self._memoized_remote = raycache.memoize(cache=cache)(remote_truth)
         self._operations: list[tuple[int, Callable[[Tally], None]]] = [
             (35, self._get),
             (15, self._put),
@@ -94,6 +104,7 @@ class Client:
             (5, self._put_many),
             (15, self._get_or_compute),
             (15, self._memoized_call),
+            (10, self._memoized_remote_call),
             (3, self._contains),
             (2, self._delete),
         ]
@@ -107,10 +118,12 @@ class Client:
         for done, operation in enumerate(chosen):
             if rate is not None:
                 time.sleep(max(0.0, started + done / rate - time.monotonic()))
+            began = time.monotonic()
             try:
                 operation(tally)
             except Exception as error:  # the contract under test: nothing reaches the user
                 tally.exceptions.append(f"{operation.__name__}: {error!r}")
+            tally.worst_seconds = max(tally.worst_seconds, time.monotonic() - began)
             tally.operations += 1
         return tally
 
@@ -154,6 +167,13 @@ class Client:
     def _memoized_call(self, tally: Tally) -> None:
         index = self._index()
         self._check(tally, "memoized", index, self._memoized(index))
+
+    def _memoized_remote_call(self, tally: Tally) -> None:
+        # The user's own ray.get of a memoized reference: it too must never raise.
+        index = self._index()
+        self._check(
+            tally, "memoized .remote()", index, ray.get(self._memoized_remote.remote(index))
+        )
 
     def _contains(self, tally: Tally) -> None:
         bool(key_of(self._index()) in self._cache)
