@@ -165,7 +165,7 @@ def produce(n):
     return np.arange(n) * 2
 
 
-@raycache.memoize(cache=cache)
+@raycache.memoize(cache=cache, run_on="cluster")  # a task on a worker node, to lose
 def produce_plain(n):
     ray.get_actor("recorder").record.remote(ray.get_runtime_context().get_node_id())
     return np.arange(n) * 3
