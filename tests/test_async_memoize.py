@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+from typing import Any
 
 import pytest
 
@@ -12,16 +13,26 @@ import raycache
 from tests.helpers.aio import asyncio_test
 
 
-@asyncio_test
-async def test_awaiting_gives_the_value_and_caches_it(cache: raycache.Cache) -> None:
+def recorded(
+    cache: raycache.Cache, *, factor: int = 2, seconds: float = 0.01, error: str = ""
+) -> tuple[Any, list[int]]:
+    """A memoized ``async def`` that records its calls: ``x * factor``, or ``KeyError(error)``."""
     calls: list[int] = []
 
     @raycache.memoize(cache=cache)
-    async def double(x: int) -> int:
+    async def record(x: int) -> int:
         calls.append(x)
-        await asyncio.sleep(0.01)
-        return x * 2
+        await asyncio.sleep(seconds)
+        if error:
+            raise KeyError(error)
+        return x * factor
 
+    return record, calls
+
+
+@asyncio_test
+async def test_awaiting_gives_the_value_and_caches_it(cache: raycache.Cache) -> None:
+    double, calls = recorded(cache)
     pending = double(3)
     assert inspect.isawaitable(pending)
     assert await pending == 6
@@ -38,14 +49,7 @@ async def test_awaiting_gives_the_value_and_caches_it(cache: raycache.Cache) -> 
 
 @asyncio_test
 async def test_concurrent_awaits_run_the_function_once(cache: raycache.Cache) -> None:
-    calls: list[int] = []
-
-    @raycache.memoize(cache=cache)
-    async def slow(x: int) -> int:
-        calls.append(x)
-        await asyncio.sleep(0.5)
-        return x * 10
-
+    slow, calls = recorded(cache, factor=10, seconds=0.5)
     assert await asyncio.gather(*(slow(4) for _ in range(4))) == [40] * 4
     assert calls == [4]
     info = slow.cache_info()
@@ -54,14 +58,7 @@ async def test_concurrent_awaits_run_the_function_once(cache: raycache.Cache) ->
 
 @asyncio_test
 async def test_an_error_reaches_every_waiter_and_is_not_cached(cache: raycache.Cache) -> None:
-    calls: list[int] = []
-
-    @raycache.memoize(cache=cache)
-    async def failing(x: int) -> int:
-        calls.append(x)
-        await asyncio.sleep(0.3)
-        raise KeyError("no such row")
-
+    failing, calls = recorded(cache, seconds=0.3, error="no such row")
     outcomes = await asyncio.gather(*(failing(1) for _ in range(3)), return_exceptions=True)
     assert all(isinstance(o, KeyError) and "no such row" in str(o) for o in outcomes)
     assert calls == [1]

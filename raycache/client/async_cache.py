@@ -58,15 +58,12 @@ class AsyncCache(CacheHandle):
         self._batcher: GetBatcher | None = None
 
     @classmethod
-    async def attach(
-        cls,
-        name: str = "default",
-        *,
-        near_cache_ttl: float | None = None,
-        timeout: float | None = None,
-    ) -> AsyncCache:
-        """Return a handle on the running cache ``name``; raise if there is none."""
-        settings = checked_attach(name, near_cache_ttl, timeout)
+    async def attach(cls, name: str = "default", **options: float | None) -> AsyncCache:
+        """Return a handle on the running cache ``name``; raise if there is none.
+
+        ``options`` are :meth:`Cache.attach`'s: ``near_cache_ttl`` and ``timeout``.
+        """
+        settings = checked_attach(name, **options)
         joining = connect.in_background(connect.attach, settings.name, settings.timeout)
         return cls._of(await asyncio.wrap_future(joining), settings.near)
 

@@ -57,7 +57,7 @@ class Cache(CacheHandle):
         timeout: float | None = None,
     ) -> Cache:
         """Return a handle on the running cache ``name``; raise if there is none."""
-        settings = checked_attach(name, near_cache_ttl, timeout)
+        settings = checked_attach(name, near_cache_ttl=near_cache_ttl, timeout=timeout)
         return cls._of(connect.attach(settings.name, settings.timeout), settings.near)
 
     # -- single keys -------------------------------------------------------------------

@@ -88,25 +88,28 @@ class CacheHandle:
         return handle
 
     @property
+    def shard_client(self) -> ShardClient:
+        """The internal API this handle reaches its shards through (see its module).
+
+        A handle still connecting (an ``AsyncCache`` just made) waits for it here.
+        """
+        return self._connection.result()
+
+    @property
     def name(self) -> str:
         """The cache's name, shared by every handle on it."""
         return self._name
-
-    @property
-    def config(self) -> CacheConfig:
-        """The settings the cache runs with."""
-        return self.shard_client.config
-
-    @property
-    def shard_client(self) -> ShardClient:
-        """The internal API this handle reaches its shards through (see its module)."""
-        return self._connection.result()
 
     def _ready(self) -> Steps[ShardClient]:
         """Return the shard client, once the connection under way (if any) is made."""
         if not self._connection.done():
             yield Wait([self._connection])
         return self._connection.result()
+
+    @property
+    def config(self) -> CacheConfig:
+        """The settings the cache runs with."""
+        return self.shard_client.config
 
     # -- single keys -------------------------------------------------------------------
 
@@ -296,7 +299,9 @@ def connected(client: ShardClient) -> Connection:
     return connection
 
 
-def checked_attach(name: str, near_cache_ttl: float | None, timeout: float | None) -> Settings:
+def checked_attach(
+    name: str, *, near_cache_ttl: float | None = None, timeout: float | None = None
+) -> Settings:
     """Check the arguments of ``attach``, as the constructor checks its own."""
     seconds = validation.seconds(timeout, "timeout")
     return Settings(validation.name(name), _near_cache(near_cache_ttl), {}, seconds)
