@@ -19,6 +19,7 @@ import ray
 
 import raycache
 from benchmarks import (
+    async_throughput,
     hashing,
     hotkeys,
     large_values,
@@ -37,6 +38,7 @@ MODULES: dict[str, Callable[..., Measurement]] = {
     "latency": latency.run,
     "large_values": large_values.run,
     "throughput": throughput.run,
+    "async_throughput": async_throughput.run,
     "memoize": memoize.run,
     "hotkeys": hotkeys.run,
     "hashing": hashing.measure,

@@ -5,6 +5,7 @@
 ['adaptive', 'fifo', 'gdsf', 'lfu', 'lru', 'tinylfu']
 """
 
+from raycache.client.async_cache import AsyncCache
 from raycache.client.cache import Cache
 from raycache.client.memoize import CacheInfo, memoize
 from raycache.core.frames import ObjectColumnsWarning
@@ -19,6 +20,7 @@ from raycache.errors import (
 
 __all__ = [
     "POLICIES",
+    "AsyncCache",
     "Cache",
     "CacheInfo",
     "CacheNotFoundError",

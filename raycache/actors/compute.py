@@ -7,7 +7,9 @@ Small results ride along in that message and are then served inline.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -124,6 +126,8 @@ def _run(_raycache_call: tuple[Any, bytes, int, bytes], *args: Any, **kwargs: An
     started = time.perf_counter()
     try:
         value = fn(*args, **kwargs)
+        if inspect.iscoroutine(value):  # a memoized ``async def``: the task awaits it
+            value = asyncio.run(value)
         # Inside the try: a result that cannot be pickled fails here, and its shard must
         # still hear of it, or the key would stay stuck on a computation that never lands.
         shard.settle.remote(digest, token, _measure(value, time.perf_counter() - started))

@@ -2,9 +2,9 @@
 
 The handle holds a snapshot of the cache's ring, so every operation goes straight to the
 shard that owns the key, in one actor round trip, through its
-:class:`~raycache.client.shard_client.ShardClient`. Arguments are checked here, before
-anything is sent. Faults of the cache itself (a dead shard, a lost object) are counted and
-treated as misses: they never reach the caller as exceptions.
+:class:`~raycache.client.shard_client.ShardClient`. Each method takes the steps that
+:mod:`~raycache.client.handle` writes once for this handle and
+:class:`~raycache.AsyncCache`, blocking its thread until they are done.
 """
 
 from __future__ import annotations
@@ -13,29 +13,15 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import ray
-from ray.remote_function import RemoteFunction
 
-from raycache.actors.compute import Job
-from raycache.actors.router import Snapshot
-from raycache.actors.shard import SHARD_DOWN
 from raycache.client import connect
-from raycache.client.loader import load_here
-from raycache.client.shard_client import ABSENT, ShardClient
-from raycache.core import validation
-from raycache.core.config import CacheConfig
-from raycache.core.frames import warn_if_unpickled_on_hit
-from raycache.core.hotkeys import NearCache
-from raycache.core.keys import key_digest
-from raycache.core.protocol import Code, Reply
-from raycache.core.store import DEFAULT_POLICY
-from raycache.errors import EntryTooLargeError
+from raycache.client.handle import CacheHandle, Connection, Settings, checked_attach, connected
+from raycache.client.steps import run
 
 T = TypeVar("T")
 
-_STAT_TOTALS = ("hits", "misses", "evictions", "expirations", "entries", "bytes")
 
-
-class Cache:
+class Cache(CacheHandle):
     """A named, cluster-wide cache. Get-or-create: the same name gives the same cache.
 
     ``capacity`` is the byte budget across all shards: an int, a size such as ``"8GiB"``
@@ -59,21 +45,8 @@ class Cache:
     differ are reported with a warning.
     """
 
-    def __init__(
-        self,
-        name: str = "default",
-        *,
-        shards: int | None = None,
-        capacity: int | str | None = None,
-        policy: str = DEFAULT_POLICY,
-        ttl: float | None = None,
-        near_cache_ttl: float | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        self._name = validation.name(name)
-        self._near = _near_cache(near_cache_ttl)
-        requested = connect.requested_settings(shards, capacity, policy, ttl)
-        self._client = connect.create(name, requested, validation.seconds(timeout, "timeout"))
+    def _connect(self, settings: Settings) -> Connection:
+        return connected(connect.create(settings.name, settings.requested, settings.timeout))
 
     @classmethod
     def attach(
@@ -84,41 +57,14 @@ class Cache:
         timeout: float | None = None,
     ) -> Cache:
         """Return a handle on the running cache ``name``; raise if there is none."""
-        validation.name(name)
-        near = _near_cache(near_cache_ttl)
-        return _restore(connect.attach(name, validation.seconds(timeout, "timeout")), near)
-
-    @property
-    def name(self) -> str:
-        """The cache's name, shared by every handle on it."""
-        return self._name
-
-    @property
-    def config(self) -> CacheConfig:
-        """The settings the cache runs with."""
-        return self._client.config
-
-    @property
-    def shard_client(self) -> ShardClient:
-        """The internal API this handle reaches its shards through (see its module)."""
-        return self._client
+        settings = checked_attach(name, near_cache_ttl=near_cache_ttl, timeout=timeout)
+        return cls._of(connect.attach(settings.name, settings.timeout), settings.near)
 
     # -- single keys -------------------------------------------------------------------
 
     def get(self, key: Any, default: Any = None) -> Any:
         """Return the value under ``key``, or ``default`` if it is absent or unreadable."""
-        digest = key_digest(key)
-        if self._near is not None:
-            value = self._near.get(digest, ABSENT)
-            if value is not ABSENT:
-                return value
-        reply = self._client.call(digest, "get")
-        value = self._client.value(digest, reply)
-        if value is ABSENT:
-            return default
-        if self._near is not None and reply.hot:
-            self._near.put(digest, value)
-        return value
+        return run(self._get(key, default))
 
     def get_ref(self, key: Any) -> ray.ObjectRef[Any] | None:
         """Return an ObjectRef to the value under ``key``, or None on a miss.
@@ -126,11 +72,7 @@ class Cache:
         Large values come back as the shard's own reference, with nothing copied; small
         ones are put in the object store by this call.
         """
-        reply = self._client.call(key_digest(key), "get")
-        if reply.code == Code.REF:
-            ref: ray.ObjectRef[Any] = reply.reference
-            return ref
-        return ray.put(reply.payload) if reply.code == Code.HIT else None
+        return run(self._get_ref(key))
 
     def put(
         self, key: Any, value: Any, *, ttl: float | None = None, tags: Iterable[str] = ()
@@ -140,22 +82,15 @@ class Cache:
         Raises :class:`~raycache.errors.EntryTooLargeError` if the value exceeds the byte
         budget of the shard that owns the key.
         """
-        digest = key_digest(key)
-        seconds = validation.seconds(ttl, "ttl")
-        checked_tags = validation.strings(tags, "tags")
-        self._forget(digest)
-        warn_if_unpickled_on_hit(value, "the value for", key)
-        _raise_if_too_large(self._client.call(digest, "put", value, seconds, checked_tags))
+        run(self._put(key, value, ttl, tags))
 
     def delete(self, key: Any) -> bool:
         """Remove ``key``; return whether it was present."""
-        digest = key_digest(key)
-        self._forget(digest)
-        return bool(self._client.call(digest, "delete").payload)
+        return run(self._delete(key))
 
     def __contains__(self, key: Any) -> bool:
         """Return whether ``key`` holds an unexpired value, without counting a hit."""
-        return bool(self._client.call(key_digest(key), "contains").payload)
+        return run(self._contains(key))
 
     def get_or_compute(
         self, key: Any, fn: Callable[..., T], *args: Any, ttl: float | None = None, **kwargs: Any
@@ -170,13 +105,7 @@ class Cache:
         runs here and its value is returned. A ``@ray.remote`` function runs as a task
         on the cluster instead.
         """
-        digest = key_digest(key)
-        seconds = validation.seconds(ttl, "ttl")
-        if isinstance(fn, RemoteFunction):  # a task: it runs on the cluster, as asked
-            reply = self._client.load(digest, Job.of(fn), args, kwargs, ttl=seconds)
-            computed: T = self._client.resolve(digest, reply, fn, args, kwargs)
-            return computed
-        value: T = load_here(self._client, digest, fn, args, kwargs, ttl=seconds).value
+        value: T = run(self._get_or_compute(key, fn, args, kwargs, ttl))
         return value
 
     # -- many keys ---------------------------------------------------------------------
@@ -186,70 +115,25 @@ class Cache:
 
         Issues one call per shard, all at once.
         """
-        by_digest = {key_digest(key): key for key in keys}
-        digests, wanted = list(by_digest), list(by_digest.values())
-        found: dict[Any, Any] = {}
-        refs: dict[bytes, ray.ObjectRef[Any]] = {}
-        for indices, reply in self._client.fan_out("get_many", digests, _nothing):
-            codes, payloads = reply.payload
-            if codes.count(Code.HIT) == len(codes):
-                found.update(zip([wanted[i] for i in indices], payloads, strict=True))
-                continue
-            for i, code, payload in zip(indices, codes, payloads, strict=True):
-                if code == Code.HIT:
-                    found[wanted[i]] = payload
-                elif code == Code.REF:
-                    refs[digests[i]] = payload[0]
-        for digest, value in self._client.fetch_many(refs).items():
-            found[by_digest[digest]] = value
-        return found
+        return run(self._get_many(keys))
 
     def put_many(self, mapping: Mapping[Any, Any], *, ttl: float | None = None) -> None:
         """Store every item of ``mapping``, with one call per shard, all at once."""
-        if not isinstance(mapping, Mapping):
-            raise TypeError(
-                f"put_many takes a mapping of keys to values, got {type(mapping).__name__}"
-            )
-        seconds = validation.seconds(ttl, "ttl")
-        digests = [key_digest(key) for key in mapping]
-        values = list(mapping.values())
-        for digest in digests:
-            self._forget(digest)
-        for key, value in mapping.items():
-            warn_if_unpickled_on_hit(value, "the value for", key)
-
-        def values_of(indices: list[int]) -> tuple[list[Any]]:
-            return ([values[i] for i in indices],)
-
-        for _, reply in self._client.fan_out("put_many", digests, values_of, seconds, ()):
-            _raise_if_too_large(reply)
+        run(self._put_many(mapping, ttl))
 
     # -- whole cache -------------------------------------------------------------------
 
     def invalidate_tag(self, tag: str) -> int:
         """Remove every entry put with ``tag``; return how many were removed."""
-        (tag,) = validation.strings((tag,), "tags")
-        self._forget(None)
-        return sum(self._client.broadcast("invalidate_tag", tag))
+        return run(self._invalidate_tag(tag))
 
     def clear(self) -> None:
         """Remove every entry of this cache."""
-        self._forget(None)
-        self._client.broadcast("clear")
+        run(self._clear())
 
     def stats(self) -> dict[str, Any]:
         """Return counters across all shards, with one row per shard under ``"shards"``."""
-        rows = sorted(self._client.broadcast("stats"), key=lambda row: row["shard"])
-        totals = {field: sum(row[field] for row in rows) for field in _STAT_TOTALS}
-        lookups = totals["hits"] + totals["misses"]
-        return {
-            "name": self._name,
-            **totals,
-            "hit_ratio": totals["hits"] / lookups if lookups else 0.0,
-            "capacity": sum(row["capacity"] for row in rows),
-            "policy": self.config.policy,
-            "shards": rows,
-        }
+        return run(self._stats())
 
     def resize(self, shards: int) -> None:
         """Change the number of shards, moving as few keys as possible.
@@ -258,68 +142,11 @@ class Cache:
 
         Keys owned by a removed shard, and the few keys that change owner, become misses.
         """
-        count = validation.integer(shards, "shards", minimum=1)
-        self._client.adopt(ray.get(self._client.router.resize.remote(count)))
+        run(self._resize(shards))
 
     def shutdown(self) -> None:
         """Stop this cache's shards and router, freeing everything they hold.
 
         Shutting down a cache that is already gone does nothing.
         """
-        router = self._client.router
-        try:
-            ray.get(router.shutdown.remote())
-        except SHARD_DOWN:
-            for shard in self._client.shards.values():  # the router is gone: stop what it left
-                ray.kill(shard, no_restart=True)
-        ray.kill(router, no_restart=True)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle as the name, router and ring snapshot, so tasks attach with no calls."""
-        near = None if self._near is None else NearCache(self._near.ttl)
-        client = self._client
-        args = (self._name, client.router, client.snapshot, near, client.health.timeout)
-        return _unpickle, args
-
-    def __repr__(self) -> str:
-        """Show the name, shard count and policy."""
-        config = self.config
-        return f"Cache({self._name!r}, shards={config.shards}, policy={config.policy!r})"
-
-    def _forget(self, digest: bytes | None) -> None:
-        """Drop this handle's near copy of ``digest``, or of everything for None."""
-        if self._near is None:
-            return
-        if digest is None:
-            self._near.clear()
-        else:
-            self._near.discard(digest)
-
-
-def _nothing(group: list[int]) -> tuple[()]:
-    return ()
-
-
-def _near_cache(ttl: float | None) -> NearCache | None:
-    seconds = validation.seconds(ttl, "near_cache_ttl")
-    return None if seconds is None else NearCache(seconds)
-
-
-def _unpickle(
-    name: str, router: Any, snapshot: Snapshot, near: NearCache | None, timeout: float
-) -> Cache:
-    return _restore(ShardClient(name, router, snapshot, timeout), near)
-
-
-def _restore(client: ShardClient, near: NearCache | None) -> Cache:
-    cache = Cache.__new__(Cache)
-    cache._name = client.name
-    cache._near = near
-    cache._client = client
-    return cache
-
-
-def _raise_if_too_large(reply: Reply) -> None:
-    if reply.code == Code.TOO_LARGE:
-        size, capacity = reply.payload
-        raise EntryTooLargeError(size, capacity)
+        run(self._shutdown())

@@ -7,8 +7,10 @@ checked on the client before anything is started.
 
 from __future__ import annotations
 
+import concurrent.futures
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import ray
 
@@ -20,6 +22,10 @@ from raycache.core.config import MIN_SHARDS, CacheConfig, parse_capacity, valida
 from raycache.core.naming import NAMESPACE, router_name
 from raycache.core.store import DEFAULT_POLICY, POLICIES
 from raycache.errors import CacheNotFoundError
+
+T = TypeVar("T")
+
+_BACKGROUND = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="raycache-connect")
 
 
 def requested_settings(
@@ -58,6 +64,17 @@ def attach(name: str, timeout: float | None = None) -> ShardClient:
     except ValueError:
         raise CacheNotFoundError(f"no cache named {name!r} is running") from None
     return ShardClient(name, router, ray.get(router.snapshot.remote()), timeout)
+
+
+def in_background(connecting: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+    """Run ``connecting(*args)``, which blocks on the cluster, on a thread of its own.
+
+    For an event loop's sake: the loop awaits the future instead. Ray itself is started
+    here, in the caller's thread, if it is not yet: it must start on the main thread.
+    """
+    if not ray.is_initialized():
+        ray.init()
+    return _BACKGROUND.submit(connecting, *args)
 
 
 def _start_router(name: str, config: CacheConfig) -> Any:

@@ -10,6 +10,10 @@ caller, and nothing is cached.
 
 The cache never fails the caller: if the shard cannot be reached, the loader simply runs
 here, uncached.
+
+The protocol is written once, as :mod:`~raycache.client.steps`: :class:`~raycache.Cache`
+takes them blocking, :class:`~raycache.AsyncCache` and memoized ``async def`` functions
+await them, and a coroutine loader is awaited in the caller's event loop.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from ray.exceptions import GetTimeoutError, RayError
 
 from raycache.actors.compute import Call, Job
 from raycache.client.shard_client import ABSENT, ShardClient
+from raycache.client.steps import Run, Steps, Wait
 from raycache.core.protocol import Code, pack_key_request
 
 logger = logging.getLogger(__name__)
@@ -60,48 +65,46 @@ def load_here(
     ttl: float | None,
     tags: tuple[str, ...] = (),
     refresh_after: float | None = None,
-) -> Loaded:
+) -> Steps[Loaded]:
     """Return the value under ``digest``, running ``fn(*args, **kwargs)`` here on a miss.
 
     As for a Ray task, ObjectRefs among the arguments (not nested in them) reach ``fn``
     as their values.
     """
-    fn = _resolving(fn)
     merged = False
     for _ in range(MAX_ROUNDS):
-        reply = client.call(digest, "lookup", refresh_after=refresh_after)
+        reply = yield from client.call(digest, "lookup", refresh_after=refresh_after)
         if reply.elected:
             _refresh(client, digest, fn, args, kwargs, ttl, tags)
         if reply.code == Code.MISS:
-            reply = client.call(digest, "lease", ttl, tags, LEASE_S)
+            reply = yield from client.call(digest, "lease", ttl, tags, LEASE_S)
             if reply.code == Code.MISS:  # the shard is down: run uncached
-                return Loaded(fn(*args, **kwargs), "miss")
+                return Loaded((yield from _run(fn, args, kwargs)), "miss")
         if reply.code == Code.LEASED:
-            return Loaded(_compute(client, digest, reply.payload, fn, args, kwargs), "miss")
+            computed = yield from _compute(client, digest, reply.payload, fn, args, kwargs)
+            return Loaded(computed, "miss")
         if reply.code == Code.WAIT:
             merged = True
-            reply = client.call(digest, "wait", reply.payload, LEASE_S)
+            reply = yield from client.call(digest, "wait", reply.payload, LEASE_S)
         if reply.code == Code.FAILED:
             raise _exception(reply.payload)
-        value = client.value(digest, reply)
+        value = yield from client.value(digest, reply)
         if value is not ABSENT:
             return Loaded(value, "merged" if merged or reply.code == Code.PENDING else "hit")
-    return Loaded(fn(*args, **kwargs), "miss")
+    return Loaded((yield from _run(fn, args, kwargs)), "miss")
 
 
-def _resolving(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap ``fn`` to receive the values of ObjectRefs passed as top-level arguments."""
-
-    def resolved(*args: Any, **kwargs: Any) -> Any:
-        args = tuple(_value_of(arg) for arg in args)
-        kwargs = {name: _value_of(arg) for name, arg in kwargs.items()}
-        return fn(*args, **kwargs)
-
-    return resolved
-
-
-def _value_of(argument: Any) -> Any:
-    return ray.get(argument) if isinstance(argument, ray.ObjectRef) else argument
+def _run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Steps[Any]:
+    """Run ``fn`` on the values of ObjectRefs passed as top-level arguments, as a task would."""
+    named = list(kwargs.items())
+    arguments = [*args, *(value for _, value in named)]
+    places = [i for i, argument in enumerate(arguments) if isinstance(argument, ray.ObjectRef)]
+    if places:
+        values = yield Wait([arguments[i] for i in places])
+        for i, value in zip(places, values, strict=True):
+            arguments[i] = value
+    resolved = dict(zip((name for name, _ in named), arguments[len(args) :], strict=True))
+    return (yield Run(fn, tuple(arguments[: len(args)]), resolved))
 
 
 def _compute(
@@ -111,29 +114,29 @@ def _compute(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-) -> Any:
+) -> Steps[Any]:
     """Run ``fn`` under lease ``token``, then hand the value, or the error, to the shard."""
     shard = client.shard_of(digest)
     request = pack_key_request(client.snapshot.ring.epoch, digest)
     renewal = _Renewal(shard, request, token)
     started = time.perf_counter()
     try:
-        value = fn(*args, **kwargs)
+        value = yield from _run(fn, args, kwargs)
     except BaseException as error:
         renewal.stop()
-        _tell(shard.fail.remote(request, token, _pickled(error)))
+        yield from _tell(shard.fail.remote(request, token, _pickled(error)))
         raise
     renewal.stop()
     # Waited for, within a bound: the value travels as an object this process owns,
     # which must reach the shard before this process may exit.
-    _tell(shard.fulfil.remote(request, token, value, time.perf_counter() - started))
+    yield from _tell(shard.fulfil.remote(request, token, value, time.perf_counter() - started))
     return value
 
 
-def _tell(call: Any) -> None:
+def _tell(call: Any) -> Steps[None]:
     """Wait for a call that ends a lease; if the shard is slow or down, its waiters take over."""
     try:
-        ray.get(call, timeout=HANDOFF_TIMEOUT_S)
+        yield Wait([call], HANDOFF_TIMEOUT_S)
     except (RayError, GetTimeoutError) as error:
         logger.warning("could not hand a computed value to its shard: %s", error)
 

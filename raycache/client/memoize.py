@@ -4,7 +4,10 @@ On a ``@ray.remote`` function, ``f.remote(...)`` returns an ObjectRef whose valu
 undecorated task's. A hit costs one actor round trip and returns the shard's own
 reference, so nothing is copied; a miss starts the task from the shard that owns the key,
 so the result outlives the driver that asked first. On a plain function, the call
-returns the value, computed by the same kind of shard-owned task.
+returns the value, computed in the caller on a miss. On an ``async def`` function, the
+call returns a coroutine: awaiting it gives the value (never a coroutine, which is all
+that would be cached otherwise), computed in the caller's event loop on a miss, while
+the cache is reached without blocking that loop.
 
 A call is keyed by the function's fingerprint (its code, constants, closure, defaults
 and ``version``) and its arguments bound by signature. DataFrames, Arrow tables and
@@ -14,7 +17,9 @@ call it came from, without hashing any data.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -27,9 +32,11 @@ from ray.exceptions import RayError
 from ray.remote_function import RemoteFunction
 
 from raycache.actors.compute import Job
+from raycache.client import connect
 from raycache.client.cache import Cache
 from raycache.client.lineage import LINEAGE
 from raycache.client.loader import load_here
+from raycache.client.steps import Run, Steps, run, run_async
 from raycache.core import validation
 from raycache.core.fingerprint import (
     bind_arguments,
@@ -143,6 +150,11 @@ def memoize(
     so it may use the caller's connections, locks, files or models; concurrent callers
     anywhere in the cluster wait for that one computation. ``run_on="cluster"`` runs it
     as a Ray task instead, as a ``@ray.remote`` function always is.
+
+    An ``async def`` function stays one: ``await f(x)`` gives the value, and on a miss
+    the function runs in the caller's event loop. ``f.invalidate``, ``f.clear`` and
+    ``f.cache_info`` are plain methods on every kind of function: each waits for one
+    round trip, so call them from a thread (``asyncio.to_thread``) in a busy event loop.
     """
     settings = _Settings(
         cache=_checked_cache(cache),
@@ -164,6 +176,8 @@ def _decorate(fn: Callable[..., Any] | RemoteFunction, *, settings: _Settings) -
         raise TypeError("@raycache.memoize decorates functions, not classes or actors")
     if not callable(fn):
         raise TypeError(f"@raycache.memoize needs a function, got {type(fn).__name__}")
+    if inspect.iscoroutinefunction(fn):
+        return MemoizedAsyncFunction(fn, settings)
     return MemoizedFunction(fn, settings)
 
 
@@ -191,7 +205,7 @@ class _Memoized:
 
     def cache_info(self) -> CacheInfo:
         """Return this function's hit, miss and merged counts and its cached size."""
-        entries, size = self._cache().shard_client.tag_summary(self._tag)
+        entries, size = run(self._cache().shard_client.tag_summary(self._tag))
         c = self._counters
         return CacheInfo(c.hits, c.misses, c.merged, entries, size)
 
@@ -201,10 +215,12 @@ class _Memoized:
             self._fingerprint, bound, _hash_argument, function_name=self._fn.__qualname__
         )
 
-    def _load(self, key: bytes, job: Job, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Reply:
+    def _load(
+        self, key: bytes, job: Job, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Steps[Reply]:
         """Return the shard's reply for ``key``, or MISS if the cache itself is unusable."""
         try:
-            reply = self._cache().shard_client.load(
+            reply = yield from self._cache().shard_client.load(
                 key_digest(key),
                 job,
                 args,
@@ -225,26 +241,25 @@ class _Memoized:
             self._resolved = _shared_handle(name)
         return self._resolved
 
-
-class MemoizedFunction(_Memoized):
-    """A plain function memoized across the cluster; calling it returns the value."""
-
-    def __init__(self, fn: Callable[..., Any], settings: _Settings) -> None:
-        super().__init__(fn, Job.of(fn), settings)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Return ``fn(*args, **kwargs)``, from the cache when this call was made before."""
-        key = self._key(args, kwargs)
-        if self._settings.run_on == "cluster":
-            reply = self._load(key, self._job, args, kwargs)
-            client = self._cache().shard_client
-            return client.resolve(key_digest(key), reply, self._fn, args, kwargs)
+    def _usable_cache(self) -> Cache | None:
+        """Return the cache, or None (with a warning) if it cannot be reached."""
         try:
-            client = self._cache().shard_client
+            return self._cache()
         except _CACHE_LAYER_FAULTS as error:
             logger.warning("raycache unavailable (%s); running %s uncached", error, self._tag)
-            return self._fn(*args, **kwargs)
-        loaded = load_here(
+            return None
+
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Steps[Any]:
+        """Return ``fn(*args, **kwargs)``, from the cache when this call was made before."""
+        key = self._key(args, kwargs)
+        cache = self._usable_cache()
+        if cache is None:
+            return (yield Run(self._fn, args, kwargs))
+        client = cache.shard_client
+        if self._settings.run_on == "cluster":
+            reply = yield from self._load(key, self._job, args, kwargs)
+            return (yield from client.resolve(key_digest(key), reply, self._fn, args, kwargs))
+        loaded = yield from load_here(
             client,
             key_digest(key),
             self._fn,
@@ -256,6 +271,34 @@ class MemoizedFunction(_Memoized):
         )
         self._counters.count(loaded.how)
         return loaded.value
+
+
+class MemoizedFunction(_Memoized):
+    """A plain function memoized across the cluster; calling it returns the value."""
+
+    def __init__(self, fn: Callable[..., Any], settings: _Settings) -> None:
+        super().__init__(fn, Job.of(fn), settings)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Return ``fn(*args, **kwargs)``, from the cache when this call was made before."""
+        return run(self._call(args, kwargs))
+
+
+class MemoizedAsyncFunction(_Memoized):
+    """An ``async def`` function memoized across the cluster; awaiting a call gives the value.
+
+    Concurrent awaits of one missing call, here or anywhere in the cluster, run the
+    function once; an exception it raises reaches every one of them.
+    """
+
+    def __init__(self, fn: Callable[..., Any], settings: _Settings) -> None:
+        super().__init__(fn, Job.of(fn), settings)
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Return ``await fn(*args, **kwargs)``, from the cache when this call was made before."""
+        if self._resolved is None:  # the first call finds or starts the cache off the loop
+            await asyncio.wrap_future(connect.in_background(self._usable_cache))
+        return await run_async(self._call(args, kwargs))
 
 
 class MemoizedRemoteFunction(_Memoized):
@@ -276,7 +319,7 @@ class MemoizedRemoteFunction(_Memoized):
     def remote(self, *args: Any, **kwargs: Any) -> ray.ObjectRef[Any]:
         """Return a reference to the task's result, computed at most once per distinct call."""
         key = self._key(args, kwargs)
-        reply = self._load(key, self._job, args, kwargs)
+        reply = run(self._load(key, self._job, args, kwargs))
         if reply.code == Code.MISS:
             ref: ray.ObjectRef[Any] = self._remote.options(**self._options).remote(*args, **kwargs)
             return ref

@@ -11,6 +11,10 @@ misses:
 - a cached object that cannot be read is reported to its shard and counted as a miss.
 
 Replies come back as :class:`~raycache.core.protocol.Reply`, with named fields.
+
+Every method that talks to the actors returns :mod:`~raycache.client.steps`: the blocking
+:class:`~raycache.Cache` runs them with ``steps.run``, :class:`~raycache.AsyncCache`
+awaits them with ``steps.run_async``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from raycache.actors.compute import Call, Job
 from raycache.actors.router import Snapshot
 from raycache.actors.shard import SHARD_DOWN, SHARD_GONE
 from raycache.client.health import ShardHealth, default_timeout
+from raycache.client.steps import Run, Steps, Wait
 from raycache.core.config import CacheConfig
 from raycache.core.keys import DIGEST_SIZE, key_point, key_points
 from raycache.core.protocol import (
@@ -101,10 +106,11 @@ class ShardClient:
         """The shard handles, by ring member."""
         return self._shards
 
-    def refresh(self) -> None:
+    def refresh(self) -> Steps[None]:
         """Fetch the router's current snapshot; raise if the cache has been shut down."""
         try:
-            self.adopt(ray.get(self.router.snapshot.remote()))
+            (snapshot,) = yield Wait([self.router.snapshot.remote()])
+            self.adopt(snapshot)
         except RayActorError:
             raise CacheNotFoundError(f"cache {self.name!r} has been shut down") from None
 
@@ -112,7 +118,7 @@ class ShardClient:
 
     def call(
         self, digest: bytes, method: str, *args: Any, refresh_after: float | None = None
-    ) -> Reply:
+    ) -> Steps[Reply]:
         """Call shard ``method`` about ``digest``; a shard that is down answers MISS."""
         bounded = method in BOUNDED
         for _ in range(MAX_RING_REFRESHES):
@@ -124,14 +130,16 @@ class ShardClient:
             try:
                 request = pack_key_request(epoch, digest, refresh_after)
                 call = getattr(shard, method).remote(request, *args)
-                wire = ray.get(call, timeout=self.health.timeout if bounded else None)
+                (wire,) = yield Wait([call], self.health.timeout if bounded else None)
             except GetTimeoutError:
                 self.health.timed_out(member, shard)
                 return _MISS
             except SHARD_DOWN as error:
                 # A crashed shard restarts under the same handle: a miss meanwhile. A
                 # shard that is gone for good is replaced, and a newer ring routes there.
-                if not (isinstance(error, SHARD_GONE) and self._ring_moved_past(epoch)):
+                if not (
+                    isinstance(error, SHARD_GONE) and (yield from self._ring_moved_past(epoch))
+                ):
                     return _MISS
                 continue
             if method == "lookup" and type(wire) is not LookupReply:
@@ -139,7 +147,7 @@ class ShardClient:
             reply = Reply.decode(wire)
             if reply.code != Code.STALE:
                 return reply
-            self._ring_moved_past(epoch)
+            yield from self._ring_moved_past(epoch)
         return _MISS
 
     def load(
@@ -152,27 +160,30 @@ class ShardClient:
         ttl: float | None,
         tags: tuple[str, ...] = (),
         refresh_after: float | None = None,
-    ) -> Reply:
+    ) -> Steps[Reply]:
         """Look ``digest`` up, starting ``job`` on a miss; the one path of every memoized call.
 
         A hit older than ``refresh_after`` is returned as it is, and if this caller is
         the one the shard elects, it sends the shard the arguments to recompute it.
         """
-        reply = self.call(digest, "lookup", refresh_after=refresh_after)
+        reply = yield from self.call(digest, "lookup", refresh_after=refresh_after)
         if reply.code == Code.MISS:
-            return self.call(digest, "compute", Call.ship(job, args, kwargs, ttl, tags))
+            return (
+                yield from self.call(digest, "compute", Call.ship(job, args, kwargs, ttl, tags))
+            )
         if reply.elected:
             request = pack_key_request(self._ring.epoch, digest)
             call = Call.ship(job, args, kwargs, ttl, tags)
             self.shard_of(digest).refresh.remote(request, call)
         return reply
 
-    def value(self, digest: bytes, reply: Reply, default: Any = ABSENT) -> Any:
+    def value(self, digest: bytes, reply: Reply, default: Any = ABSENT) -> Steps[Any]:
         """Return the value ``reply`` stands for, fetching a reference; else ``default``."""
         if reply.code in (Code.HIT, Code.INLINE):
             return reply.payload
         if reply.code in REFERENCES:
-            return self.fetch_many({digest: reply.reference}).get(digest, default)
+            found = yield from self.fetch_many({digest: reply.reference})
+            return found.get(digest, default)
         return default
 
     def resolve(
@@ -182,13 +193,16 @@ class ShardClient:
         fn: Callable[..., T],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-    ) -> T:
+    ) -> Steps[T]:
         """Return the value ``reply`` stands for, or ``fn(*args, **kwargs)`` run here.
 
         The cache never fails the caller: what it cannot deliver is computed locally.
         """
-        value = self.value(digest, reply)
-        return fn(*args, **kwargs) if value is ABSENT else value
+        value = yield from self.value(digest, reply)
+        if value is ABSENT:
+            value = yield Run(fn, args, kwargs)
+        computed: T = value
+        return computed
 
     def shard_of(self, digest: bytes) -> Any:
         """Return the handle of the shard that owns ``digest``."""
@@ -196,28 +210,29 @@ class ShardClient:
 
     # -- objects ---------------------------------------------------------------------------
 
-    def fetch_many(self, refs: dict[bytes, ray.ObjectRef[Any]]) -> dict[bytes, Any]:
+    def fetch_many(self, refs: dict[bytes, ray.ObjectRef[Any]]) -> Steps[dict[bytes, Any]]:
         """Return the values of ``refs`` by digest; lost ones are reported and left out."""
         if not refs:
             return {}
         try:
-            return dict(zip(refs, ray.get(list(refs.values())), strict=True))
+            values = yield Wait(list(refs.values()))
         except CACHE_FAULTS:
-            return self._fetch_each(refs)
+            return (yield from self._fetch_each(refs))
+        return dict(zip(refs, values, strict=True))
 
-    def _fetch_each(self, refs: dict[bytes, ray.ObjectRef[Any]]) -> dict[bytes, Any]:
+    def _fetch_each(self, refs: dict[bytes, ray.ObjectRef[Any]]) -> Steps[dict[bytes, Any]]:
         found = {}
         for digest, ref in refs.items():
             try:
-                found[digest] = ray.get(ref)
+                (found[digest],) = yield Wait([ref])
             except CACHE_FAULTS:
-                self._report_lost(digest, ref)
+                yield from self._report_lost(digest, ref)
         return found
 
-    def _report_lost(self, digest: bytes, ref: ray.ObjectRef[Any]) -> None:
+    def _report_lost(self, digest: bytes, ref: ray.ObjectRef[Any]) -> Steps[None]:
         logger.warning("cached object for %s was lost; recomputing", digest.hex())
         with contextlib.suppress(*SHARD_DOWN):  # a dead shard starts again empty anyway
-            ray.get(self.shard_of(digest).report_lost.remote(digest, ref.hex()))
+            yield Wait([self.shard_of(digest).report_lost.remote(digest, ref.hex())])
 
     # -- many keys, every shard ------------------------------------------------------------
 
@@ -227,7 +242,7 @@ class ShardClient:
         digests: list[bytes],
         per_group: Callable[[list[int]], tuple[Any, ...]],
         *args: Any,
-    ) -> list[Group]:
+    ) -> Steps[list[Group]]:
         """Call ``method`` once per owning shard, concurrently; return each group's reply.
 
         ``per_group(indices)`` gives the arguments particular to a group. Groups whose
@@ -250,12 +265,14 @@ class ShardClient:
                 call = shard_method.remote(request, *per_group(group), *args)
                 calls.append(_Call(member, group, call))
             deadline = time.monotonic() + self.health.timeout if bounded else None
-            answered, retry = self._gather(calls, deadline)
-            if not (retry and self._ring_moved_past(epoch)):
+            answered, retry = yield from self._gather(calls, deadline)
+            if not (retry and (yield from self._ring_moved_past(epoch))):
                 break
         return answered
 
-    def _gather(self, calls: list[_Call], deadline: float | None) -> tuple[list[Group], bool]:
+    def _gather(
+        self, calls: list[_Call], deadline: float | None
+    ) -> Steps[tuple[list[Group], bool]]:
         """Wait for every call, until ``deadline`` if bounded.
 
         Return the answers, and whether a newer ring may route better.
@@ -265,7 +282,8 @@ class ShardClient:
         for member, group, call in calls:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                reply = Reply.decode(ray.get(call, timeout=timeout))
+                (wire,) = yield Wait([call], timeout)
+                reply = Reply.decode(wire)
             except GetTimeoutError:
                 self.health.timed_out(member, self._shards[member])
                 continue
@@ -278,7 +296,7 @@ class ShardClient:
                 answered.append((group, reply))
         return answered, retry
 
-    def broadcast(self, method: str, *args: Any) -> list[Any]:
+    def broadcast(self, method: str, *args: Any) -> Steps[list[Any]]:
         """Call ``method`` on every shard; return the answers of those that are up.
 
         A shard gone for good has a replacement that only a newer ring knows of, so the
@@ -292,35 +310,35 @@ class ShardClient:
                 for member, shard in self._shards.items()
                 if member not in answers
             }
-            gone = _gather_alive(calls, answers)
-            if not (gone and self._ring_moved_past(epoch)):
+            gone = yield from _gather_alive(calls, answers)
+            if not (gone and (yield from self._ring_moved_past(epoch))):
                 break
         return list(answers.values())
 
-    def tag_summary(self, tag: str) -> tuple[int, int]:
+    def tag_summary(self, tag: str) -> Steps[tuple[int, int]]:
         """Return how many live entries carry ``tag``, and their bytes, across all shards."""
-        rows = self.broadcast("tag_summary", tag)
+        rows = yield from self.broadcast("tag_summary", tag)
         return sum(row[0] for row in rows), sum(row[1] for row in rows)
 
-    def _ring_moved_past(self, epoch: int) -> bool:
+    def _ring_moved_past(self, epoch: int) -> Steps[bool]:
         """Fetch a newer ring; return whether it is newer than ``epoch``.
 
         With no router to ask, the ring held here is still the best guess: the call
         becomes a miss, never an error.
         """
         try:
-            self.refresh()
+            yield from self.refresh()
         except CacheNotFoundError:
             return False
         return self._ring.epoch != epoch
 
 
-def _gather_alive(calls: dict[str, ray.ObjectRef[Any]], answers: dict[str, Any]) -> bool:
+def _gather_alive(calls: dict[str, ray.ObjectRef[Any]], answers: dict[str, Any]) -> Steps[bool]:
     """Add each member's answer to ``answers``; return whether a shard was gone for good."""
     gone = False
     for member, call in calls.items():
         try:
-            answers[member] = ray.get(call)
+            (answers[member],) = yield Wait([call])
         except SHARD_DOWN as error:
             # A restarting shard answers nothing and comes back empty.
             gone |= isinstance(error, SHARD_GONE)

@@ -1,0 +1,334 @@
+"""What :class:`~raycache.Cache` and :class:`~raycache.AsyncCache` share: every method's steps.
+
+A handle holds a cache's name, this process's near cache, and the connection to its
+shard client. Each public method of the two handles is one of the operations below,
+written once as :mod:`~raycache.client.steps`: ``Cache`` takes them blocking and
+``AsyncCache`` awaits them. Arguments are checked before anything is sent. Faults of
+the cache itself (a dead shard, a lost object) are counted and treated as misses: they
+never reach the caller as exceptions.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple, TypeVar
+
+import ray
+from ray.remote_function import RemoteFunction
+
+from raycache.actors.compute import Job
+from raycache.actors.router import Snapshot
+from raycache.actors.shard import SHARD_DOWN
+from raycache.client import connect
+from raycache.client.loader import load_here
+from raycache.client.shard_client import ABSENT, ShardClient
+from raycache.client.steps import Steps, Wait
+from raycache.core import validation
+from raycache.core.config import CacheConfig
+from raycache.core.frames import warn_if_unpickled_on_hit
+from raycache.core.hotkeys import NearCache
+from raycache.core.keys import key_digest
+from raycache.core.protocol import Code, Reply
+from raycache.core.store import DEFAULT_POLICY
+from raycache.errors import EntryTooLargeError
+
+H = TypeVar("H", bound="CacheHandle")
+
+Connection = concurrent.futures.Future[ShardClient]
+"""A shard client, or the connection under way that will give one."""
+
+_STAT_TOTALS = ("hits", "misses", "evictions", "expirations", "entries", "bytes")
+
+
+class Settings(NamedTuple):
+    """A handle's checked arguments: what to connect to, and how."""
+
+    name: str
+    near: NearCache | None
+    requested: dict[str, Any]
+    timeout: float | None
+
+
+class CacheHandle:
+    """The state and the operations of a cache handle; see :class:`~raycache.Cache`."""
+
+    def __init__(
+        self,
+        name: str = "default",
+        *,
+        shards: int | None = None,
+        capacity: int | str | None = None,
+        policy: str = DEFAULT_POLICY,
+        ttl: float | None = None,
+        near_cache_ttl: float | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        settings = Settings(
+            validation.name(name),
+            _near_cache(near_cache_ttl),
+            connect.requested_settings(shards, capacity, policy, ttl),
+            validation.seconds(timeout, "timeout"),
+        )
+        self._setup(settings.name, settings.near, self._connect(settings))
+
+    def _connect(self, settings: Settings) -> Connection:
+        """Start or join the cache; the subclass says whether by blocking."""
+        raise NotImplementedError
+
+    def _setup(self, name: str, near: NearCache | None, connection: Connection) -> None:
+        self._name = name
+        self._near = near
+        self._connection = connection
+
+    @classmethod
+    def _of(cls: type[H], client: ShardClient, near: NearCache | None) -> H:
+        handle = cls.__new__(cls)
+        handle._setup(client.name, near, connected(client))
+        return handle
+
+    @property
+    def shard_client(self) -> ShardClient:
+        """The internal API this handle reaches its shards through (see its module).
+
+        A handle still connecting (an ``AsyncCache`` just made) waits for it here.
+        """
+        return self._connection.result()
+
+    @property
+    def name(self) -> str:
+        """The cache's name, shared by every handle on it."""
+        return self._name
+
+    def _ready(self) -> Steps[ShardClient]:
+        """Return the shard client, once the connection under way (if any) is made."""
+        if not self._connection.done():
+            yield Wait([self._connection])
+        return self._connection.result()
+
+    @property
+    def config(self) -> CacheConfig:
+        """The settings the cache runs with."""
+        return self.shard_client.config
+
+    # -- single keys -------------------------------------------------------------------
+
+    def _get(self, key: Any, default: Any) -> Steps[Any]:
+        digest = key_digest(key)
+        if self._near is not None:
+            value = self._near.get(digest, ABSENT)
+            if value is not ABSENT:
+                return value
+        client = yield from self._ready()
+        reply = yield from self._get_reply(client, digest)
+        value = yield from client.value(digest, reply)
+        if value is ABSENT:
+            return default
+        if self._near is not None and reply.hot:
+            self._near.put(digest, value)
+        return value
+
+    def _get_reply(self, client: ShardClient, digest: bytes) -> Steps[Reply]:
+        """Ask the shard for ``digest``; a handle that batches its gets overrides this."""
+        return client.call(digest, "get")
+
+    def _get_ref(self, key: Any) -> Steps[ray.ObjectRef[Any] | None]:
+        digest = key_digest(key)
+        client = yield from self._ready()
+        reply = yield from client.call(digest, "get")
+        if reply.code == Code.REF:
+            ref: ray.ObjectRef[Any] = reply.reference
+            return ref
+        return ray.put(reply.payload) if reply.code == Code.HIT else None
+
+    def _put(self, key: Any, value: Any, ttl: float | None, tags: Iterable[str]) -> Steps[None]:
+        digest = key_digest(key)
+        seconds = validation.seconds(ttl, "ttl")
+        checked_tags = validation.strings(tags, "tags")
+        client = yield from self._ready()
+        self._forget(digest)
+        warn_if_unpickled_on_hit(value, "the value for", key)
+        _raise_if_too_large((yield from client.call(digest, "put", value, seconds, checked_tags)))
+
+    def _delete(self, key: Any) -> Steps[bool]:
+        digest = key_digest(key)
+        client = yield from self._ready()
+        self._forget(digest)
+        reply = yield from client.call(digest, "delete")
+        return bool(reply.payload)
+
+    def _contains(self, key: Any) -> Steps[bool]:
+        digest = key_digest(key)
+        client = yield from self._ready()
+        reply = yield from client.call(digest, "contains")
+        return bool(reply.payload)
+
+    def _get_or_compute(
+        self,
+        key: Any,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        ttl: float | None,
+    ) -> Steps[Any]:
+        digest = key_digest(key)
+        seconds = validation.seconds(ttl, "ttl")
+        client = yield from self._ready()
+        if isinstance(fn, RemoteFunction):  # a task: it runs on the cluster, as asked
+            reply = yield from client.load(digest, Job.of(fn), args, kwargs, ttl=seconds)
+            return (yield from client.resolve(digest, reply, fn, args, kwargs))
+        loaded = yield from load_here(client, digest, fn, args, kwargs, ttl=seconds)
+        return loaded.value
+
+    # -- many keys ---------------------------------------------------------------------
+
+    def _get_many(self, keys: Iterable[Any]) -> Steps[dict[Any, Any]]:
+        by_digest = {key_digest(key): key for key in keys}
+        digests, wanted = list(by_digest), list(by_digest.values())
+        client = yield from self._ready()
+        found: dict[Any, Any] = {}
+        refs: dict[bytes, ray.ObjectRef[Any]] = {}
+        for indices, reply in (yield from client.fan_out("get_many", digests, nothing)):
+            codes, payloads = reply.payload
+            if codes.count(Code.HIT) == len(codes):
+                found.update(zip([wanted[i] for i in indices], payloads, strict=True))
+                continue
+            for i, code, payload in zip(indices, codes, payloads, strict=True):
+                if code == Code.HIT:
+                    found[wanted[i]] = payload
+                elif code == Code.REF:
+                    refs[digests[i]] = payload[0]
+        for digest, value in (yield from client.fetch_many(refs)).items():
+            found[by_digest[digest]] = value
+        return found
+
+    def _put_many(self, mapping: Mapping[Any, Any], ttl: float | None) -> Steps[None]:
+        if not isinstance(mapping, Mapping):
+            raise TypeError(
+                f"put_many takes a mapping of keys to values, got {type(mapping).__name__}"
+            )
+        seconds = validation.seconds(ttl, "ttl")
+        digests = [key_digest(key) for key in mapping]
+        values = list(mapping.values())
+        client = yield from self._ready()
+        for digest in digests:
+            self._forget(digest)
+        for key, value in mapping.items():
+            warn_if_unpickled_on_hit(value, "the value for", key)
+
+        def values_of(indices: list[int]) -> tuple[list[Any]]:
+            return ([values[i] for i in indices],)
+
+        for _, reply in (yield from client.fan_out("put_many", digests, values_of, seconds, ())):
+            _raise_if_too_large(reply)
+
+    # -- whole cache -------------------------------------------------------------------
+
+    def _invalidate_tag(self, tag: str) -> Steps[int]:
+        (tag,) = validation.strings((tag,), "tags")
+        client = yield from self._ready()
+        self._forget(None)
+        return sum((yield from client.broadcast("invalidate_tag", tag)))
+
+    def _clear(self) -> Steps[None]:
+        client = yield from self._ready()
+        self._forget(None)
+        yield from client.broadcast("clear")
+
+    def _stats(self) -> Steps[dict[str, Any]]:
+        client = yield from self._ready()
+        rows = sorted((yield from client.broadcast("stats")), key=lambda row: row["shard"])
+        totals = {field: sum(row[field] for row in rows) for field in _STAT_TOTALS}
+        lookups = totals["hits"] + totals["misses"]
+        return {
+            "name": self._name,
+            **totals,
+            "hit_ratio": totals["hits"] / lookups if lookups else 0.0,
+            "capacity": sum(row["capacity"] for row in rows),
+            "policy": client.config.policy,
+            "shards": rows,
+        }
+
+    def _resize(self, shards: int) -> Steps[None]:
+        count = validation.integer(shards, "shards", minimum=1)
+        client = yield from self._ready()
+        (snapshot,) = yield Wait([client.router.resize.remote(count)])
+        client.adopt(snapshot)
+
+    def _shutdown(self) -> Steps[None]:
+        client = yield from self._ready()
+        router = client.router
+        try:
+            yield Wait([router.shutdown.remote()])
+        except SHARD_DOWN:
+            for shard in client.shards.values():  # the router is gone: stop what it left
+                ray.kill(shard, no_restart=True)
+        ray.kill(router, no_restart=True)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the name, router and ring snapshot, so tasks attach with no calls."""
+        near = None if self._near is None else NearCache(self._near.ttl)
+        client = self.shard_client
+        args = (type(self), self._name, client.router, client.snapshot, near, client.health.timeout)
+        return _unpickle, args
+
+    def __repr__(self) -> str:
+        """Show the name, shard count and policy."""
+        if not self._connection.done():
+            return f"{type(self).__name__}({self._name!r}, connecting)"
+        config = self.config
+        return (
+            f"{type(self).__name__}({self._name!r}, shards={config.shards}, "
+            f"policy={config.policy!r})"
+        )
+
+    def _forget(self, digest: bytes | None) -> None:
+        """Drop this handle's near copy of ``digest``, or of everything for None."""
+        if self._near is None:
+            return
+        if digest is None:
+            self._near.clear()
+        else:
+            self._near.discard(digest)
+
+
+def connected(client: ShardClient) -> Connection:
+    """Return a connection that is already made."""
+    connection: Connection = concurrent.futures.Future()
+    connection.set_result(client)
+    return connection
+
+
+def checked_attach(
+    name: str, *, near_cache_ttl: float | None = None, timeout: float | None = None
+) -> Settings:
+    """Check the arguments of ``attach``, as the constructor checks its own."""
+    seconds = validation.seconds(timeout, "timeout")
+    return Settings(validation.name(name), _near_cache(near_cache_ttl), {}, seconds)
+
+
+def nothing(group: list[int]) -> tuple[()]:
+    """No arguments particular to a group of keys."""
+    return ()
+
+
+def _near_cache(ttl: float | None) -> NearCache | None:
+    seconds = validation.seconds(ttl, "near_cache_ttl")
+    return None if seconds is None else NearCache(seconds)
+
+
+def _unpickle(
+    cls: type[CacheHandle],
+    name: str,
+    router: Any,
+    snapshot: Snapshot,
+    near: NearCache | None,
+    timeout: float,
+) -> CacheHandle:
+    return cls._of(ShardClient(name, router, snapshot, timeout), near)
+
+
+def _raise_if_too_large(reply: Reply) -> None:
+    if reply.code == Code.TOO_LARGE:
+        size, capacity = reply.payload
+        raise EntryTooLargeError(size, capacity)
