@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 import ray
 from ray.remote_function import RemoteFunction
 
+from raycache.actors import registry
 from raycache.actors.compute import Job
 from raycache.actors.router import Snapshot
-from raycache.actors.shard import SHARD_DOWN
 from raycache.client import connect
 from raycache.client.loader import load_here
 from raycache.client.shard_client import ABSENT, ShardClient
@@ -244,23 +244,19 @@ class Cache:
 
         From then on the count is yours: the cache no longer grows as nodes join.
 
-        Keys owned by a removed shard, and the few keys that change owner, become misses.
+        Entries that change owner move to it, those of a removed shard too, while reads
+        and writes go on.
         """
         count = validation.integer(shards, "shards", minimum=1)
-        self._client.adopt(ray.get(self._client.router.resize.remote(count)))
+        self._client.adopt(self._client.ask_router("resize", count))
 
     def shutdown(self) -> None:
         """Stop this cache's shards and router, freeing everything they hold.
 
-        Shutting down a cache that is already gone does nothing.
+        Shutting down a cache that is already gone does nothing; one whose router was
+        killed is shut down all the same.
         """
-        router = self._client.router
-        try:
-            ray.get(router.shutdown.remote())
-        except SHARD_DOWN:
-            for shard in self._client.shards.values():  # the router is gone: stop what it left
-                ray.kill(shard, no_restart=True)
-        ray.kill(router, no_restart=True)
+        registry.remove(self._name)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as the name, router and ring snapshot, so tasks attach with no calls."""

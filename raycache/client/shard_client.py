@@ -25,8 +25,8 @@ import ray
 from ray.exceptions import ObjectLostError, RayActorError, WorkerCrashedError
 
 from raycache.actors.compute import Call, Job
-from raycache.actors.router import Snapshot
-from raycache.actors.shard import SHARD_DOWN, SHARD_GONE
+from raycache.actors.outage import SHARD_DOWN, SHARD_GONE
+from raycache.actors.router import Snapshot, find_router
 from raycache.core.config import CacheConfig
 from raycache.core.keys import DIGEST_SIZE, key_point, key_points
 from raycache.core.protocol import (
@@ -89,10 +89,23 @@ class ShardClient:
 
     def refresh(self) -> None:
         """Fetch the router's current snapshot; raise if the cache has been shut down."""
-        try:
-            self.adopt(ray.get(self.router.snapshot.remote()))
-        except RayActorError:
-            raise CacheNotFoundError(f"cache {self.name!r} has been shut down") from None
+        self.adopt(self.ask_router("snapshot"))
+
+    def ask_router(self, method: str, *args: Any) -> Any:
+        """Return what the router's ``method`` answers; raise if the cache has been shut down.
+
+        A router killed for good is started again from what the cache left (see
+        :func:`~raycache.actors.router.find_router`), once per call.
+        """
+        for _ in range(2):
+            try:
+                return ray.get(getattr(self.router, method).remote(*args))
+            except RayActorError:
+                router = find_router(self.name)
+                if router is None:
+                    break
+                self.router = router
+        raise CacheNotFoundError(f"cache {self.name!r} has been shut down")
 
     # -- one key -------------------------------------------------------------------------
 
