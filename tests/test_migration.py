@@ -25,6 +25,9 @@ KEYS = 400
 WRITTEN = range(KEYS, KEYS + 200)
 """Keys the load writes to; the moved keys are only read, so their survival is the move's."""
 
+TTL_S = 8.0
+"""Long enough to outlast a resize on a busy machine, so that expiry is told from loss."""
+
 
 def value_of(key: int) -> Any:
     """The only value ``key`` holds: every sixteenth one an array above the inline limit."""
@@ -143,18 +146,19 @@ def test_ttl_and_tags_survive_a_resize(fresh_cache: raycache.Cache) -> None:
     cache = fresh_cache
     written = time.monotonic()
     for key in range(60):
-        cache.put(key, value_of(key), ttl=4.0)
+        cache.put(key, value_of(key), ttl=TTL_S)
     for key in range(60, 120):
         cache.put(key, value_of(key), tags=("tagged",))
     cache.put_many({key: value_of(key) for key in range(120, 180)})
     cache.resize(3)
+    assert time.monotonic() - written < TTL_S, "too slow to tell expiry from loss"
     moved = cache.stats()["shards"][2]["entries"]
     assert moved > 20  # about a third of the keys moved to the new shard
     assert len(cache.get_many(range(180))) == 180
     assert cache.invalidate_tag("tagged") == 60
     cache.resize(2)
     assert cache.get_many(range(60, 120)) == {}  # invalidated stays invalidated
-    time.sleep(max(0.0, written + 4.5 - time.monotonic()))
+    time.sleep(max(0.0, written + TTL_S + 0.5 - time.monotonic()))
     assert cache.get_many(range(60)) == {}  # the time left moved with the entries
     assert len(cache.get_many(range(120, 180))) == 60
 
@@ -184,13 +188,14 @@ def test_what_happens_to_a_key_during_a_move_wins_over_its_arrival(
     cache.put(written, "a newer write")
     assert cache.get(deleted) is None  # on its way: a miss, never an older value
     cache.delete(deleted)
-    cache.invalidate_tag("t")
-    assert ray.get(shards["shard-0"].adopt.remote(parcels, shrunk.epoch)) == 2
+    new_owner = shards["shard-0"]
+    ray.get(new_owner.invalidate_tag.remote("t"))  # a broadcast's call, without the router
+    assert ray.get(new_owner.adopt.remote(parcels, shrunk.epoch)) == 2
     assert cache.get(written) == "a newer write"
     assert cache.get(deleted) is None and cache.get(tagged) is None
     assert is_value_of(untouched, cache.get(untouched))
-    cache.clear()
-    assert ray.get(shards["shard-0"].adopt.remote(parcels, shrunk.epoch)) == 0
+    ray.get(new_owner.clear.remote())
+    assert ray.get(new_owner.adopt.remote(parcels, shrunk.epoch)) == 0
 
 
 @pytest.mark.parametrize("shards", [1, 3])
@@ -202,3 +207,14 @@ def test_a_resize_keeps_large_values_readable(cache_name: str, shards: int) -> N
     for key, value in big.items():
         np.testing.assert_array_equal(cache.get(key), value)
     cache.shutdown()
+
+
+def test_a_handle_with_an_older_ring_invalidates_entries_that_moved(
+    fresh_cache: raycache.Cache,
+) -> None:
+    older = raycache.Cache.attach(fresh_cache.name)
+    for key in range(60):
+        fresh_cache.put(key, value_of(key), tags=("t",))
+    fresh_cache.resize(3)
+    assert older.invalidate_tag("t") == 60
+    assert fresh_cache.get_many(range(60)) == {}

@@ -244,10 +244,13 @@ class ShardClient:
     def broadcast(self, method: str, *args: Any) -> list[Any]:
         """Call ``method`` on every shard; return the answers of those that are up.
 
-        A shard gone for good has a replacement that only a newer ring knows of, so the
-        call goes to it too: a clear or an invalidation must not skip it.
+        The ring is refreshed first, and again whenever a shard is gone for good: a
+        resize may have moved entries to shards, and a shard gone for good has a
+        replacement, that only a newer ring knows of. A clear or an invalidation must
+        not skip them.
         """
         answers: dict[str, Any] = {}
+        self._refresh_if_reachable()
         for _ in range(MAX_RING_REFRESHES):
             epoch = self._ring.epoch
             calls = {
@@ -266,16 +269,15 @@ class ShardClient:
         return sum(row[0] for row in rows), sum(row[1] for row in rows)
 
     def _ring_moved_past(self, epoch: int) -> bool:
-        """Fetch a newer ring; return whether it is newer than ``epoch``.
-
-        With no router to ask, the ring held here is still the best guess: the call
-        becomes a miss, never an error.
-        """
-        try:
-            self.refresh()
-        except CacheNotFoundError:
-            return False
+        """Fetch a newer ring; return whether it is newer than ``epoch``."""
+        self._refresh_if_reachable()
         return self._ring.epoch != epoch
+
+    def _refresh_if_reachable(self) -> None:
+        # With no router to ask, the ring held here is still the best guess: the call
+        # becomes a miss, never an error.
+        with contextlib.suppress(CacheNotFoundError):
+            self.refresh()
 
 
 def _gather(calls: list[tuple[list[int], ray.ObjectRef[Any]]]) -> tuple[list[Group], bool]:
