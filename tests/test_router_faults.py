@@ -7,8 +7,6 @@ and for good (a client starts it again from the cache's recorded settings).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -20,6 +18,7 @@ import raycache
 from raycache.actors import registry
 from raycache.client.admin import cache_names
 from raycache.core.naming import NAMESPACE, router_name
+from tests.helpers.cli import run_cli
 
 KEYS = 100
 RECOVERY_S = 10.0
@@ -95,24 +94,14 @@ def test_a_cache_without_a_router_is_listed_and_shut_down(cache_name: str) -> No
         raycache.Cache.attach(cache_name)
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    address = ray.get_runtime_context().gcs_address
-    return subprocess.run(
-        [sys.executable, "-m", "raycache.cli", *args, "--address", address],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_the_command_line_works_on_a_cache_whose_router_was_killed(cache_name: str) -> None:
     cache = raycache.Cache(cache_name, shards=2, capacity="16MiB")
     cache.put_many({key: value_of(key) for key in range(10)})
     kill_router(cache, restartable=False)
-    status = _cli("status", "--json")
+    status = run_cli("status", "--json")
     assert status.returncode == 0, status.stderr
     rows = {row["name"]: row for row in json.loads(status.stdout)}
     assert rows[cache_name]["entries"] == 10
     kill_router(cache, restartable=False)
-    assert _cli("shutdown", cache_name).returncode == 0
+    assert run_cli("shutdown", cache_name).returncode == 0
     assert registry.shards(cache_name) == {} and cache_name not in cache_names()
