@@ -3,41 +3,29 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
-import ray
 
 import raycache
 from raycache.cli import main
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    address = ray.get_runtime_context().gcs_address
-    return subprocess.run(
-        [sys.executable, "-m", "raycache.cli", *args, "--address", address],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.helpers.cli import run_cli
 
 
 def test_status_stats_clear_shutdown(fresh_cache: raycache.Cache) -> None:
     fresh_cache.put_many({i: i for i in range(10)})
     fresh_cache.get(1)
-    status = _cli("status", "--json")
+    status = run_cli("status", "--json")
     assert status.returncode == 0, status.stderr
     rows = {row["name"]: row for row in json.loads(status.stdout)}
     assert rows[fresh_cache.name]["entries"] == 10
 
-    stats = _cli("stats", fresh_cache.name)
+    stats = run_cli("stats", fresh_cache.name)
     assert stats.returncode == 0, stats.stderr
     assert "hit_ratio" in stats.stdout and "shard-1" in stats.stdout
 
-    assert _cli("clear", fresh_cache.name).stdout.strip() == f"cleared {fresh_cache.name}"
+    assert run_cli("clear", fresh_cache.name).stdout.strip() == f"cleared {fresh_cache.name}"
     assert fresh_cache.stats()["entries"] == 0
-    assert json.loads(_cli("shutdown", fresh_cache.name, "--json").stdout) == {
+    assert json.loads(run_cli("shutdown", fresh_cache.name, "--json").stdout) == {
         "shutdown": fresh_cache.name
     }
     with pytest.raises(raycache.CacheNotFoundError):
@@ -45,7 +33,7 @@ def test_status_stats_clear_shutdown(fresh_cache: raycache.Cache) -> None:
 
 
 def test_unknown_cache_is_a_clear_error(ray_session: None) -> None:
-    done = _cli("stats", "no-such-cache")
+    done = run_cli("stats", "no-such-cache")
     assert done.returncode == 1
     assert "no cache named 'no-such-cache'" in done.stderr
 

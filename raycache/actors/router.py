@@ -3,6 +3,11 @@
 The router is off the data path. Clients ask it for a :class:`Snapshot` when they attach
 and whenever a shard tells them their ring is stale; every get and put then goes straight
 to the owning shard.
+
+It is off the failure path too. Shards are detached actors that outlive it, and the
+cache's settings are kept in Ray's internal KV (:mod:`raycache.actors.registry`). A router
+that Ray restarts, or one started again by :func:`find_router` after it was killed for
+good, rebuilds the same membership from there, so its ring places every key where it was.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ import ray
 from ray.exceptions import GetTimeoutError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from raycache.actors import registry
 from raycache.actors.cluster import alive_nodes
-from raycache.actors.shard import MAX_WAITERS, SHARD_DOWN, SHARD_GONE, WAITERS, Shard
+from raycache.actors.migration import Move, hand_over
+from raycache.actors.outage import SHARD_DOWN, SHARD_GONE
+from raycache.actors.shard import MAX_WAITERS, WAITERS, Shard
 from raycache.core.config import CacheConfig
-from raycache.core.naming import NAMESPACE, shard_actor_name, shard_id, shard_index
+from raycache.core.naming import NAMESPACE, router_name, shard_actor_name, shard_id
 from raycache.core.ring import Ring
 
 HEAD_NODE_RESOURCE = "node:__internal_head__"
@@ -52,16 +60,21 @@ class Router:
     def __init__(self, cache: str, config: CacheConfig) -> None:
         self._cache = cache
         self._lock = threading.Lock()
+        self._moving = threading.Lock()  # one membership change at a time
         self._homes: dict[str, str] = {}  # where this router placed each shard
-        surviving = self._surviving_members()
-        members = surviving or [shard_id(i) for i in range(config.shards)]
-        self._config = replace(config, shards=len(members))
+        # A cache that already runs keeps its settings: this router may be a restart.
+        self._config = registry.load(cache) or config
+        registry.save(cache, self._config)
+        members = [shard_id(i) for i in range(self._config.shards)]
         # Epochs start from the clock so that a restarted router's ring is newer than
         # any ring its shards already hold.
         self._ring = Ring(tuple(members), epoch=time.time_ns())
         self._shards = {member: self._start_shard(member) for member in members}
-        if surviving:
-            self._publish_ring()
+        self._move: Move | None = None
+        for member, shard in registry.shards(cache).items():
+            if member not in self._shards:  # left over by a resize this router's crash cut short
+                ray.kill(shard, no_restart=True)
+        self._publish_ring()
         self._stopped = threading.Event()
         threading.Thread(target=self._watch, name="shard-health", daemon=True).start()
 
@@ -83,35 +96,41 @@ class Router:
     def resize(self, shards: int) -> Snapshot:
         """Grow or shrink to ``shards`` shards, moving as few keys as the ring allows.
 
-        New shards start empty. A removed shard is killed, and the values it owned leave
-        the object store with it; their keys become misses. Keys that change owner
-        between surviving shards are dropped by their old owner rather than migrated,
-        because a shard can only serve objects it owns. A cache resized by hand no
-        longer follows the number of nodes.
+        The entries whose owner changes move to their new owner, as
+        :mod:`raycache.actors.migration` describes, while reads and writes go on; a
+        removed shard is killed once it has handed its entries over. A cache resized by
+        hand no longer follows the number of nodes.
         """
         return self._resize(shards, per_node=False)
 
     def _resize(self, shards: int, *, per_node: bool) -> Snapshot:
-        with self._lock:
-            members = [shard_id(i) for i in range(shards)]
-            removed = [m for m in self._ring.members if m not in members]
-            for member in members:
-                if member not in self._shards:
-                    self._shards[member] = self._start_shard(member)
-            self._ring = self._ring.with_members(members)
-            self._config = replace(self._config, shards=shards, per_node=per_node)
-            self._publish_ring()
-            for member in removed:
-                ray.kill(self._shards.pop(member), no_restart=True)
-                self._homes.pop(member, None)
-            return Snapshot(self._ring, dict(self._shards), self._config)
+        with self._moving:
+            with self._lock:
+                previous = self._ring
+                members = [shard_id(i) for i in range(shards)]
+                for member in members:
+                    if member not in self._shards:
+                        self._shards[member] = self._start_shard(member)
+                self._ring = previous.with_members(members)
+                self._config = replace(self._config, shards=shards, per_node=per_node)
+                registry.save(self._cache, self._config)
+                self._move = Move(previous, {m: self._shards[m] for m in previous.members})
+                self._publish_ring()
+            # Outside the lock: clients fetch the new ring while the entries move.
+            hand_over(self._move, self._ring, self.snapshot().shards)
+            with self._lock:
+                self._move = None
+                self._publish_ring()
+                for member in previous.members:
+                    if member not in members:
+                        ray.kill(self._shards.pop(member), no_restart=True)
+                        self._homes.pop(member, None)
+                return Snapshot(self._ring, dict(self._shards), self._config)
 
     def shutdown(self) -> None:
-        """Kill every shard of this cache."""
+        """Stop changing the shards, so that they can be killed; see :func:`registry.remove`."""
         self._stopped.set()
-        with self._lock:
-            for shard in self._shards.values():
-                ray.kill(shard, no_restart=True)
+        with self._moving, self._lock:  # a resize or replacement under way ends first
             self._shards.clear()
 
     def _watch(self) -> None:
@@ -130,7 +149,9 @@ class Router:
         pinned to a dead node cannot be, so it is replaced, and the ring's epoch moves on
         so that clients fetch the new handle.
         """
-        with self._lock:
+        with self._moving, self._lock:
+            if self._stopped.is_set():
+                return  # shutting down: the shards are about to be killed
             replaced = [m for m, handle in dead.items() if self._shards.get(m) is handle]
             for member in replaced:
                 self._shards[member] = self._start_shard(member)
@@ -140,22 +161,25 @@ class Router:
 
     def _publish_ring(self) -> None:
         # Shards learn the new epoch before any client can, so a client holding the new
-        # ring never meets a shard that would still serve it with the old one.
+        # ring never meets a shard that would still serve it with the old one. During a
+        # move, the shards it removes learn it too, so that they turn old clients away.
         capacity = self._config.shard_capacity()
-        calls = [self._shards[m].set_ring.remote(self._ring, capacity) for m in self._ring.members]
+        move = self._move
+        members = set(self._ring.members).union(move.shards if move else ())
+        calls = [self._shards[m].set_ring.remote(self._ring, capacity, move) for m in members]
         for call in calls:
             with contextlib.suppress(*SHARD_DOWN):  # the health watcher replaces it
                 ray.get(call)
 
     def _start_shard(self, member: str) -> Any:
-        # Shards are owned by this detached router rather than detached themselves: Ray
-        # gives every detached actor's tasks a worker pool of their own, so detached shards
-        # would each start fresh workers for the computations they submit.
+        # Detached, so that a shard outlives a router that crashed or was killed; a
+        # running shard of this name is found rather than started again.
         return (
             ray.remote(concurrency_groups={WAITERS: MAX_WAITERS})(Shard)  # type: ignore[call-overload]
             .options(
                 name=shard_actor_name(self._cache, member),
                 namespace=NAMESPACE,
+                lifetime="detached",
                 get_if_exists=True,
                 max_restarts=-1,
                 num_cpus=0,
@@ -174,17 +198,6 @@ class Router:
         self._homes[member] = node
         return NodeAffinitySchedulingStrategy(node_id=node, soft=False)
 
-    def _surviving_members(self) -> list[str]:
-        # A restarted router finds the shards that outlived it instead of starting anew.
-        prefix = shard_actor_name(self._cache, shard_id(0)).removesuffix("0")
-        names = [
-            actor["name"]
-            for actor in ray.util.list_named_actors(all_namespaces=True)
-            if actor["namespace"] == NAMESPACE and actor["name"].startswith(prefix)
-        ]
-        members = (name.removeprefix(shard_actor_name(self._cache, "")) for name in names)
-        return sorted(members, key=shard_index)
-
 
 def _dead_shards(shards: dict[str, Any]) -> dict[str, Any]:
     """Return the members, with their handles, whose shard is dead and will not restart."""
@@ -198,3 +211,38 @@ def _dead_shards(shards: dict[str, Any]) -> dict[str, Any]:
         except (GetTimeoutError, *SHARD_DOWN):
             continue  # busy, or restarting under the same handle
     return dead
+
+
+def start_router(name: str, config: CacheConfig) -> Any:
+    """Return the router of cache ``name``, starting one with ``config`` if there is none.
+
+    The router is detached, so that the cache outlives the job that created it, and Ray
+    restarts it if it crashes; calls made meanwhile wait for the restart.
+    """
+    return (
+        ray.remote(Router)
+        .options(
+            name=router_name(name),
+            namespace=NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+            max_restarts=-1,
+            max_task_retries=-1,
+            max_concurrency=ROUTER_CONCURRENCY,
+            num_cpus=0,
+            resources={HEAD_NODE_RESOURCE: 0.001},
+        )
+        .remote(name, config)
+    )
+
+
+def find_router(name: str) -> Any | None:
+    """Return the router of cache ``name``, starting it again if the cache outlived it.
+
+    None means there is no such cache: neither a router nor recorded settings.
+    """
+    try:
+        return ray.get_actor(router_name(name), namespace=NAMESPACE)
+    except ValueError:
+        config = registry.load(name)
+        return None if config is None else start_router(name, config)

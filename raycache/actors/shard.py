@@ -12,20 +12,18 @@ by :class:`~raycache.core.singleflight.SingleFlight`.
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable
 from typing import Any
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnschedulableError, RayActorError
 
 from raycache.actors.compute import INLINE_LIMIT, Call, Settlement, submit
+from raycache.actors.membership import Member
 from raycache.actors.metrics import ShardMetrics
+from raycache.actors.stored import StoredRef
 from raycache.core import protocol
 from raycache.core.config import CacheConfig
 from raycache.core.hotkeys import Heat
-from raycache.core.keys import key_point
 from raycache.core.libraries import preload_in_background
-from raycache.core.naming import NAMESPACE, router_name
 from raycache.core.protocol import Code, KeyRequest, LookupReply, WireReply, unpack_request
 from raycache.core.ring import Ring
 from raycache.core.singleflight import SingleFlight
@@ -38,36 +36,17 @@ WAITERS = "waiters"
 MAX_WAITERS = 64
 """How many callers may block in :meth:`Shard.wait` at once; more queue behind them."""
 
-SHARD_GONE = (ActorDiedError, ActorUnschedulableError)
-"""Errors meaning a shard is dead for good: its node is gone, or a resize removed it."""
 
-SHARD_DOWN = (RayActorError, ActorUnschedulableError)
-"""Errors meaning a shard did not answer: gone, or restarting under the same handle."""
-
-
-class StoredRef:
-    """A large value held in Ray's object store and owned by this shard."""
-
-    __slots__ = ("ref",)
-
-    def __init__(self, ref: ray.ObjectRef[Any]) -> None:
-        self.ref = ref
-
-
-class Shard:
+class Shard(Member):
     """One shard of a cache. Created by the router; not meant to be used directly."""
 
     def __init__(self, cache: str, member: str, config: CacheConfig, ring: Ring) -> None:
-        self._cache = cache
-        self._member = member
+        store = Store(config.shard_capacity(len(ring)), policy=config.policy)
+        super().__init__(cache, member, ring, store, SingleFlight())
         self._default_ttl = config.ttl
-        self._store = Store(config.shard_capacity(len(ring)), policy=config.policy)
-        self._flights: SingleFlight[ray.ObjectRef[Any]] = SingleFlight()
         self._counters = {
             "lost": 0, "merged": 0, "computes": 0, "leases": 0, "refreshes": 0, "rejected": 0,
-            "stale": 0,
         }  # fmt: skip
-        self._ring = ring
         self._heat = Heat()
         ShardMetrics(cache, member).start(self._store.stats)
         preload_in_background()
@@ -81,7 +60,7 @@ class Shard:
         epoch and one digest, as are the requests of every method below that takes one.
         """
         epoch, digest, _ = KeyRequest.unpack(request)
-        if self._is_stale(epoch):
+        if self._is_stale(epoch, digest):
             return self._stale()
         entry = self._store.get(digest)
         if entry is None:
@@ -92,7 +71,7 @@ class Shard:
     def get_many(self, request: bytes) -> WireReply:
         """Return OK with ``(codes, payloads)``: a reply code and payload per digest, in order."""
         epoch, digests = unpack_request(request)
-        if self._is_stale(epoch):
+        if self._is_stale(epoch, *digests):
             return self._stale()
         replies = [_reply(entry) for entry in map(self._store.get, digests)]
         # Columns, a code byte per digest and then the payloads, are cheap to send and
@@ -104,7 +83,7 @@ class Shard:
     def contains(self, request: bytes) -> WireReply:
         """Return OK with whether the key is present, without counting a hit or a miss."""
         epoch, digest, _ = KeyRequest.unpack(request)
-        if self._is_stale(epoch):
+        if self._is_stale(epoch, digest):
             return self._stale()
         present = digest in self._store or self._finished_computation(digest) is not None
         return protocol.ok(present)
@@ -136,8 +115,9 @@ class Shard:
     def delete(self, request: bytes) -> WireReply:
         """Remove the entry asked for, or forget its computation; return OK with whether."""
         epoch, digest, _ = KeyRequest.unpack(request)
-        if self._is_stale(epoch):
+        if self._is_stale(epoch, digest):
             return self._stale()
+        self._migration.settle(digest)
         computing = self._flights.forget(digest)
         return protocol.ok(self._store.delete(digest) or computing)
 
@@ -147,12 +127,14 @@ class Shard:
         A computation in flight would otherwise land after the invalidation, with a value
         computed from what the invalidation meant to discard.
         """
+        self._migration.drop_tag(tag)
         computing = self._flights.forget_tagged(tag)
         removed = set(self._store.invalidate_tag(tag))
         return len(removed.union(computing))
 
     def clear(self) -> int:
         """Remove every entry and forget pending computations; return how many entries."""
+        self._migration.clear()
         self._flights.clear()
         return self._store.clear()
 
@@ -168,7 +150,7 @@ class Shard:
         elected, by the REFRESH flag, to send :meth:`refresh`.
         """
         epoch, digest, refresh_after = KeyRequest.unpack(request)
-        if self._is_stale(epoch):
+        if self._is_stale(epoch, digest):
             return LookupReply(self._stale())
         entry = self._store.get(digest)
         if entry is None:
@@ -190,7 +172,7 @@ class Shard:
         which this shard submitted and therefore owns.
         """
         epoch, digest, _ = KeyRequest.unpack(request)
-        if self._is_stale(epoch):
+        if self._is_stale(epoch, digest):
             return self._stale()
         # The caller's lookup already counted this request's miss: peek, don't count again.
         entry = self._store.peek(digest)
@@ -249,7 +231,7 @@ class Shard:
         :meth:`fail`.
         """
         epoch, digest, _ = KeyRequest.unpack(request)
-        if self._is_stale(epoch):
+        if self._is_stale(epoch, digest):
             return self._stale()
         entry = self._store.peek(digest)
         if entry is not None:
@@ -333,26 +315,14 @@ class Shard:
             self._flights.forget(digest)
         else:
             entry = self._store.peek(digest)
-            if entry is None or _stored_ref_hex(entry) != ref_hex:
+            held = None if entry is None else entry.value
+            if not isinstance(held, StoredRef) or held.ref.hex() != ref_hex:
                 return False
             self._store.delete(digest)
         self._counters["lost"] += 1
         return True
 
     # -- membership and stats ----------------------------------------------------------------
-
-    def set_ring(self, ring: Ring, capacity: int) -> int:
-        """Adopt a newer ring and byte budget; drop the keys it no longer owns; return how many."""
-        if ring.epoch < self._ring.epoch:
-            return 0
-        self._ring = ring
-        self._store.resize(capacity)
-        live = self._store.keys()
-        moved = [key for key in live if not self._owns(key)]
-        for key in moved:
-            self._store.delete(key)
-        self._flights.forget_where(lambda key, _: not self._owns(key))
-        return len(moved)
 
     def stats(self) -> dict[str, Any]:
         """Return this shard's counters, sizes and placement as one row."""
@@ -370,6 +340,7 @@ class Shard:
             "capacity": stats.capacity,
             "pending": len(self._flights),
             **self._counters,
+            "stale": self._stale_replies,
         }
 
     def ping(self) -> str:
@@ -377,9 +348,6 @@ class Shard:
         return self._member
 
     # -- internals ---------------------------------------------------------------------
-
-    def _owns(self, key: Hashable) -> bool:
-        return self._ring.owner_at(key_point(_as_bytes(key))) == self._member
 
     def _put(
         self,
@@ -396,24 +364,9 @@ class Shard:
         if size >= INLINE_LIMIT and not isinstance(value, StoredRef):
             value = StoredRef(ray.put(value))  # this shard now owns the only copy it serves
         ttl = self._default_ttl if ttl is None else ttl
+        self._migration.settle(digest)
         self._store.put(digest, value, size, ttl=ttl, tags=tags, cost=cost)
         return protocol.ok()
-
-    def _is_stale(self, epoch: int) -> bool:
-        if epoch == self._ring.epoch:
-            return False
-        if epoch > self._ring.epoch:
-            # Only a shard restarted after a membership change can lag its clients.
-            self._sync_ring()
-        return epoch < self._ring.epoch
-
-    def _sync_ring(self) -> None:
-        router = ray.get_actor(router_name(self._cache), namespace=NAMESPACE)
-        self.set_ring(*ray.get(router.assignment.remote()))
-
-    def _stale(self) -> WireReply:
-        self._counters["stale"] += 1
-        return protocol.stale(self._ring.epoch)
 
 
 def _reply(entry: Entry | None, *, hot: bool = False) -> WireReply:
@@ -423,13 +376,3 @@ def _reply(entry: Entry | None, *, hot: bool = False) -> WireReply:
     if isinstance(value, StoredRef):
         return protocol.ref(value.ref, hot=hot)
     return protocol.hit(value, hot=hot)
-
-
-def _stored_ref_hex(entry: Entry) -> str | None:
-    value = entry.value
-    return str(value.ref.hex()) if isinstance(value, StoredRef) else None
-
-
-def _as_bytes(key: Hashable) -> bytes:
-    assert isinstance(key, bytes)
-    return key

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import ray
-
+from raycache.actors import registry
 from raycache.client.cache import Cache
-from raycache.core.naming import NAMESPACE, cache_of
 
 
 def running_caches() -> list[dict[str, Any]]:
@@ -26,10 +24,5 @@ def running_caches() -> list[dict[str, Any]]:
 
 
 def cache_names() -> list[str]:
-    """Return the names of the caches whose router runs on the connected cluster."""
-    actors = ray.util.list_named_actors(all_namespaces=True)
-    return sorted(
-        cache_of(actor["name"])
-        for actor in actors
-        if actor["namespace"] == NAMESPACE and actor["name"].endswith("/router")
-    )
+    """Return the names of the caches on the connected cluster, whether or not a router runs."""
+    return registry.names()

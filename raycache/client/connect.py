@@ -1,7 +1,8 @@
 """Creating and finding a cache on the cluster: the router actor, and the settings it runs.
 
 A cache is get-or-create by name: the first handle starts its router (a detached actor,
-restarted by Ray if it crashes), and later handles find the running one. Settings are
+restarted by Ray if it crashes), and later handles find the running one, or start it
+again from the cache's recorded settings if it was killed. Settings are
 checked on the client before anything is started.
 """
 
@@ -15,11 +16,10 @@ from typing import Any, TypeVar
 import ray
 
 from raycache.actors.cluster import alive_nodes
-from raycache.actors.router import HEAD_NODE_RESOURCE, ROUTER_CONCURRENCY, Router
+from raycache.actors.router import find_router, start_router
 from raycache.client.shard_client import ShardClient
 from raycache.core import validation
 from raycache.core.config import MIN_SHARDS, CacheConfig, parse_capacity, validate_capacity
-from raycache.core.naming import NAMESPACE, router_name
 from raycache.core.store import DEFAULT_POLICY, POLICIES
 from raycache.errors import CacheNotFoundError
 
@@ -48,7 +48,7 @@ def create(name: str, requested: dict[str, Any], timeout: float | None = None) -
     if not ray.is_initialized():
         ray.init()
     resolved = _resolve(requested)
-    router = _start_router(name, resolved)
+    router = start_router(name, resolved)
     ray.get(router.wait_ready.remote())
     client = ShardClient(name, router, ray.get(router.snapshot.remote()), timeout)
     _warn_on_conflict(name, requested, resolved, client.config)
@@ -59,10 +59,9 @@ def attach(name: str, timeout: float | None = None) -> ShardClient:
     """Return a client of the running cache ``name``; raise if there is none."""
     if not ray.is_initialized():
         ray.init()
-    try:
-        router = ray.get_actor(router_name(name), namespace=NAMESPACE)
-    except ValueError:
-        raise CacheNotFoundError(f"no cache named {name!r} is running") from None
+    router = find_router(name)
+    if router is None:
+        raise CacheNotFoundError(f"no cache named {name!r} is running")
     return ShardClient(name, router, ray.get(router.snapshot.remote()), timeout)
 
 
@@ -75,23 +74,6 @@ def in_background(connecting: Callable[..., T], *args: Any) -> concurrent.future
     if not ray.is_initialized():
         ray.init()
     return _BACKGROUND.submit(connecting, *args)
-
-
-def _start_router(name: str, config: CacheConfig) -> Any:
-    return (
-        ray.remote(Router)
-        .options(
-            name=router_name(name),
-            namespace=NAMESPACE,
-            lifetime="detached",
-            get_if_exists=True,
-            max_restarts=-1,
-            max_concurrency=ROUTER_CONCURRENCY,
-            num_cpus=0,
-            resources={HEAD_NODE_RESOURCE: 0.001},
-        )
-        .remote(name, config)
-    )
 
 
 def _resolve(requested: dict[str, Any]) -> CacheConfig:

@@ -17,13 +17,13 @@ from typing import Any, NamedTuple, TypeVar
 import ray
 from ray.remote_function import RemoteFunction
 
+from raycache.actors import registry
 from raycache.actors.compute import Job
 from raycache.actors.router import Snapshot
-from raycache.actors.shard import SHARD_DOWN
 from raycache.client import connect
 from raycache.client.loader import load_here
 from raycache.client.shard_client import ABSENT, ShardClient
-from raycache.client.steps import Steps, Wait
+from raycache.client.steps import Run, Steps, Wait
 from raycache.core import validation
 from raycache.core.config import CacheConfig
 from raycache.core.frames import warn_if_unpickled_on_hit
@@ -252,18 +252,13 @@ class CacheHandle:
     def _resize(self, shards: int) -> Steps[None]:
         count = validation.integer(shards, "shards", minimum=1)
         client = yield from self._ready()
-        (snapshot,) = yield Wait([client.router.resize.remote(count)])
+        snapshot = yield from client.ask_router("resize", count)
         client.adopt(snapshot)
 
     def _shutdown(self) -> Steps[None]:
-        client = yield from self._ready()
-        router = client.router
-        try:
-            yield Wait([router.shutdown.remote()])
-        except SHARD_DOWN:
-            for shard in client.shards.values():  # the router is gone: stop what it left
-                ray.kill(shard, no_restart=True)
-        ray.kill(router, no_restart=True)
+        yield from self._ready()
+        # Through the registry, which stops the shards even if the router is gone.
+        yield Run(registry.remove, (self._name,))
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as the name, router and ring snapshot, so tasks attach with no calls."""

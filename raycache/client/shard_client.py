@@ -30,8 +30,8 @@ import ray
 from ray.exceptions import GetTimeoutError, ObjectLostError, RayActorError, WorkerCrashedError
 
 from raycache.actors.compute import Call, Job
-from raycache.actors.router import Snapshot
-from raycache.actors.shard import SHARD_DOWN, SHARD_GONE
+from raycache.actors.outage import SHARD_DOWN, SHARD_GONE
+from raycache.actors.router import Snapshot, find_router
 from raycache.client.health import ShardHealth, default_timeout
 from raycache.client.steps import Run, Steps, Wait
 from raycache.core.config import CacheConfig
@@ -108,11 +108,25 @@ class ShardClient:
 
     def refresh(self) -> Steps[None]:
         """Fetch the router's current snapshot; raise if the cache has been shut down."""
-        try:
-            (snapshot,) = yield Wait([self.router.snapshot.remote()])
-            self.adopt(snapshot)
-        except RayActorError:
-            raise CacheNotFoundError(f"cache {self.name!r} has been shut down") from None
+        snapshot = yield from self.ask_router("snapshot")
+        self.adopt(snapshot)
+
+    def ask_router(self, method: str, *args: Any) -> Steps[Any]:
+        """Return what the router's ``method`` answers; raise if the cache has been shut down.
+
+        A router killed for good is started again from what the cache left (see
+        :func:`~raycache.actors.router.find_router`), once per call.
+        """
+        for _ in range(2):
+            try:
+                (answer,) = yield Wait([getattr(self.router, method).remote(*args)])
+                return answer
+            except RayActorError:
+                router = yield Run(find_router, (self.name,))
+                if router is None:
+                    break
+                self.router = router
+        raise CacheNotFoundError(f"cache {self.name!r} has been shut down")
 
     # -- one key -------------------------------------------------------------------------
 
@@ -299,10 +313,13 @@ class ShardClient:
     def broadcast(self, method: str, *args: Any) -> Steps[list[Any]]:
         """Call ``method`` on every shard; return the answers of those that are up.
 
-        A shard gone for good has a replacement that only a newer ring knows of, so the
-        call goes to it too: a clear or an invalidation must not skip it.
+        The ring is refreshed first, and again whenever a shard is gone for good: a
+        resize may have moved entries to shards, and a shard gone for good has a
+        replacement, that only a newer ring knows of. A clear or an invalidation must
+        not skip them.
         """
         answers: dict[str, Any] = {}
+        yield from self._refresh_if_reachable()
         for _ in range(MAX_RING_REFRESHES):
             epoch = self._ring.epoch
             calls = {
@@ -321,16 +338,17 @@ class ShardClient:
         return sum(row[0] for row in rows), sum(row[1] for row in rows)
 
     def _ring_moved_past(self, epoch: int) -> Steps[bool]:
-        """Fetch a newer ring; return whether it is newer than ``epoch``.
+        """Fetch a newer ring; return whether it is newer than ``epoch``."""
+        yield from self._refresh_if_reachable()
+        return self._ring.epoch != epoch
 
-        With no router to ask, the ring held here is still the best guess: the call
-        becomes a miss, never an error.
-        """
+    def _refresh_if_reachable(self) -> Steps[None]:
+        # With no router to ask, the ring held here is still the best guess: the call
+        # becomes a miss, never an error.
         try:
             yield from self.refresh()
         except CacheNotFoundError:
-            return False
-        return self._ring.epoch != epoch
+            return
 
 
 def _gather_alive(calls: dict[str, ray.ObjectRef[Any]], answers: dict[str, Any]) -> Steps[bool]:

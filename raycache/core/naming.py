@@ -30,8 +30,3 @@ def shard_index(member: str) -> int:
 def shard_actor_name(cache: str, member: str) -> str:
     """Return the actor name of the shard ``member`` of cache ``cache``."""
     return f"{cache}/{member}"
-
-
-def cache_of(actor_name: str) -> str:
-    """Return the cache an actor name belongs to."""
-    return actor_name.rsplit("/", 1)[0]
