@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import ray
 
@@ -118,3 +120,14 @@ def test_the_transform_s_own_error_is_raised(cache: raycache.Cache) -> None:
 
     with pytest.raises(ZeroDivisionError):
         cached(broken, cache=cache)(pd.DataFrame({"id": [1]}))
+
+
+def test_numpy_and_arrow_batches_are_keyed_by_content() -> None:
+    transform: CachedBatches = cached(body("batch"))
+    ids = np.arange(8)
+    assert transform.key({"id": ids}) == transform.key({"id": ids.copy()})
+    assert transform.key({"id": ids}) != transform.key({"id": ids + 1})
+    table = pa.table({"id": ids})
+    rechunked = pa.concat_tables([table.slice(0, 3), table.slice(3)])
+    assert transform.key(table) == transform.key(rechunked)  # chunking is not content
+    assert transform.key(table) != transform.key(table.slice(1))
