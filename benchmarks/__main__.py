@@ -20,6 +20,7 @@ import ray
 import raycache
 from benchmarks import (
     async_throughput,
+    data_pipeline,
     hashing,
     hotkeys,
     large_values,
@@ -43,6 +44,7 @@ MODULES: dict[str, Callable[..., Measurement]] = {
     "hotkeys": hotkeys.run,
     "hashing": hashing.measure,
     "pipeline": pipeline.run,
+    "data_pipeline": data_pipeline.run,
     "policies": policies.run,
     "ring_scale": ring_scale.run,
 }

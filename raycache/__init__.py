@@ -5,6 +5,7 @@
 ['adaptive', 'fifo', 'gdsf', 'lfu', 'lru', 'tinylfu']
 """
 
+from raycache import data
 from raycache.client.async_cache import AsyncCache
 from raycache.client.cache import Cache
 from raycache.client.memoize import CacheInfo, memoize
@@ -29,6 +30,7 @@ __all__ = [
     "ObjectColumnsWarning",
     "RaycacheError",
     "UnhashableValueError",
+    "data",
     "memoize",
 ]
 __version__ = "0.1.0"

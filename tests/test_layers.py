@@ -43,4 +43,12 @@ def test_a_layer_imports_nothing_above_it(layer: str) -> None:
 
 def test_every_module_is_in_a_layer_or_a_known_top_level_file() -> None:
     top_level = {path.name for path in PACKAGE.glob("*.py")}
-    assert top_level == {"__init__.py", "cli.py", "demo.py", "errors.py", "ring.py", "store.py"}
+    assert top_level == {
+        "__init__.py",
+        "cli.py",
+        "data.py",
+        "demo.py",
+        "errors.py",
+        "ring.py",
+        "store.py",
+    }

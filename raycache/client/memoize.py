@@ -238,7 +238,7 @@ class _Memoized:
     def _cache(self) -> Cache:
         if self._resolved is None:
             name = self._settings.cache if isinstance(self._settings.cache, str) else "default"
-            self._resolved = _shared_handle(name)
+            self._resolved = shared_handle(name)
         return self._resolved
 
     def _usable_cache(self) -> Cache | None:
@@ -346,7 +346,7 @@ _handles: dict[str, Cache] = {}
 _handles_lock = threading.Lock()
 
 
-def _shared_handle(name: str) -> Cache:
+def shared_handle(name: str) -> Cache:
     """Return this process's handle on cache ``name``, creating the cache if need be."""
     with _handles_lock:
         if name not in _handles:
