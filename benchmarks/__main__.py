@@ -27,6 +27,7 @@ from benchmarks import (
     pipeline,
     policies,
     ring_scale,
+    store_scale,
     throughput,
 )
 from benchmarks.report import Measurement, distribution_table, markdown_table, summary_table
@@ -43,6 +44,7 @@ MODULES: dict[str, Callable[..., Measurement]] = {
     "pipeline": pipeline.run,
     "policies": policies.run,
     "ring_scale": ring_scale.run,
+    "store_scale": store_scale.run,
 }
 CACHE_CAPACITY = "1GiB"
 OBJECT_STORE_BYTES = 8 * 1024**3
