@@ -29,6 +29,7 @@ from benchmarks import (
     pipeline,
     policies,
     ring_scale,
+    store_scale,
     throughput,
 )
 from benchmarks.report import Measurement, distribution_table, markdown_table, summary_table
@@ -47,6 +48,7 @@ MODULES: dict[str, Callable[..., Measurement]] = {
     "data_pipeline": data_pipeline.run,
     "policies": policies.run,
     "ring_scale": ring_scale.run,
+    "store_scale": store_scale.run,
 }
 CACHE_CAPACITY = "1GiB"
 OBJECT_STORE_BYTES = 8 * 1024**3

@@ -74,20 +74,26 @@ class TinyLFUPolicy(Policy):
 
     def insert(self, entry: Entry) -> None:
         """Put a new entry in the window, pushing the window's oldest on to probation."""
+        # The hot path of every put: queue operations are inlined, attributes read once.
         self._misses += 1
         if self._hits + self._misses >= self._sample:
             self._adapt()
-        self._bytes += entry.size
-        self._count += 1
+        size = entry.size
+        total = self._bytes = self._bytes + size
+        count = self._count = self._count + 1
         window = self._window
-        window.append(entry)
+        last = window._prev
+        entry._prev, entry._next, entry._queue = last, window, window  # type: ignore[assignment]
+        last._next = window._prev = entry
+        window.bytes += size
+        window.count += 1
         sketch = self._sketch
         sketch.add(entry.key)
-        if self._count > sketch.capacity:
-            sketch.grow(2 * self._count)
+        if count > sketch.capacity:
+            sketch.grow(2 * count)
         # A cheap necessary condition for the exact test in _overflow_window.
         share = self._window_share
-        if window.bytes > share * self._bytes or window.count > share * self._count:
+        if window.bytes > share * total or window.count > share * count:
             self._overflow_window()
 
     def replace(self, old: Entry, new: Entry) -> None:
@@ -114,8 +120,12 @@ class TinyLFUPolicy(Policy):
 
     def remove(self, entry: Entry) -> None:
         """Stop tracking ``entry``; its sketch count stays, so a comeback is recognised."""
-        entry._queue.unlink(entry)
-        self._bytes -= entry.size
+        # queue.unlink, inlined: every eviction comes through here.
+        prev, nxt, queue, size = entry._prev, entry._next, entry._queue, entry.size
+        prev._next, nxt._prev = nxt, prev
+        queue.bytes -= size
+        queue.count -= 1
+        self._bytes -= size
         self._count -= 1
 
     def victim(self) -> Entry:
@@ -130,17 +140,13 @@ class TinyLFUPolicy(Policy):
                 if queue.count:
                     return queue._next
             raise empty()
-        return incumbent if self._admits(candidate, incumbent) else candidate
+        wanted, held = self._sketch.estimates(candidate.key, incumbent.key)
+        if wanted > held or (wanted >= WARM and self._random.randrange(JITTER) == 0):
+            return incumbent
+        return candidate
 
     def _adapt(self) -> None:
         """Adjust to the sample of requests just counted; this policy does not adapt."""
-
-    def _admits(self, candidate: Entry, incumbent: Entry) -> bool:
-        estimate = self._sketch.estimate
-        wanted = estimate(candidate.key)
-        if wanted > estimate(incumbent.key):
-            return True
-        return wanted >= WARM and self._random.randrange(JITTER) == 0
 
     def _overflow_window(self) -> None:
         # At least one average entry, so tiny caches keep a window, but counted in
@@ -150,9 +156,17 @@ class TinyLFUPolicy(Policy):
         budget = max(self._window_share * total, total / count)
         most = max(1, int(self._window_share * count))
         while window.bytes > budget or window.count > most:
-            entry = window._next
-            window.unlink(entry)
-            probation.append(entry)
+            # window.unlink and probation.append, inlined: this runs on most puts.
+            entry, last = window._next, probation._prev
+            window._next = first = entry._next
+            first._prev = window  # type: ignore[assignment]
+            entry._prev, entry._next, entry._queue = last, probation, probation  # type: ignore[assignment]
+            last._next = probation._prev = entry
+            size = entry.size
+            window.bytes -= size
+            window.count -= 1
+            probation.bytes += size
+            probation.count += 1
 
     def _overflow_protected(self) -> None:
         protected, probation = self._protected, self._probation
