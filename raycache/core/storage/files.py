@@ -89,7 +89,7 @@ class Files(ABC):
 def files_for(storage: Storage) -> Files:
     """Return the file operations of ``storage``."""
     root = storage.local_root
-    return LocalFiles(root) if root is not None else RemoteFiles(*storage.remote())
+    return LocalFiles(root) if root is not None else RemoteFiles(storage)
 
 
 class LocalFiles(Files):
@@ -173,15 +173,14 @@ class LocalFiles(Files):
 class RemoteFiles(Files):
     """Files on a pyarrow filesystem: object storage, HDFS, or one the user gave."""
 
-    def __init__(self, filesystem: pafs.FileSystem, root: str) -> None:
-        self._filesystem = filesystem
-        self._root = root
-        self._in_place = filesystem.type_name in _OBJECT_STORES
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._connected: tuple[pafs.FileSystem, str] | None = None
 
     def write(self, path: str, chunks: Iterable[Any]) -> None:
         """Upload in one go to object storage; elsewhere, write a temporary name and move it."""
         final = self._full(path)
-        if self._in_place:
+        if self._filesystem.type_name in _OBJECT_STORES:
             self._upload(final, chunks)
             return
         self._filesystem.create_dir(posixpath.dirname(final), recursive=True)
@@ -212,7 +211,8 @@ class RemoteFiles(Files):
     def listing(self, folder: str) -> list[Listed]:
         """List entry files by their modification time: object stores keep no access time."""
         selector = pafs.FileSelector(self._full(folder), recursive=True, allow_not_found=True)
-        prefix = self._root.rstrip("/") + "/" if self._root else ""
+        root = self._connect()[1]
+        prefix = root.rstrip("/") + "/" if root else ""
         found = []
         for info in self._filesystem.get_file_info(selector):
             if info.type == pafs.FileType.File and info.base_name.endswith(SUFFIX):
@@ -231,8 +231,20 @@ class RemoteFiles(Files):
             for chunk in chunks:
                 stream.write(chunk)
 
+    @property
+    def _filesystem(self) -> pafs.FileSystem:
+        return self._connect()[0]
+
+    def _connect(self) -> tuple[pafs.FileSystem, str]:
+        # Connected on first use, so that an unreachable storage is counted like any
+        # failure rather than raised as the tier is created.
+        if self._connected is None:
+            self._connected = self._storage.remote()
+        return self._connected
+
     def _full(self, path: str) -> str:
-        return posixpath.join(self._root, path) if self._root else path
+        root = self._connect()[1]
+        return posixpath.join(root, path) if root else path
 
 
 def _identity(status: os.stat_result) -> tuple[int, ...]:

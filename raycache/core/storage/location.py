@@ -33,7 +33,6 @@ ValueError: storage URL scheme 'ftp' is not supported; use a directory, or one o
 
 from __future__ import annotations
 
-import functools
 import os
 import posixpath
 from collections.abc import Mapping
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 ENV_VAR = "RAYCACHE_STORAGE"
@@ -80,7 +80,11 @@ class Storage:
         return self.url if self.filesystem is None and "://" not in self.url else None
 
     def remote(self) -> tuple[pafs.FileSystem, str]:
-        """Return the filesystem and the root path within it of a remote storage."""
+        """Return the filesystem and the root path within it of a remote storage.
+
+        A URL's filesystem is built anew, from this process's environment; building it
+        may reach the network (HDFS connects), and raises ``OSError`` if that fails.
+        """
         if self.filesystem is not None:
             return self.filesystem, self.path
         return _filesystem_of(self.url)
@@ -119,8 +123,6 @@ def storage_from_env(environ: Mapping[str, str] = os.environ) -> Storage | None:
 
 
 def _from_text(text: str) -> Storage:
-    if not text:
-        raise ValueError("storage must be a directory or a URL, got ''")
     if "://" not in text:
         return _local(text)
     parts = urlsplit(text)
@@ -153,6 +155,8 @@ def _from_filesystem(filesystem: pafs.FileSystem, path: str) -> Storage:
 
 
 def _local(path: str) -> Storage:
+    if not path:
+        raise ValueError("a local storage needs a directory, got ''")
     root = os.path.abspath(os.path.expanduser(path))
     try:
         os.makedirs(root, exist_ok=True)
@@ -163,12 +167,13 @@ def _local(path: str) -> Storage:
     return Storage(url=root)
 
 
-@functools.cache
 def _filesystem_of(url: str) -> tuple[pafs.FileSystem, str]:
-    # Built once per process: pyarrow filesystems are thread-safe and keep connections.
     parts = urlsplit(url)
     if parts.scheme.lower() != "s3":
-        filesystem, path = pafs.FileSystem.from_uri(url)
+        try:
+            filesystem, path = pafs.FileSystem.from_uri(url)
+        except pa.ArrowException as error:
+            raise OSError(f"storage {url!r} cannot be reached: {error}") from error
         return filesystem, path
     query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
     options: dict[str, Any] = {

@@ -199,7 +199,8 @@ class StorageTier:
             self._fail("write_errors")
             return False
         self._succeed()
-        self._remember(digest, _Known(total, expires_at, tags, None, identity), cost)
+        version = None if identity is None else identity[1:]  # (size, modified ns)
+        self._remember(digest, _Known(total, expires_at, tags, version, identity), cost)
         self._delete(self._over_budget(), "evictions")
         return True
 
@@ -361,8 +362,7 @@ class StorageTier:
         version = (entry.size, entry.modified)
         with self._lock:
             known = self._known.get(digest)
-        if known is not None and known.version in (version, None):
-            known.version = version
+        if known is not None and known.version == version:
             return known
         try:
             head = self._files.head(entry.path, _HEAD_GUESS)
