@@ -190,9 +190,9 @@ class RemoteFiles(Files):
         self._filesystem.move(temporary, final)
 
     def read(self, path: str) -> Contents:
-        """Download the whole file into one buffer."""
-        with self._filesystem.open_input_file(self._full(path)) as file:
-            return Contents(memoryview(file.read_buffer()), None)
+        """Download the whole file into one buffer, with one request."""
+        with self._filesystem.open_input_stream(self._full(path)) as stream:
+            return Contents(memoryview(stream.read_buffer()), None)
 
     def head(self, path: str, length: int) -> bytes:
         """Read the first ``length`` bytes with one ranged request."""

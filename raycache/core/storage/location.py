@@ -12,12 +12,16 @@
 storage: the cache lives in memory only. An unknown scheme, or a local directory that
 cannot be created or written, raises ``ValueError`` here, at creation.
 
-S3 is reached with pyarrow's ``S3FileSystem``, whose AWS SDK reads the usual environment
-variables in the process that does the I/O (each shard): ``AWS_ENDPOINT_URL_S3`` or else
-``AWS_ENDPOINT_URL`` for the endpoint (an S3-compatible server such as MinIO or moto),
-``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN`` or the shared
-credentials files, and ``AWS_REGION`` / ``AWS_DEFAULT_REGION``. The URL's query may set
-``endpoint_override``, ``scheme`` and ``region`` too, as in pyarrow's own URIs.
+S3 is reached with pyarrow's ``S3FileSystem``, built in the process that does the I/O
+(each shard) from that process's environment. raycache reads the endpoint from
+``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL`` (an S3-compatible server such as
+MinIO or moto), and the region from ``AWS_REGION``, else ``AWS_DEFAULT_REGION``: pyarrow's
+constructor ignores the endpoint variables (only its ``FileSystem.from_uri`` reads them).
+Credentials are left to the AWS SDK's default chain: ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY`` and ``AWS_SESSION_TOKEN``, the shared credentials files, then
+instance metadata. The URL's query may set ``endpoint_override``, ``scheme`` and
+``region`` instead, as in pyarrow's own URIs. Requests time out in seconds and are tried
+twice, so an unreachable S3 costs a shard little time.
 
 >>> import tempfile
 >>> local = parse_storage(tempfile.mkdtemp())
@@ -58,6 +62,11 @@ _REMOTE_SCHEMES = {
 # A cache must stay responsive when S3 is unreachable: fail in seconds, not minutes.
 _S3_TIMEOUTS = {"connect_timeout": 2.0, "request_timeout": 10.0}
 _S3_ATTEMPTS = 2
+# The environment variables that give each S3 option, the more specific first.
+_S3_ENVIRONMENT = {
+    "endpoint_override": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+    "region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
+}
 
 
 @dataclass(frozen=True)
@@ -175,13 +184,31 @@ def _filesystem_of(url: str) -> tuple[pafs.FileSystem, str]:
         except pa.ArrowException as error:
             raise OSError(f"storage {url!r} cannot be reached: {error}") from error
         return filesystem, path
-    query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
-    options: dict[str, Any] = {
-        name: query[name] for name in ("endpoint_override", "scheme", "region") if name in query
-    }
     s3 = pafs.S3FileSystem(
-        **options,
+        **_s3_options(parts.query, os.environ),
         **_S3_TIMEOUTS,
         retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=_S3_ATTEMPTS),
     )
     return s3, posixpath.join(parts.netloc, parts.path.strip("/")).rstrip("/")
+
+
+def _s3_options(query: str, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Return the endpoint and region of S3: from the URL's query, else the environment.
+
+    pyarrow's ``S3FileSystem`` leaves ``AWS_ENDPOINT_URL*`` to ``FileSystem.from_uri``,
+    which cannot set timeouts, so the variables are read here, as the AWS SDKs read them.
+
+    >>> _s3_options("", {"AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "AWS_REGION": "eu"})
+    {'endpoint_override': 'http://127.0.0.1:9000', 'region': 'eu'}
+    >>> _s3_options("endpoint_override=minio:9000&scheme=http", {"AWS_ENDPOINT_URL": "x"})
+    {'endpoint_override': 'minio:9000', 'scheme': 'http'}
+    """
+    given = {name: values[-1] for name, values in parse_qs(query).items()}
+    options: dict[str, Any] = {
+        name: given[name] for name in ("endpoint_override", "scheme", "region") if name in given
+    }
+    for option, variables in _S3_ENVIRONMENT.items():
+        value = next((environ[name] for name in variables if environ.get(name)), None)
+        if option not in options and value:
+            options[option] = value
+    return options
