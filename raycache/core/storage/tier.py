@@ -37,24 +37,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import xxhash
-
 from raycache.core import validation
 from raycache.core.config import parse_capacity
-from raycache.core.keys import DIGEST_SIZE
-from raycache.core.sizing import size_of
-from raycache.core.storage.codecs import decode, encode
+from raycache.core.storage.entry import (
+    check_digest,
+    digest_of,
+    entry_path,
+    pack,
+    unpack,
+    value_of,
+)
 from raycache.core.storage.files import Contents, Files, Listed, files_for
 from raycache.core.storage.format import (
-    ALIGNMENT,
     HEADER_SIZE,
-    SUFFIX,
     Encoding,
     FormatError,
     Header,
-    layout,
     meta_length,
-    pack_header,
     unpack_header,
 )
 from raycache.core.storage.location import Storage
@@ -67,7 +66,6 @@ UNHEALTHY_AFTER = 5
 """Storage failures in a row after which a tier reports itself unhealthy."""
 
 _HEAD_GUESS = 4096  # reads the header and the meta of almost every file in one request
-_PADDING = bytes(ALIGNMENT)
 
 
 @dataclass(frozen=True)
@@ -169,38 +167,22 @@ class StorageTier:
 
         ``expires_at`` is in wall-clock seconds; ``size`` defaults to the value's size.
         """
-        _check_digest(digest)
+        check_digest(digest)
         tags = validation.strings(tags, "tags")
         try:
-            encoding, segments = encode(value)
+            packed = pack(digest, value, expires_at=expires_at, tags=tags, size=size, cost=cost)
         except Exception:  # any value may refuse to pickle; that is the value's business
             return self._skip()
-        lengths = [memoryview(segment).nbytes for segment in segments]
-        header = Header(
-            digest=digest,
-            encoding=encoding,
-            expires_at=expires_at,
-            tags=tags,
-            size=size_of(value) if size is None else size,
-            cost=cost,
-            segments=layout(lengths),
-        )
-        chunks = _payload_chunks(segments, lengths)
-        checksum = xxhash.xxh3_64()
-        for chunk in chunks:
-            checksum.update(chunk)
-        head = pack_header(header, payload_checksum=checksum.intdigest())
-        total = len(head) + sum(memoryview(chunk).nbytes for chunk in chunks)
-        if self._capacity is not None and total > self._capacity:
+        if self._capacity is not None and packed.nbytes > self._capacity:
             return self._skip()
         try:
-            identity = self._files.write(_path(self._name, digest), [head, *chunks])
+            identity = self._files.write(entry_path(self._name, digest), packed.chunks)
         except OSError:
             self._fail("write_errors")
             return False
         self._succeed()
         version = None if identity is None else identity[1:]  # (size, modified ns)
-        self._remember(digest, _Known(total, expires_at, tags, version, identity), cost)
+        self._remember(digest, _Known(packed.nbytes, expires_at, tags, version, identity), cost)
         self._delete(self._over_budget(), "evictions")
         return True
 
@@ -210,8 +192,8 @@ class StorageTier:
         With ``arrow``, a DataFrame stored as Arrow comes back as its memory-mapped
         ``pyarrow.Table``, without conversion to pandas.
         """
-        _check_digest(digest)
-        path = _path(self._name, digest)
+        check_digest(digest)
+        path = entry_path(self._name, digest)
         try:
             contents = self._files.read(path)
         except FileNotFoundError:
@@ -228,10 +210,10 @@ class StorageTier:
 
     def delete(self, digest: bytes) -> bool:
         """Remove the entry stored under ``digest``; return whether there was one."""
-        _check_digest(digest)
+        check_digest(digest)
         self._forget(digest)
         try:
-            return self._files.delete(_path(self._name, digest))
+            return self._files.delete(entry_path(self._name, digest))
         except OSError:
             self._fail("write_errors")
             return False
@@ -276,7 +258,7 @@ class StorageTier:
         self._succeed()
         found: dict[bytes, _Known] = {}
         for entry in sorted(listed, key=lambda entry: entry.used):
-            digest = _digest_of(entry.path)
+            digest = digest_of(entry.path)
             if digest is not None:
                 known = self._known_version(digest, entry)
                 if known is not None:
@@ -318,22 +300,14 @@ class StorageTier:
                 and known.verified == contents.identity
             )
         try:
-            header, offset, length, checksum = unpack_header(buffer)
-            if header.digest != digest:
-                raise FormatError("the file holds another key")
-            if offset + length != buffer.nbytes:
-                raise FormatError("the file is truncated, or longer than its header says")
+            header, payload, checksum = unpack(buffer, digest)
             if header.expired(self._clock()):
                 self._delete([digest], "expirations")
                 self._miss()
                 return None
-            payload = buffer[offset : offset + length]
             # Hashing a large payload costs more than mapping it: a file whose identity
             # (inode, size, mtime) this tier wrote or checked already is not hashed again.
-            if not verified and xxhash.xxh3_64_intdigest(payload) != checksum:
-                raise FormatError("the payload checksum does not match")
-            segments = [payload[start : start + size] for start, size in header.segments]
-            value = decode(header.encoding, segments, arrow=arrow)
+            value = value_of(header, payload, checksum, verify=not verified, arrow=arrow)
         except Exception:  # a file that cannot give back its value, for any reason, is a miss
             self._delete([digest], "corrupt")
             self._miss()
@@ -408,7 +382,7 @@ class StorageTier:
         for digest in digests:
             self._forget(digest)
             try:
-                removed += self._files.delete(_path(self._name, digest))
+                removed += self._files.delete(entry_path(self._name, digest))
             except OSError:
                 self._fail("write_errors")
         if reason is not None:
@@ -449,33 +423,3 @@ def _storage_capacity(capacity: int | str | None, files: Files) -> int | None:
     return parse_capacity(
         capacity, object_store_bytes=whole, what="storage_capacity", whole="the storage volume"
     )
-
-
-def _payload_chunks(segments: list[Any], lengths: list[int]) -> list[Any]:
-    chunks: list[Any] = []
-    for index, (segment, length) in enumerate(zip(segments, lengths, strict=True)):
-        chunks.append(segment)
-        if index < len(segments) - 1 and length % ALIGNMENT:
-            chunks.append(_PADDING[: ALIGNMENT - length % ALIGNMENT])
-    return chunks
-
-
-def _path(name: str, digest: bytes) -> str:
-    text = digest.hex()
-    return f"{name}/{text[:2]}/{text}{SUFFIX}"
-
-
-def _digest_of(path: str) -> bytes | None:
-    stem = path.rsplit("/", 1)[-1][: -len(SUFFIX)]
-    try:
-        digest = bytes.fromhex(stem)
-    except ValueError:
-        return None
-    return digest if len(digest) == DIGEST_SIZE else None
-
-
-def _check_digest(digest: object) -> None:
-    if not isinstance(digest, bytes):
-        raise TypeError(f"digest must be bytes, got {type(digest).__name__}")
-    if len(digest) != DIGEST_SIZE:
-        raise ValueError(f"digest must be {DIGEST_SIZE} bytes, got {len(digest)}")
