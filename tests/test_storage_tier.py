@@ -415,3 +415,26 @@ def test_a_writer_killed_mid_write_leaves_the_old_value_or_none(storage: Storage
     assert tier.stats().corrupt == 0
     tier.scan()  # the dead writer's temporary file is no entry
     assert tier.stats().storage_entries == 1
+
+
+# ------------------------------------------------------------------------- fsspec
+
+
+def test_an_fsspec_filesystem_serves_as_storage() -> None:
+    fsspec = pytest.importorskip("fsspec")
+    memory = fsspec.filesystem("memory")
+    storage = parse_storage((memory, "/raycache-test-storage"))
+    assert storage is not None and storage.local_root is None
+    tier = StorageTier(pickle.loads(pickle.dumps(storage)), NAME)
+    assert tier.write(digest("k"), np.arange(5000), tags=["t"])
+    stored = tier.read(digest("k"))
+    assert stored is not None and stored.value.sum() == np.arange(5000).sum()
+    assert StorageTier(storage, NAME).invalidate_tag("t") == 1
+    assert tier.read(digest("k")) is None
+    assert memory.find("/raycache-test-storage") == []
+
+
+def test_an_fsspec_local_filesystem_is_a_local_storage(tmp_path: Path) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    storage = parse_storage((fsspec.filesystem("file"), str(tmp_path)))
+    assert storage is not None and storage.local_root == str(tmp_path)

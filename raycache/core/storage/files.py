@@ -180,7 +180,8 @@ class RemoteFiles(Files):
     def write(self, path: str, chunks: Iterable[Any]) -> None:
         """Upload in one go to object storage; elsewhere, write a temporary name and move it."""
         final = self._full(path)
-        if self._filesystem.type_name in _OBJECT_STORES:
+        # An fsspec filesystem's type name is "py::fsspec+" and its protocols, such as s3.
+        if any(store in self._filesystem.type_name for store in _OBJECT_STORES):
             self._upload(final, chunks)
             return
         self._filesystem.create_dir(posixpath.dirname(final), recursive=True)

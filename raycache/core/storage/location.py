@@ -6,7 +6,7 @@
 - a URL of object storage or a distributed filesystem: ``s3://bucket/prefix``,
   ``gs://bucket/prefix``, ``abfs://container@account.dfs.core.windows.net/prefix``,
   ``hdfs://host/path``, each where pyarrow has the filesystem built in;
-- a ``pyarrow.fs.FileSystem``, or a ``(filesystem, path)`` pair.
+- a ``pyarrow.fs.FileSystem`` or an fsspec filesystem, or a ``(filesystem, path)`` pair.
 
 ``None`` means the environment variable ``RAYCACHE_STORAGE``, and without it there is no
 storage: the cache lives in memory only. An unknown scheme, or a local directory that
@@ -46,6 +46,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+
+from raycache.core.libraries import imported
 
 ENV_VAR = "RAYCACHE_STORAGE"
 """The environment variable that gives the storage of a cache created with ``storage=None``."""
@@ -103,17 +105,16 @@ def parse_storage(storage: object) -> Storage | None:
     """Return the :class:`Storage` that ``storage`` names; None means ``RAYCACHE_STORAGE``."""
     if storage is None:
         return storage_from_env()
-    if isinstance(storage, pafs.FileSystem):
-        return _from_filesystem(storage, "")
-    if isinstance(storage, tuple) and len(storage) == 2:
-        filesystem, path = storage
-        if isinstance(filesystem, pafs.FileSystem) and isinstance(path, str):
-            return _from_filesystem(filesystem, path)
+    filesystem, path = (
+        storage if isinstance(storage, tuple) and len(storage) == 2 else (storage, "")
+    )
+    if _is_filesystem(filesystem) and isinstance(path, str):
+        return _from_filesystem(filesystem, path)
     if isinstance(storage, os.PathLike):
         storage = os.fspath(storage)
     if not isinstance(storage, str):
         raise TypeError(
-            "storage must be a directory, a URL, a pyarrow.fs.FileSystem or a "
+            "storage must be a directory, a URL, a pyarrow or fsspec filesystem, or a "
             f"(filesystem, path) pair, got {type(storage).__name__}"
         )
     return _from_text(storage)
@@ -153,7 +154,19 @@ def _from_text(text: str) -> Storage:
     return Storage(url=text)
 
 
-def _from_filesystem(filesystem: pafs.FileSystem, path: str) -> Storage:
+def _is_filesystem(candidate: object) -> bool:
+    fsspec: Any = imported("fsspec")
+    return isinstance(candidate, pafs.FileSystem) or (
+        fsspec is not None and isinstance(candidate, fsspec.AbstractFileSystem)
+    )
+
+
+def _from_filesystem(given: Any, path: str) -> Storage:
+    if not isinstance(given, pafs.FileSystem):  # fsspec's, which pyarrow can wrap
+        if "file" in _protocols(given):
+            return _local(path)
+        given = pafs.PyFileSystem(pafs.FSSpecHandler(given))
+    filesystem: pafs.FileSystem = given
     base = filesystem
     if isinstance(base, pafs.SubTreeFileSystem):
         path = posixpath.join(base.base_path, path)
@@ -161,6 +174,11 @@ def _from_filesystem(filesystem: pafs.FileSystem, path: str) -> Storage:
     if isinstance(base, pafs.LocalFileSystem):
         return _local(path)
     return Storage(url=f"{filesystem.type_name}:{path}", filesystem=filesystem, path=path)
+
+
+def _protocols(filesystem: Any) -> tuple[str, ...]:
+    protocol = filesystem.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
 
 
 def _local(path: str) -> Storage:
