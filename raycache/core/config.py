@@ -63,13 +63,24 @@ def validate_capacity(capacity: object) -> int | str | None:
     return capacity  # type: ignore[return-value]
 
 
-def parse_capacity(capacity: int | str | None, *, object_store_bytes: int) -> int:
-    """Return ``capacity`` in bytes; None means a default share of the object store."""
+def parse_capacity(
+    capacity: int | str | None,
+    *,
+    object_store_bytes: int,
+    what: str = "capacity",
+    whole: str = "the object store",
+) -> int:
+    """Return ``capacity`` in bytes; None means a default share of the object store.
+
+    ``what`` names the argument in errors, and a percentage is of ``object_store_bytes``,
+    which errors call ``whole``: :mod:`raycache.core.storage` parses ``storage_capacity``
+    as a share of the storage volume.
+    """
     if capacity is None:
         return max(1, int(object_store_bytes * DEFAULT_CAPACITY_FRACTION))
     if isinstance(capacity, bool) or not isinstance(capacity, (int, str)):
         raise TypeError(
-            f"capacity must be an int of bytes or a str such as '8GiB' or '30%', "
+            f"{what} must be an int of bytes or a str such as '8GiB' or '30%', "
             f"got {type(capacity).__name__}"
         )
     if isinstance(capacity, int):
@@ -80,8 +91,8 @@ def parse_capacity(capacity: int | str | None, *, object_store_bytes: int) -> in
         if parsed is not None and parsed > 0:
             return parsed
     raise ValueError(
-        "capacity must be a positive int of bytes, a size such as '8GiB' or '512MB', "
-        f"or a percentage such as '30%' of the object store; got {capacity!r}"
+        f"{what} must be a positive int of bytes, a size such as '8GiB' or '512MB', "
+        f"or a percentage such as '30%' of {whole}; got {capacity!r}"
     )
 
 
