@@ -33,7 +33,7 @@ import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +57,7 @@ from raycache.core.storage.format import (
     unpack_header,
 )
 from raycache.core.storage.location import Storage
-from raycache.core.store import Clock, Policy, make_policy
+from raycache.core.store import Clock, Entry, Policy, make_policy
 
 STORAGE_POLICIES = ("lru", "gdsf")
 """Eviction policies of the tier: least recently used, or size- and cost-aware GDSF."""
@@ -138,6 +138,7 @@ class StorageTier:
         self._clock = clock
         self._unhealthy_after = validation.integer(unhealthy_after, "unhealthy_after", minimum=1)
         self._known: dict[bytes, _Known] = {}
+        self._nodes: dict[bytes, Entry] = {}  # what the policy orders: a node per file
         self._bytes = 0
         self._counts: Counter[str] = Counter()
         self._failures_in_a_row = 0
@@ -218,19 +219,22 @@ class StorageTier:
             self._fail("write_errors")
             return False
 
-    def invalidate_tag(self, tag: str) -> int:
-        """Remove every entry carrying ``tag``; return how many were removed."""
+    def invalidate_tag(self, tag: str, *, where: Callable[[bytes], bool] | None = None) -> int:
+        """Remove every entry carrying ``tag``; return how many were removed.
+
+        ``where``, if given, limits the removal to the digests it accepts (a shard's own).
+        """
         self.scan()
         with self._lock:
             tagged = [digest for digest, known in self._known.items() if tag in known.tags]
-        return self._delete(tagged)
+        return self._delete([digest for digest in tagged if where is None or where(digest)])
 
-    def clear(self) -> int:
-        """Remove every entry of this cache; return how many were removed."""
+    def clear(self, *, where: Callable[[bytes], bool] | None = None) -> int:
+        """Remove every entry of this cache, or those ``where`` accepts; return how many."""
         self.scan()
         with self._lock:
             everything = list(self._known)
-        return self._delete(everything)
+        return self._delete([digest for digest in everything if where is None or where(digest)])
 
     def expire(self) -> int:
         """Remove every entry whose time has come; return how many were removed."""
@@ -326,7 +330,7 @@ class StorageTier:
             known = self._known.get(digest)
             if known is not None:
                 known.verified = contents.identity
-                self._policy.touch(digest)
+                self._policy.touch(self._nodes[digest])
                 return
         known = _Known(contents.buffer.nbytes, header.expires_at, header.tags, None)
         known.verified = contents.identity
@@ -356,7 +360,9 @@ class StorageTier:
             self._unaccount(digest)
             self._known[digest] = known
             self._bytes += known.bytes
-            self._policy.insert(digest, known.bytes, cost)
+            node = Entry(digest, None, known.bytes, cost, 0.0, known.expires_at, frozenset())
+            self._nodes[digest] = node
+            self._policy.insert(node)
 
     def _forget(self, digest: bytes) -> None:
         with self._lock:
@@ -366,13 +372,13 @@ class StorageTier:
         known = self._known.pop(digest, None)
         if known is not None:
             self._bytes -= known.bytes
-            self._policy.remove(digest)
+            self._policy.remove(self._nodes.pop(digest))
 
     def _over_budget(self) -> list[bytes]:
         victims = []
         with self._lock:
             while self._capacity is not None and self._bytes > self._capacity:
-                victim: bytes = self._policy.victim()  # type: ignore[assignment]
+                victim: bytes = self._policy.victim().key  # type: ignore[assignment]
                 self._unaccount(victim)
                 victims.append(victim)
         return victims
