@@ -12,13 +12,14 @@ by :class:`~raycache.core.singleflight.SingleFlight`.
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import ray
 from ray.exceptions import ActorDiedError, ActorUnschedulableError, RayActorError
 
 from raycache.actors.compute import INLINE_LIMIT, Call, Settlement, submit
+from raycache.actors.durable import Durable
 from raycache.actors.metrics import ShardMetrics
 from raycache.core import protocol
 from raycache.core.config import CacheConfig
@@ -69,6 +70,7 @@ class Shard:
         }  # fmt: skip
         self._ring = ring
         self._heat = Heat()
+        self._durable = Durable(cache, config)
         ShardMetrics(cache, member).start(self._store.stats)
         preload_in_background()
 
@@ -83,7 +85,7 @@ class Shard:
         epoch, digest, _ = KeyRequest.unpack(request)
         if self._is_stale(epoch):
             return self._stale()
-        entry = self._store.get(digest)
+        entry = self._entry(digest)
         if entry is None:
             return self._finished_computation(digest) or protocol.miss()
         # A hot key's reply says so: the caller may keep its value for a moment.
@@ -94,7 +96,7 @@ class Shard:
         epoch, digests = unpack_request(request)
         if self._is_stale(epoch):
             return self._stale()
-        replies = [_reply(entry) for entry in map(self._store.get, digests)]
+        replies = [_reply(entry) for entry in map(self._entry, digests)]
         # Columns, a code byte per digest and then the payloads, are cheap to send and
         # let the client take an all-hits answer without looking at each code. A list,
         # not a tuple, so that Ray sends it through msgpack rather than pickle.
@@ -106,7 +108,10 @@ class Shard:
         epoch, digest, _ = KeyRequest.unpack(request)
         if self._is_stale(epoch):
             return self._stale()
-        present = digest in self._store or self._finished_computation(digest) is not None
+        present = (
+            self._entry(digest, count=False) is not None
+            or self._finished_computation(digest) is not None
+        )
         return protocol.ok(present)
 
     # -- writes ------------------------------------------------------------------------
@@ -138,8 +143,8 @@ class Shard:
         epoch, digest, _ = KeyRequest.unpack(request)
         if self._is_stale(epoch):
             return self._stale()
-        computing = self._flights.forget(digest)
-        return protocol.ok(self._store.delete(digest) or computing)
+        removed = [self._flights.forget(digest), self._store.delete(digest)]
+        return protocol.ok(self._durable.delete(digest) or any(removed))
 
     def invalidate_tag(self, tag: str) -> int:
         """Remove every entry carrying ``tag``, and forget such computations; return how many.
@@ -149,12 +154,17 @@ class Shard:
         """
         computing = self._flights.forget_tagged(tag)
         removed = set(self._store.invalidate_tag(tag))
-        return len(removed.union(computing))
+        # A key's file outlives its entry in memory: the larger count is the truer one.
+        return max(len(removed.union(computing)), self._durable.invalidate_tag(tag, self._owns))
 
     def clear(self) -> int:
         """Remove every entry and forget pending computations; return how many entries."""
         self._flights.clear()
-        return self._store.clear()
+        return max(self._store.clear(), self._durable.clear(self._owns))
+
+    def flush(self) -> None:
+        """Return once every write to storage queued so far is done."""
+        self._durable.flush()
 
     # -- single-flight computation -------------------------------------------------------
 
@@ -170,7 +180,7 @@ class Shard:
         epoch, digest, refresh_after = KeyRequest.unpack(request)
         if self._is_stale(epoch):
             return LookupReply(self._stale())
-        entry = self._store.get(digest)
+        entry = self._entry(digest)
         if entry is None:
             return LookupReply(self._join(digest))
         if refresh_after is not None and self._flights.elect(
@@ -370,6 +380,7 @@ class Shard:
             "capacity": stats.capacity,
             "pending": len(self._flights),
             **self._counters,
+            **self._durable.stats(),
         }
 
     def ping(self) -> str:
@@ -381,6 +392,16 @@ class Shard:
     def _owns(self, key: Hashable) -> bool:
         return self._ring.owner_at(key_point(_as_bytes(key))) == self._member
 
+    def _entry(self, digest: bytes, *, count: bool = True) -> Entry | None:
+        """Return the key's entry from memory, else from storage (promoted into memory)."""
+        entry = self._store.get(digest) if count else self._store.peek(digest)
+        restored = None if entry is not None else self._durable.read(digest)
+        if restored is None:
+            return entry
+        value, size, ttl, tags, cost = restored
+        self._put(digest, value, size, ttl, tags, cost, persist=False)
+        return self._store.peek(digest)
+
     def _put(
         self,
         digest: bytes,
@@ -389,6 +410,8 @@ class Shard:
         ttl: float | None,
         tags: tuple[str, ...],
         cost: float = 1.0,
+        *,
+        persist: bool = True,
     ) -> WireReply:
         if size > self._store.capacity:
             self._counters["rejected"] += 1
@@ -397,6 +420,8 @@ class Shard:
             value = StoredRef(ray.put(value))  # this shard now owns the only copy it serves
         ttl = self._default_ttl if ttl is None else ttl
         self._store.put(digest, value, size, ttl=ttl, tags=tags, cost=cost)
+        if persist:
+            self._durable.write(digest, _fetcher(value), size=size, ttl=ttl, tags=tags, cost=cost)
         return protocol.ok()
 
     def _is_stale(self, epoch: int) -> bool:
@@ -423,6 +448,13 @@ def _reply(entry: Entry | None, *, hot: bool = False) -> WireReply:
     if isinstance(value, StoredRef):
         return protocol.ref(value.ref, hot=hot)
     return protocol.hit(value, hot=hot)
+
+
+def _fetcher(value: Any) -> Callable[[], Any]:
+    """Return how the storage writer gets ``value``: from the object store if it is there."""
+    if isinstance(value, StoredRef):
+        return lambda: ray.get(value.ref)
+    return lambda: value
 
 
 def _stored_ref_hex(entry: Entry) -> str | None:

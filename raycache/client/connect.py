@@ -8,6 +8,7 @@ checked on the client before anything is started.
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -20,23 +21,47 @@ from raycache.client.shard_client import ShardClient
 from raycache.core import validation
 from raycache.core.config import MIN_SHARDS, CacheConfig, parse_capacity, validate_capacity
 from raycache.core.naming import NAMESPACE, router_name
+from raycache.core.storage import Storage, StorageTier, parse_storage
 from raycache.core.store import DEFAULT_POLICY, POLICIES
 from raycache.errors import CacheNotFoundError
 
 T = TypeVar("T")
 
+STORAGE_ENVIRONMENT = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
+"""Where S3 is, as this process sees it: passed on to the shards of a cache on S3.
+
+Credentials are not: they stay out of Ray's runtime environments, and come from each
+node's own AWS credential chain (an instance role, say).
+"""
+
 _BACKGROUND = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="raycache-connect")
 
 
 def requested_settings(
-    shards: object, capacity: object, policy: object, ttl: object
+    shards: object,
+    capacity: object,
+    policy: object,
+    ttl: object,
+    storage: object = None,
+    storage_capacity: object = None,
 ) -> dict[str, Any]:
-    """Check the settings a caller asked for; None stands for "raycache's default"."""
+    """Check the settings a caller asked for; None stands for "raycache's default".
+
+    ``storage`` None means ``RAYCACHE_STORAGE``, and an unusable one raises ``ValueError``.
+    """
+    located = parse_storage(storage)
     return {
         "shards": None if shards is None else validation.integer(shards, "shards", minimum=1),
         "capacity": validate_capacity(capacity),
         "policy": validation.choice(policy, POLICIES, "policy"),
         "ttl": validation.seconds(ttl, "ttl"),
+        "storage": located,
+        "storage_capacity": _storage_capacity(located, storage_capacity),
     }
 
 
@@ -78,6 +103,8 @@ def in_background(connecting: Callable[..., T], *args: Any) -> concurrent.future
 
 
 def _start_router(name: str, config: CacheConfig) -> Any:
+    remote = config.storage is not None and config.storage.local_root is None
+    environment = {k: os.environ[k] for k in STORAGE_ENVIRONMENT if remote and os.environ.get(k)}
     return (
         ray.remote(Router)
         .options(
@@ -89,6 +116,8 @@ def _start_router(name: str, config: CacheConfig) -> Any:
             max_concurrency=ROUTER_CONCURRENCY,
             num_cpus=0,
             resources={HEAD_NODE_RESOURCE: 0.001},
+            # The router's environment is its shards' too.
+            runtime_env={"env_vars": environment} if environment else None,
         )
         .remote(name, config)
     )
@@ -104,7 +133,18 @@ def _resolve(requested: dict[str, Any]) -> CacheConfig:
         ),
         policy=requested["policy"],
         ttl=requested["ttl"],
+        storage=requested["storage"],
+        storage_capacity=requested["storage_capacity"],
     )
+
+
+def _storage_capacity(storage: Storage | None, capacity: object) -> int | str | None:
+    if capacity is None:
+        return None
+    if storage is None:
+        raise ValueError("storage_capacity needs storage: give storage= or set RAYCACHE_STORAGE")
+    StorageTier(storage, "check", capacity=capacity)  # type: ignore[arg-type]  # raises as a shard would
+    return capacity  # type: ignore[return-value]
 
 
 def _warn_on_conflict(

@@ -19,6 +19,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from raycache.core.storage.location import Storage
 
 DEFAULT_CAPACITY_FRACTION = 0.3
 """Share of the cluster's object store a cache takes when no capacity is given."""
@@ -42,7 +46,9 @@ class CacheConfig:
 
     ``capacity`` is in bytes across all shards; ``ttl`` is the default time to live in
     seconds, or None for entries that never expire. ``per_node`` means the number of
-    shards was left to raycache: one per live node, grown as nodes join.
+    shards was left to raycache: one per live node, grown as nodes join. ``storage`` is
+    the durable tier's location, or None for a cache in memory only; ``storage_capacity``
+    is its budget as given (a share of a volume is measured where the files are), or None.
     """
 
     shards: int
@@ -50,6 +56,8 @@ class CacheConfig:
     policy: str
     ttl: float | None
     per_node: bool = False
+    storage: Storage | None = None
+    storage_capacity: int | str | None = None
 
     def shard_capacity(self, shards: int | None = None) -> int:
         """Return the byte budget of each shard when ``shards`` shards share the capacity."""
