@@ -399,8 +399,12 @@ class Shard:
         if restored is None:
             return entry
         value, size, ttl, tags, cost = restored
+        if size >= INLINE_LIMIT:
+            value = StoredRef(ray.put(value))
         self._put(digest, value, size, ttl, tags, cost, persist=False)
-        return self._store.peek(digest)
+        # The policy may turn a restored value away; it is served all the same.
+        served = Entry(digest, value, size, cost, time.monotonic(), None, frozenset())
+        return self._store.peek(digest) or served
 
     def _put(
         self,
