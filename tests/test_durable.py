@@ -23,6 +23,8 @@ import pytest
 
 import raycache
 from raycache.client.steps import run
+from tests.helpers.aio import asyncio_test
+from tests.test_cli import _cli
 from tests.test_storage_s3 import BUCKET, endpoint  # noqa: F401  (a fixture)
 
 DRIVER = """
@@ -265,3 +267,22 @@ def test_unusable_storage_settings_raise_at_creation(cache_name: str, tmp_path: 
         raycache.Cache(cache_name, storage=str(tmp_path), storage_capacity="lots")
     with pytest.raises(ValueError):
         raycache.AsyncCache(cache_name, storage="ftp://host/cache")
+
+
+def test_the_cli_clear_removes_the_files(durable: raycache.Cache, storage: str) -> None:
+    durable.put_many({key: key for key in range(6)})
+    flush(durable)
+    assert len(list(Path(storage).rglob("*.rc"))) == 6
+    assert _cli("clear", durable.name).returncode == 0
+    assert list(Path(storage).rglob("*.rc")) == []
+
+
+@asyncio_test
+async def test_an_async_cache_reads_what_a_restart_left(cache_name: str, storage: str) -> None:
+    first = raycache.AsyncCache(cache_name, shards=2, storage=storage)
+    await first.put("k", {"v": 1})
+    await first.shutdown()
+    second = raycache.AsyncCache(cache_name, shards=2, storage=storage)
+    assert await second.get("k") == {"v": 1}
+    assert (await second.stats())["storage_hits"] == 1
+    await second.shutdown()
