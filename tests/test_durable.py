@@ -286,3 +286,12 @@ async def test_an_async_cache_reads_what_a_restart_left(cache_name: str, storage
     assert await second.get("k") == {"v": 1}
     assert (await second.stats())["storage_hits"] == 1
     await second.shutdown()
+
+
+def test_keys_that_move_on_a_resize_are_read_from_the_files(
+    durable: raycache.Cache, storage: str
+) -> None:
+    durable.put_many({key: f"v{key}" for key in range(30)})
+    durable.resize(3)  # the keys that change owner leave memory, not storage
+    assert durable.get_many(range(30)) == {key: f"v{key}" for key in range(30)}
+    assert durable.stats()["storage_hits"] > 0

@@ -39,8 +39,15 @@ T = TypeVar("T")
 RESCAN_S = 60.0
 """How often, at most, a writing shard lists the folder to learn the other shards' files."""
 
-REMOVAL_TIMEOUT_S = 30.0
-"""The longest a removal waits behind queued writes before the shard moves on."""
+MAX_QUEUED = 1024
+"""Writes a shard queues at most; more are dropped (and counted) until the writer catches up.
+
+Queued values stay in memory until written, so a storage slower than the cache's writes
+must not make the queue grow without end.
+"""
+
+ORDERED_TIMEOUT_S = 30.0
+"""The longest a removal or a flush waits behind queued writes before the shard moves on."""
 
 STAT_FIELDS = {
     "storage_hits": "storage_hits",
@@ -72,12 +79,13 @@ class Durable:
     def __init__(self, cache: str, config: CacheConfig) -> None:
         self._tier: StorageTier | None = None
         self._warned = False
+        self._dropped = 0
         if config.storage is None:
             return
         self._url = config.storage.url
         self._tier = StorageTier(config.storage, cache, capacity=config.storage_capacity)
         self._scanned = time.monotonic()
-        self._queue: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self._queue: queue.Queue[Callable[[], object]] = queue.Queue(MAX_QUEUED)
         threading.Thread(target=self._drain, name="raycache-storage", daemon=True).start()
         # Learn the files of earlier runs (their sizes count against the budget), and drop
         # the expired ones, without holding up the shard's start.
@@ -123,7 +131,10 @@ class Durable:
                 self._scanned = time.monotonic()
                 tier.scan()
 
-        self._queue.put(write)
+        try:
+            self._queue.put_nowait(write)
+        except queue.Full:
+            self._dropped += 1
 
     def read(self, digest: bytes) -> Restored | None:
         """Return the entry stored under ``digest``, or None for a miss of any kind."""
@@ -140,7 +151,7 @@ class Durable:
 
     def delete(self, digest: bytes) -> bool:
         """Remove the file of ``digest``; return whether there was one."""
-        return self._removal(lambda tier: tier.delete(digest), False)
+        return self._in_order(lambda tier: tier.delete(digest), False)
 
     def invalidate_tag(self, tag: str, owns: Callable[[bytes], bool]) -> int:
         """Remove the files carrying ``tag`` of the keys this shard ``owns``; return how many.
@@ -148,39 +159,41 @@ class Durable:
         Every shard removes its own keys' files, so that none is removed before its
         owner's queued write of it, and the shards' counts add up.
         """
-        return self._removal(lambda tier: tier.invalidate_tag(tag, where=owns), 0)
+        return self._in_order(lambda tier: tier.invalidate_tag(tag, where=owns), 0)
 
     def clear(self, owns: Callable[[bytes], bool]) -> int:
         """Remove the files of the keys this shard ``owns``; return how many."""
-        return self._removal(lambda tier: tier.clear(where=owns), 0)
+        return self._in_order(lambda tier: tier.clear(where=owns), 0)
 
     def flush(self) -> None:
         """Wait until every write queued so far is done (before a shutdown, say)."""
-        self._removal(lambda tier: None, None)
+        self._in_order(lambda tier: None, None)
 
     def stats(self) -> dict[str, Any]:
         """Return the storage fields of the shard's stats row (zeros without storage)."""
         stats = asdict(_EMPTY if self._tier is None else self._tier.stats())
         return {field: stats[counter] for field, counter in STAT_FIELDS.items()} | {
-            "storage_healthy": stats["healthy"]
+            "storage_dropped": self._dropped,
+            "storage_healthy": stats["healthy"],
         }
 
-    def _removal(self, remove: Callable[[StorageTier], T], otherwise: T) -> T:
+    def _in_order(self, act: Callable[[StorageTier], T], otherwise: T) -> T:
+        """Return what ``act`` does on the writer thread, after every write queued before it."""
         if not self.enabled:
             return otherwise
         tier = self._tier
         assert tier is not None
         done: Future[T] = Future()
 
-        def removal() -> None:
+        def acting() -> None:
             try:
-                done.set_result(remove(tier))
+                done.set_result(act(tier))
             except Exception as error:
                 done.set_exception(error)
 
-        self._queue.put(removal)
         try:
-            return done.result(REMOVAL_TIMEOUT_S)
+            self._queue.put(acting, timeout=ORDERED_TIMEOUT_S)
+            return done.result(ORDERED_TIMEOUT_S)
         except Exception:  # slow or failing storage: memory is done with, which is enough
             return otherwise
 

@@ -356,6 +356,7 @@ class Shard:
         if ring.epoch < self._ring.epoch:
             return 0
         self._ring = ring
+        self._durable.flush()  # queued writes land before a moved key's new owner writes it
         self._store.resize(capacity)
         live = self._store.keys()
         moved = [key for key in live if not self._owns(key)]

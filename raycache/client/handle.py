@@ -41,7 +41,7 @@ Connection = concurrent.futures.Future[ShardClient]
 _STAT_TOTALS = (
     "hits", "misses", "evictions", "expirations", "entries", "bytes",
     "storage_hits", "storage_misses", "storage_write_errors", "storage_read_errors",
-    "storage_corrupt",
+    "storage_corrupt", "storage_dropped",
 )  # fmt: skip
 # Every shard lists the one folder of a cache's files: the fullest view is the total.
 _STORAGE_SIZES = ("storage_entries", "storage_bytes")
