@@ -15,7 +15,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-STATS_COLUMNS = ("shard", "entries", "bytes", "capacity", "hits", "misses", "evictions")
+STATS_COLUMNS = (
+    "shard", "entries", "bytes", "capacity", "hits", "misses", "evictions", "storage_hits",
+    "storage_entries",
+)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
