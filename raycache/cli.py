@@ -15,16 +15,20 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-STATS_COLUMNS = ("shard", "entries", "bytes", "capacity", "hits", "misses", "evictions")
+STATS_COLUMNS = (
+    "shard", "entries", "bytes", "capacity", "hits", "misses", "evictions", "storage_hits",
+    "storage_entries",
+)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     args = _parser().parse_args(argv)
     if args.command == "demo":
-        from raycache.demo import run_demo
+        from raycache.demo import DEMO_STORAGE, run_demo
 
-        run_demo(rows=args.rows, partitions=args.partitions, chart=args.chart or None)
+        storage = None if args.no_storage else args.storage or DEMO_STORAGE
+        run_demo(args.rows, args.partitions, chart=args.chart or None, storage=storage)
         return 0
     if args.command == "bench":
         return _bench(quick=args.quick, out=args.out)
@@ -39,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--rows", type=int, default=12_000_000, help="trips to generate")
     demo.add_argument("--partitions", type=int, default=12, help="Arrow partitions")
     demo.add_argument("--chart", default="demo.png", help="PNG chart path ('' for none)")
+    demo.add_argument(
+        "--storage", help="directory or URL the results persist in (default: .raycache-demo)"
+    )
+    demo.add_argument("--no-storage", action="store_true", help="keep results in memory only")
     bench = commands.add_parser(
         "bench", help="run the benchmarks against raw Ray, Redis and memcached on a local Ray"
     )

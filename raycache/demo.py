@@ -5,8 +5,12 @@ partition (generated from a fixed seed, with timestamps as text, as raw trip rec
 come), clean it (parse the timestamps, derive durations and speeds, drop impossible
 trips), aggregate it by zone and hour with pandas, merge the partial aggregates, and
 rank the top zones. The pipeline runs cold, then warm (every stage a cache hit), then
-once more after one partition's data changed, when only the stages that depend on it
-recompute.
+after a restart (the cache, and the Ray the demo started, shut down and started again,
+so every stage is served from the cache's files), then once more after one partition's
+data changed, when only the stages that depend on it recompute.
+
+Results persist in ``.raycache-demo/`` under the working directory, so a second run of
+the demo, in a new process on a new Ray, is warm from its first pass.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from raycache.client.cache import Cache
 from raycache.client.memoize import memoize
 
 DEMO_CACHE = "demo"
+DEMO_STORAGE = ".raycache-demo"
+"""Where the demo's cache keeps its files: relative to the working directory."""
 STAGES = ("load", "clean", "aggregate", "merge", "top_k")
 MONTH_START = np.datetime64("2024-01-01T00:00:00", "s")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -199,27 +205,43 @@ def _stage(
     return refs
 
 
-def run_demo(rows: int = 12_000_000, partitions: int = 12, chart: str | None = "demo.png") -> None:
-    """Run the pipeline cold, warm and after a change; print timings, stats and a chart."""
-    if not ray.is_initialized():
-        ray.init(logging_level=logging.ERROR, include_dashboard=False)
-    cache = Cache(DEMO_CACHE, capacity="2GiB")
-    cache.clear()
+def run_demo(
+    rows: int = 12_000_000,
+    partitions: int = 12,
+    chart: str | None = "demo.png",
+    storage: str | None = DEMO_STORAGE,
+) -> None:
+    """Run the pipeline cold, warm, restarted and after a change; print timings and stats.
+
+    Without ``storage`` the cache lives in memory only, and there is no restart.
+    """
+    embedded = not ray.is_initialized()
+    if embedded:
+        _start_ray()
+    cache = Cache(DEMO_CACHE, capacity="2GiB", storage=storage)
+    if storage is None:
+        cache.clear()  # a cache left running on an attached cluster: start cold all the same
     data = Dataset.of(rows, partitions)
     print(f"raycache demo: {data.total_rows:,} trips in {partitions} partitions")
-    print(f"cache {cache!r}\n")
+    print(f"cache {cache!r}, storage {storage or 'none'}\n")
 
     stages = Stages.memoized(cache)
     cold = run_pipeline(data, "cold", stages)
     warm = run_pipeline(data, "warm", stages)
     assert warm.answer.equals(cold.answer)
+    restart = None
+    if storage is not None:
+        cache = _restarted(cache, storage, embedded=embedded)
+        stages = Stages.memoized(cache)
+        restart = run_pipeline(data, "restart", stages)
+        assert restart.answer.equals(cold.answer)
     before = stages.executions()
     changed = run_pipeline(data.changed(0, seed=8), "changed", stages)  # new data in one
     after = stages.executions()
     recomputed = {stage: after[stage] - before[stage] for stage in STAGES}
 
     print("\ntop zones by revenue:\n" + cold.answer.to_string() + "\n")
-    _print_timings(cold, warm, changed)
+    _print_timings(cold, warm, restart, changed)
     print(
         "after changing partition 0, recomputed: "
         + ", ".join(f"{stage} {recomputed[stage]}" for stage in STAGES)
@@ -231,20 +253,41 @@ def run_demo(rows: int = 12_000_000, partitions: int = 12, chart: str | None = "
     cache.shutdown()
 
 
-def _print_timings(cold: Run, warm: Run, changed: Run) -> None:
-    print(f"{'stage':>10} {'cold':>10} {'warm':>10} {'speedup':>9} {'changed':>10}")
-    for stage in STAGES:
-        c, w, x = cold.seconds[stage], warm.seconds[stage], changed.seconds[stage]
-        print(f"{stage:>10} {c * 1e3:8.0f}ms {w * 1e3:8.1f}ms {c / w:8.0f}x {x * 1e3:8.0f}ms")
-    total = cold.total / warm.total
-    print(f"{'total':>10} {cold.total * 1e3:8.0f}ms {warm.total * 1e3:8.1f}ms {total:8.0f}x\n")
+def _start_ray() -> None:
+    ray.init(logging_level=logging.ERROR, include_dashboard=False)
+
+
+def _restarted(cache: Cache, storage: str, *, embedded: bool) -> Cache:
+    """Shut the cache down (and the Ray the demo started), then start it again, empty."""
+    cache.shutdown()
+    if embedded:
+        ray.shutdown()
+        _start_ray()
+    return Cache(DEMO_CACHE, capacity="2GiB", storage=storage)
+
+
+def _print_timings(cold: Run, warm: Run, restart: Run | None, changed: Run) -> None:
+    later = {"restart": restart, "changed": changed}
+    shown = {label: run for label, run in later.items() if run is not None}
+    print(f"{'stage':>10} {'cold':>10} {'warm':>10} {'speedup':>9}", *(f"{x:>10}" for x in shown))
+    for stage in (*STAGES, "total"):
+        c, w = _seconds(cold, stage), _seconds(warm, stage)
+        cells = (f"{_seconds(run, stage) * 1e3:8.1f}ms" for run in shown.values())
+        print(f"{stage:>10} {c * 1e3:8.0f}ms {w * 1e3:8.1f}ms {c / w:8.0f}x", *cells)
+    print()
+
+
+def _seconds(run: Run, stage: str) -> float:
+    return run.total if stage == "total" else run.seconds[stage]
 
 
 def _print_stats(stats: dict[str, Any]) -> None:
     print(
         f"cache: hits {stats['hits']}  misses {stats['misses']}  "
         f"hit ratio {stats['hit_ratio']:.2f}  entries {stats['entries']}  "
-        f"bytes {stats['bytes']:,}  evictions {stats['evictions']}"
+        f"bytes {stats['bytes']:,}  evictions {stats['evictions']}\n"
+        f"storage: hits {stats['storage_hits']}  entries {stats['storage_entries']}  "
+        f"bytes {stats['storage_bytes']:,}  write errors {stats['storage_write_errors']}"
     )
 
 

@@ -13,6 +13,7 @@ good, rebuilds the same membership from there, so its ring places every key wher
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections import Counter
@@ -213,6 +214,19 @@ def _dead_shards(shards: dict[str, Any]) -> dict[str, Any]:
     return dead
 
 
+STORAGE_ENVIRONMENT = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
+"""Where S3 is, as this process sees it: passed on to the shards of a cache on S3.
+
+Credentials are not: they stay out of Ray's runtime environments, and come from each
+node's own AWS credential chain (an instance role, say).
+"""
+
+
 def start_router(name: str, config: CacheConfig) -> Any:
     """Return the router of cache ``name``, starting one with ``config`` if there is none.
 
@@ -231,9 +245,17 @@ def start_router(name: str, config: CacheConfig) -> Any:
             max_concurrency=ROUTER_CONCURRENCY,
             num_cpus=0,
             resources={HEAD_NODE_RESOURCE: 0.001},
+            # The router's environment is its shards' too.
+            runtime_env=_storage_environment(config),
         )
         .remote(name, config)
     )
+
+
+def _storage_environment(config: CacheConfig) -> dict[str, Any] | None:
+    remote = config.storage is not None and config.storage.local_root is None
+    environment = {k: os.environ[k] for k in STORAGE_ENVIRONMENT if remote and os.environ.get(k)}
+    return {"env_vars": environment} if environment else None
 
 
 def find_router(name: str) -> Any | None:

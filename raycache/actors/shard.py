@@ -12,13 +12,16 @@ by :class:`~raycache.core.singleflight.SingleFlight`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import ray
 
 from raycache.actors.compute import INLINE_LIMIT, Call, Settlement, submit
+from raycache.actors.durable import Durable
 from raycache.actors.membership import Member
 from raycache.actors.metrics import ShardMetrics
+from raycache.actors.migration import Move
 from raycache.actors.stored import StoredRef
 from raycache.core import protocol
 from raycache.core.config import CacheConfig
@@ -48,6 +51,7 @@ class Shard(Member):
             "lost": 0, "merged": 0, "computes": 0, "leases": 0, "refreshes": 0, "rejected": 0,
         }  # fmt: skip
         self._heat = Heat()
+        self._durable = Durable(cache, config)
         ShardMetrics(cache, member).start(self._store.stats)
         preload_in_background()
 
@@ -62,7 +66,7 @@ class Shard(Member):
         epoch, digest, _ = KeyRequest.unpack(request)
         if self._is_stale(epoch, digest):
             return self._stale()
-        entry = self._store.get(digest)
+        entry = self._entry(digest)
         if entry is None:
             return self._finished_computation(digest) or protocol.miss()
         # A hot key's reply says so: the caller may keep its value for a moment.
@@ -73,7 +77,7 @@ class Shard(Member):
         epoch, digests = unpack_request(request)
         if self._is_stale(epoch, *digests):
             return self._stale()
-        replies = [_reply(entry) for entry in map(self._store.get, digests)]
+        replies = [_reply(entry) for entry in map(self._entry, digests)]
         # Columns, a code byte per digest and then the payloads, are cheap to send and
         # let the client take an all-hits answer without looking at each code. A list,
         # not a tuple, so that Ray sends it through msgpack rather than pickle.
@@ -85,7 +89,10 @@ class Shard(Member):
         epoch, digest, _ = KeyRequest.unpack(request)
         if self._is_stale(epoch, digest):
             return self._stale()
-        present = digest in self._store or self._finished_computation(digest) is not None
+        present = (
+            self._entry(digest, count=False) is not None
+            or self._finished_computation(digest) is not None
+        )
         return protocol.ok(present)
 
     # -- writes ------------------------------------------------------------------------
@@ -118,8 +125,8 @@ class Shard(Member):
         if self._is_stale(epoch, digest):
             return self._stale()
         self._migration.settle(digest)
-        computing = self._flights.forget(digest)
-        return protocol.ok(self._store.delete(digest) or computing)
+        removed = [self._flights.forget(digest), self._store.delete(digest)]
+        return protocol.ok(self._durable.delete(digest) or any(removed))
 
     def invalidate_tag(self, tag: str) -> int:
         """Remove every entry carrying ``tag``, and forget such computations; return how many.
@@ -130,13 +137,18 @@ class Shard(Member):
         self._migration.drop_tag(tag)
         computing = self._flights.forget_tagged(tag)
         removed = set(self._store.invalidate_tag(tag))
-        return len(removed.union(computing))
+        # A key's file outlives its entry in memory: the larger count is the truer one.
+        return max(len(removed.union(computing)), self._durable.invalidate_tag(tag, self._owns))
 
     def clear(self) -> int:
         """Remove every entry and forget pending computations; return how many entries."""
         self._migration.clear()
         self._flights.clear()
-        return self._store.clear()
+        return max(self._store.clear(), self._durable.clear(self._owns))
+
+    def flush(self) -> None:
+        """Return once every write to storage queued so far is done."""
+        self._durable.flush()
 
     # -- single-flight computation -------------------------------------------------------
 
@@ -152,7 +164,7 @@ class Shard(Member):
         epoch, digest, refresh_after = KeyRequest.unpack(request)
         if self._is_stale(epoch, digest):
             return LookupReply(self._stale())
-        entry = self._store.get(digest)
+        entry = self._entry(digest)
         if entry is None:
             return LookupReply(self._join(digest))
         if refresh_after is not None and self._flights.elect(
@@ -324,6 +336,14 @@ class Shard(Member):
 
     # -- membership and stats ----------------------------------------------------------------
 
+    def set_ring(self, ring: Ring, capacity: int, move: Move | None = None) -> int:
+        """Adopt a newer ring, as :meth:`Member.set_ring`, once queued writes to storage landed.
+
+        A moved key's new owner may write its file next: the old owner's must be first.
+        """
+        self._durable.flush()
+        return super().set_ring(ring, capacity, move)
+
     def stats(self) -> dict[str, Any]:
         """Return this shard's counters, sizes and placement as one row."""
         stats = self._store.stats()
@@ -341,6 +361,7 @@ class Shard(Member):
             "pending": len(self._flights),
             **self._counters,
             "stale": self._stale_replies,
+            **self._durable.stats(),
         }
 
     def ping(self) -> str:
@@ -348,6 +369,20 @@ class Shard(Member):
         return self._member
 
     # -- internals ---------------------------------------------------------------------
+
+    def _entry(self, digest: bytes, *, count: bool = True) -> Entry | None:
+        """Return the key's entry from memory, else from storage (promoted into memory)."""
+        entry = self._store.get(digest) if count else self._store.peek(digest)
+        restored = None if entry is not None else self._durable.read(digest)
+        if restored is None:
+            return entry
+        value, size, ttl, tags, cost = restored
+        if size >= INLINE_LIMIT:
+            value = StoredRef(ray.put(value))
+        self._put(digest, value, size, ttl, tags, cost, persist=False)
+        # The policy may turn a restored value away; it is served all the same.
+        served = Entry(digest, value, size, cost, time.monotonic(), None, frozenset())
+        return self._store.peek(digest) or served
 
     def _put(
         self,
@@ -357,6 +392,8 @@ class Shard(Member):
         ttl: float | None,
         tags: tuple[str, ...],
         cost: float = 1.0,
+        *,
+        persist: bool = True,
     ) -> WireReply:
         if size > self._store.capacity:
             self._counters["rejected"] += 1
@@ -366,6 +403,8 @@ class Shard(Member):
         ttl = self._default_ttl if ttl is None else ttl
         self._migration.settle(digest)
         self._store.put(digest, value, size, ttl=ttl, tags=tags, cost=cost)
+        if persist:
+            self._durable.write(digest, _fetcher(value), size=size, ttl=ttl, tags=tags, cost=cost)
         return protocol.ok()
 
 
@@ -376,3 +415,10 @@ def _reply(entry: Entry | None, *, hot: bool = False) -> WireReply:
     if isinstance(value, StoredRef):
         return protocol.ref(value.ref, hot=hot)
     return protocol.hit(value, hot=hot)
+
+
+def _fetcher(value: Any) -> Callable[[], Any]:
+    """Return how the storage writer gets ``value``: from the object store if it is there."""
+    if isinstance(value, StoredRef):
+        return lambda: ray.get(value.ref)
+    return lambda: value

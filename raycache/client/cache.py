@@ -41,6 +41,14 @@ class Cache(CacheHandle):
     swamped: after that it is a miss, and this handle avoids that shard until it answers
     again. The default is 0.25 s, or the environment variable ``RAYCACHE_TIMEOUT``.
 
+    ``storage`` adds a durable tier: a directory, a URL (``s3://bucket/prefix``,
+    ``gs://``, ``file://``, ...) or a filesystem object, or a ``(filesystem, path)`` pair.
+    Every entry is also written there in the background, and a memory miss looks there,
+    so cached values outlive the cluster. Without it the environment variable
+    ``RAYCACHE_STORAGE`` applies, and without either the cache lives in memory only.
+    ``storage_capacity`` bounds the files as ``capacity`` bounds memory (a percentage is
+    of the storage volume). An unusable value raises ``ValueError`` here.
+
     When the cache already exists, its running settings win; settings given here that
     differ are reported with a warning.
     """

@@ -20,23 +20,36 @@ from raycache.actors.router import find_router, start_router
 from raycache.client.shard_client import ShardClient
 from raycache.core import validation
 from raycache.core.config import MIN_SHARDS, CacheConfig, parse_capacity, validate_capacity
+from raycache.core.storage import Storage, StorageTier, parse_storage
 from raycache.core.store import DEFAULT_POLICY, POLICIES
 from raycache.errors import CacheNotFoundError
 
 T = TypeVar("T")
 
+
 _BACKGROUND = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="raycache-connect")
 
 
 def requested_settings(
-    shards: object, capacity: object, policy: object, ttl: object
+    shards: object,
+    capacity: object,
+    policy: object,
+    ttl: object,
+    storage: object = None,
+    storage_capacity: object = None,
 ) -> dict[str, Any]:
-    """Check the settings a caller asked for; None stands for "raycache's default"."""
+    """Check the settings a caller asked for; None stands for "raycache's default".
+
+    ``storage`` None means ``RAYCACHE_STORAGE``, and an unusable one raises ``ValueError``.
+    """
+    located = parse_storage(storage)
     return {
         "shards": None if shards is None else validation.integer(shards, "shards", minimum=1),
         "capacity": validate_capacity(capacity),
         "policy": validation.choice(policy, POLICIES, "policy"),
         "ttl": validation.seconds(ttl, "ttl"),
+        "storage": located,
+        "storage_capacity": _storage_capacity(located, storage_capacity),
     }
 
 
@@ -86,7 +99,18 @@ def _resolve(requested: dict[str, Any]) -> CacheConfig:
         ),
         policy=requested["policy"],
         ttl=requested["ttl"],
+        storage=requested["storage"],
+        storage_capacity=requested["storage_capacity"],
     )
+
+
+def _storage_capacity(storage: Storage | None, capacity: object) -> int | str | None:
+    if capacity is None:
+        return None
+    if storage is None:
+        raise ValueError("storage_capacity needs storage: give storage= or set RAYCACHE_STORAGE")
+    StorageTier(storage, "check", capacity=capacity)  # type: ignore[arg-type]  # raises as a shard would
+    return capacity  # type: ignore[return-value]
 
 
 def _warn_on_conflict(

@@ -38,7 +38,13 @@ H = TypeVar("H", bound="CacheHandle")
 Connection = concurrent.futures.Future[ShardClient]
 """A shard client, or the connection under way that will give one."""
 
-_STAT_TOTALS = ("hits", "misses", "evictions", "expirations", "entries", "bytes")
+_STAT_TOTALS = (
+    "hits", "misses", "evictions", "expirations", "entries", "bytes",
+    "storage_hits", "storage_misses", "storage_write_errors", "storage_read_errors",
+    "storage_corrupt", "storage_dropped",
+)  # fmt: skip
+# Every shard lists the one folder of a cache's files: the fullest view is the total.
+_STORAGE_SIZES = ("storage_entries", "storage_bytes")
 
 
 class Settings(NamedTuple):
@@ -63,11 +69,13 @@ class CacheHandle:
         ttl: float | None = None,
         near_cache_ttl: float | None = None,
         timeout: float | None = None,
+        storage: object = None,
+        storage_capacity: int | str | None = None,
     ) -> None:
         settings = Settings(
             validation.name(name),
             _near_cache(near_cache_ttl),
-            connect.requested_settings(shards, capacity, policy, ttl),
+            connect.requested_settings(shards, capacity, policy, ttl, storage, storage_capacity),
             validation.seconds(timeout, "timeout"),
         )
         self._setup(settings.name, settings.near, self._connect(settings))
@@ -239,6 +247,7 @@ class CacheHandle:
         client = yield from self._ready()
         rows = sorted((yield from client.broadcast("stats")), key=lambda row: row["shard"])
         totals = {field: sum(row[field] for row in rows) for field in _STAT_TOTALS}
+        totals |= {field: max((row[field] for row in rows), default=0) for field in _STORAGE_SIZES}
         lookups = totals["hits"] + totals["misses"]
         return {
             "name": self._name,
@@ -256,7 +265,8 @@ class CacheHandle:
         client.adopt(snapshot)
 
     def _shutdown(self) -> Steps[None]:
-        yield from self._ready()
+        client = yield from self._ready()
+        yield from client.broadcast("flush")  # writes to storage land before shards stop
         # Through the registry, which stops the shards even if the router is gone.
         yield Run(registry.remove, (self._name,))
 

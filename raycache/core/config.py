@@ -19,6 +19,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from raycache.core.storage.location import Storage
 
 DEFAULT_CAPACITY_FRACTION = 0.3
 """Share of the cluster's object store a cache takes when no capacity is given."""
@@ -42,7 +46,9 @@ class CacheConfig:
 
     ``capacity`` is in bytes across all shards; ``ttl`` is the default time to live in
     seconds, or None for entries that never expire. ``per_node`` means the number of
-    shards was left to raycache: one per live node, grown as nodes join.
+    shards was left to raycache: one per live node, grown as nodes join. ``storage`` is
+    the durable tier's location, or None for a cache in memory only; ``storage_capacity``
+    is its budget as given (a share of a volume is measured where the files are), or None.
     """
 
     shards: int
@@ -50,6 +56,8 @@ class CacheConfig:
     policy: str
     ttl: float | None
     per_node: bool = False
+    storage: Storage | None = None
+    storage_capacity: int | str | None = None
 
     def shard_capacity(self, shards: int | None = None) -> int:
         """Return the byte budget of each shard when ``shards`` shards share the capacity."""
@@ -63,13 +71,24 @@ def validate_capacity(capacity: object) -> int | str | None:
     return capacity  # type: ignore[return-value]
 
 
-def parse_capacity(capacity: int | str | None, *, object_store_bytes: int) -> int:
-    """Return ``capacity`` in bytes; None means a default share of the object store."""
+def parse_capacity(
+    capacity: int | str | None,
+    *,
+    object_store_bytes: int,
+    what: str = "capacity",
+    whole: str = "the object store",
+) -> int:
+    """Return ``capacity`` in bytes; None means a default share of the object store.
+
+    ``what`` names the argument in errors, and a percentage is of ``object_store_bytes``,
+    which errors call ``whole``: :mod:`raycache.core.storage` parses ``storage_capacity``
+    as a share of the storage volume.
+    """
     if capacity is None:
         return max(1, int(object_store_bytes * DEFAULT_CAPACITY_FRACTION))
     if isinstance(capacity, bool) or not isinstance(capacity, (int, str)):
         raise TypeError(
-            f"capacity must be an int of bytes or a str such as '8GiB' or '30%', "
+            f"{what} must be an int of bytes or a str such as '8GiB' or '30%', "
             f"got {type(capacity).__name__}"
         )
     if isinstance(capacity, int):
@@ -80,8 +99,8 @@ def parse_capacity(capacity: int | str | None, *, object_store_bytes: int) -> in
         if parsed is not None and parsed > 0:
             return parsed
     raise ValueError(
-        "capacity must be a positive int of bytes, a size such as '8GiB' or '512MB', "
-        f"or a percentage such as '30%' of the object store; got {capacity!r}"
+        f"{what} must be a positive int of bytes, a size such as '8GiB' or '512MB', "
+        f"or a percentage such as '30%' of {whole}; got {capacity!r}"
     )
 
 

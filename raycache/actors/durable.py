@@ -1,0 +1,206 @@
+"""A shard's durable tier: its entries also kept as files, so they outlive the cluster.
+
+Every shard of a cache shares one folder, ``<storage>/<cache>/``, where a key's file is
+named by its digest: whichever shard owns a key, after a restart or a resize, finds the
+file there. Each shard's tier lists the folder as it starts and again every
+:data:`RESCAN_S` while it writes, and keeps all of it within ``storage_capacity``; between
+listings it counts only its own writes, so the folder may overshoot the budget by what
+the other shards wrote since.
+
+Writes never delay the caller: the shard queues them, and one writer thread does the I/O
+in order. Removals (``delete``, ``invalidate_tag``, ``clear``) go through the same queue
+and are waited for, so that no write queued before them can bring a removed entry back.
+Each shard removes the files of the keys it owns, whoever wrote them (an owner before a
+resize, say). Reads happen on the shard's own thread, on a memory miss: a shard serves
+one request at a time, so concurrent callers of one key load its file once.
+
+Storage faults are misses. The tier counts them, and once it reports itself unhealthy
+(storage unreachable, say) the shard warns once and carries on in memory only.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import asdict
+from typing import Any, NamedTuple, TypeVar
+
+from raycache.core.config import CacheConfig
+from raycache.core.storage import StorageStats, StorageTier
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RESCAN_S = 60.0
+"""How often, at most, a writing shard lists the folder to learn the other shards' files."""
+
+MAX_QUEUED = 1024
+"""Writes a shard queues at most; more are dropped (and counted) until the writer catches up.
+
+Queued values stay in memory until written, so a storage slower than the cache's writes
+must not make the queue grow without end.
+"""
+
+ORDERED_TIMEOUT_S = 30.0
+"""The longest a removal or a flush waits behind queued writes before the shard moves on."""
+
+STAT_FIELDS = {
+    "storage_hits": "storage_hits",
+    "storage_misses": "storage_misses",
+    "storage_entries": "storage_entries",
+    "storage_bytes": "storage_bytes",
+    "storage_write_errors": "write_errors",
+    "storage_read_errors": "read_errors",
+    "storage_corrupt": "corrupt",
+}
+"""A shard's stats row's storage fields, and the tier counters they come from."""
+
+_EMPTY = StorageStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, healthy=True)
+
+
+class Restored(NamedTuple):
+    """An entry read back from storage, ready for the memory store."""
+
+    value: Any
+    size: int
+    ttl: float | None
+    tags: tuple[str, ...]
+    cost: float
+
+
+class Durable:
+    """The durable tier of a shard of ``cache``; without storage in ``config``, nothing."""
+
+    def __init__(self, cache: str, config: CacheConfig) -> None:
+        self._tier: StorageTier | None = None
+        self._warned = False
+        self._dropped = 0
+        if config.storage is None:
+            return
+        self._url = config.storage.url
+        self._tier = StorageTier(config.storage, cache, capacity=config.storage_capacity)
+        self._scanned = time.monotonic()
+        self._queue: queue.Queue[Callable[[], object]] = queue.Queue(MAX_QUEUED)
+        threading.Thread(target=self._drain, name="raycache-storage", daemon=True).start()
+        # Learn the files of earlier runs (their sizes count against the budget), and drop
+        # the expired ones, without holding up the shard's start.
+        self._queue.put(self._tier.expire)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this shard uses storage: it has some, and it has not failed."""
+        if self._tier is None:
+            return False
+        if not self._tier.healthy:
+            if not self._warned:
+                self._warned = True
+                logger.warning(
+                    "raycache: storage %s failed repeatedly; serving from memory only",
+                    self._url,
+                )
+            return False
+        return True
+
+    def write(
+        self,
+        digest: bytes,
+        fetch: Callable[[], Any],
+        *,
+        size: int,
+        ttl: float | None,
+        tags: Iterable[str],
+        cost: float,
+    ) -> None:
+        """Queue a write of the value that ``fetch`` gives, called on the writer thread."""
+        if not self.enabled:
+            return
+        tier = self._tier
+        assert tier is not None
+        expires_at = None if ttl is None else time.time() + ttl
+        tags = tuple(tags)
+
+        def write() -> None:
+            value = fetch()
+            tier.write(digest, value, expires_at=expires_at, tags=tags, size=size, cost=cost)
+            if time.monotonic() - self._scanned > RESCAN_S:
+                self._scanned = time.monotonic()
+                tier.scan()
+
+        try:
+            self._queue.put_nowait(write)
+        except queue.Full:
+            self._dropped += 1
+
+    def read(self, digest: bytes) -> Restored | None:
+        """Return the entry stored under ``digest``, or None for a miss of any kind."""
+        if not self.enabled:
+            return None
+        assert self._tier is not None
+        stored = self._tier.read(digest)
+        if stored is None:
+            return None
+        ttl = None if stored.expires_at is None else stored.expires_at - time.time()
+        if ttl is not None and ttl <= 0:
+            return None
+        return Restored(stored.value, stored.size, ttl, stored.tags, stored.cost)
+
+    def delete(self, digest: bytes) -> bool:
+        """Remove the file of ``digest``; return whether there was one."""
+        return self._in_order(lambda tier: tier.delete(digest), False)
+
+    def invalidate_tag(self, tag: str, owns: Callable[[bytes], bool]) -> int:
+        """Remove the files carrying ``tag`` of the keys this shard ``owns``; return how many.
+
+        Every shard removes its own keys' files, so that none is removed before its
+        owner's queued write of it, and the shards' counts add up.
+        """
+        return self._in_order(lambda tier: tier.invalidate_tag(tag, where=owns), 0)
+
+    def clear(self, owns: Callable[[bytes], bool]) -> int:
+        """Remove the files of the keys this shard ``owns``; return how many."""
+        return self._in_order(lambda tier: tier.clear(where=owns), 0)
+
+    def flush(self) -> None:
+        """Wait until every write queued so far is done (before a shutdown, say)."""
+        self._in_order(lambda tier: None, None)
+
+    def stats(self) -> dict[str, Any]:
+        """Return the storage fields of the shard's stats row (zeros without storage)."""
+        stats = asdict(_EMPTY if self._tier is None else self._tier.stats())
+        return {field: stats[counter] for field, counter in STAT_FIELDS.items()} | {
+            "storage_dropped": self._dropped,
+            "storage_healthy": stats["healthy"],
+        }
+
+    def _in_order(self, act: Callable[[StorageTier], T], otherwise: T) -> T:
+        """Return what ``act`` does on the writer thread, after every write queued before it."""
+        if not self.enabled:
+            return otherwise
+        tier = self._tier
+        assert tier is not None
+        done: Future[T] = Future()
+
+        def acting() -> None:
+            try:
+                done.set_result(act(tier))
+            except Exception as error:
+                done.set_exception(error)
+
+        try:
+            self._queue.put(acting, timeout=ORDERED_TIMEOUT_S)
+            return done.result(ORDERED_TIMEOUT_S)
+        except Exception:  # slow or failing storage: memory is done with, which is enough
+            return otherwise
+
+    def _drain(self) -> None:
+        while True:
+            task = self._queue.get()
+            try:
+                task()
+            except Exception:  # the tier counts its own faults; fetching a lost value is one
+                logger.exception("raycache: a storage write failed")

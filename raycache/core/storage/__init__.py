@@ -1,0 +1,24 @@
+"""The durable tier's storage: entries as files that outlive the cluster, without Ray.
+
+- :mod:`~raycache.core.storage.location`: the ``storage=`` setting, parsed into a
+  :class:`Storage` (a local directory, a URL, or a filesystem object);
+- :mod:`~raycache.core.storage.format`: the file format, a small header and an aligned
+  payload;
+- :mod:`~raycache.core.storage.codecs`: values as payload segments (Arrow IPC, ``.npy``,
+  pickle 5), read back as views of the file;
+- :mod:`~raycache.core.storage.files`: the file operations, local or remote;
+- :mod:`~raycache.core.storage.tier`: :class:`StorageTier`, one cache's files in a budget.
+"""
+
+from raycache.core.storage.location import ENV_VAR, Storage, parse_storage, storage_from_env
+from raycache.core.storage.tier import StorageStats, StorageTier, StoredValue
+
+__all__ = [
+    "ENV_VAR",
+    "Storage",
+    "StorageStats",
+    "StorageTier",
+    "StoredValue",
+    "parse_storage",
+    "storage_from_env",
+]
