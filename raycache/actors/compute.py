@@ -1,4 +1,7 @@
-"""The computation a shard submits on a miss: a Ray task that it owns.
+"""The computation a shard starts on a miss: a Ray task that its node's vault submits.
+
+The vault submits it, and so owns its result, so that the reference callers receive
+outlives the shard (see :mod:`raycache.actors.vault`).
 
 The task runs the user's function, then tells its shard the result's size and compute
 time by a fire-and-forget call, so the shard learns them without pulling the value in.
@@ -104,7 +107,7 @@ def _by_ref(value: Any) -> Any:
 
 
 def submit(call: Call, shard: Any, digest: bytes, token: int) -> ray.ObjectRef[Any]:
-    """Start ``call`` for ``digest`` as a task owned by the caller, which must be ``shard``.
+    """Start ``call`` for ``digest`` as a task owned by the caller; it reports to ``shard``.
 
     Arguments go to the task at top level, so Ray resolves ObjectRefs among them just as
     it would for a direct call of the function.

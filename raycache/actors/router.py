@@ -20,6 +20,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raycache.actors.cluster import alive_nodes
 from raycache.actors.shard import MAX_WAITERS, SHARD_DOWN, SHARD_GONE, WAITERS, Shard
+from raycache.actors.vault import drop_everywhere, wait_dropped
 from raycache.core.config import CacheConfig
 from raycache.core.naming import NAMESPACE, shard_actor_name, shard_id, shard_index
 from raycache.core.ring import Ring
@@ -83,7 +84,7 @@ class Router:
     def resize(self, shards: int) -> Snapshot:
         """Grow or shrink to ``shards`` shards, moving as few keys as the ring allows.
 
-        New shards start empty. A removed shard is killed, and the values it owned leave
+        New shards start empty. A removed shard is killed, and the values it held leave
         the object store with it; their keys become misses. Keys that change owner
         between surviving shards are dropped by their old owner rather than migrated,
         because a shard can only serve objects it owns. A cache resized by hand no
@@ -104,15 +105,17 @@ class Router:
             for member in removed:
                 ray.kill(self._shards.pop(member), no_restart=True)
                 self._homes.pop(member, None)
+                drop_everywhere(self._cache, member)
             return Snapshot(self._ring, dict(self._shards), self._config)
 
     def shutdown(self) -> None:
-        """Kill every shard of this cache."""
+        """Kill every shard of this cache, and free the values the vaults kept for it."""
         self._stopped.set()
         with self._lock:
             for shard in self._shards.values():
                 ray.kill(shard, no_restart=True)
             self._shards.clear()
+            wait_dropped(drop_everywhere(self._cache))
 
     def _watch(self) -> None:
         while not self._stopped.wait(HEALTH_INTERVAL_S):

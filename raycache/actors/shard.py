@@ -1,24 +1,26 @@
 """The shard actor: one slice of a cache, a thin wrapper over a :class:`~raycache.core.store.Store`.
 
 A shard keeps small values in its own heap and returns them inline. It keeps large values
-as ObjectRefs that it owns, because it did the ``ray.put`` or submitted the task itself,
-and on a hit it returns them nested (``[ref]``) so that Ray hands the reader a reference
-instead of a copy. Every request carries the caller's ring epoch; a caller whose ring is
-older than the shard's gets STALE back and refreshes its ring before retrying. Requests
-and replies are those of :mod:`raycache.core.protocol`; computations in flight are kept
-by :class:`~raycache.core.singleflight.SingleFlight`.
+as ObjectRefs that its node's vault owns (see :mod:`raycache.actors.custody`), so that
+they outlive the shard, and on a hit it returns them nested (``[ref]``) so that Ray hands
+the reader a reference instead of a copy. Every request carries the caller's ring epoch;
+a caller whose ring is older than the shard's gets STALE back and refreshes its ring
+before retrying. Requests and replies are those of :mod:`raycache.core.protocol`;
+computations in flight are kept by :class:`~raycache.core.singleflight.SingleFlight`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Hashable
 from typing import Any
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnschedulableError, RayActorError
+from ray.exceptions import ActorDiedError, ActorUnschedulableError, RayActorError, RayError
 
-from raycache.actors.compute import INLINE_LIMIT, Call, Settlement, submit
+from raycache.actors.compute import INLINE_LIMIT, Call, Settlement
+from raycache.actors.custody import Custody, StoredRef
 from raycache.actors.metrics import ShardMetrics
 from raycache.core import protocol
 from raycache.core.config import CacheConfig
@@ -45,15 +47,6 @@ SHARD_DOWN = (RayActorError, ActorUnschedulableError)
 """Errors meaning a shard did not answer: gone, or restarting under the same handle."""
 
 
-class StoredRef:
-    """A large value held in Ray's object store and owned by this shard."""
-
-    __slots__ = ("ref",)
-
-    def __init__(self, ref: ray.ObjectRef[Any]) -> None:
-        self.ref = ref
-
-
 class Shard:
     """One shard of a cache. Created by the router; not meant to be used directly."""
 
@@ -69,6 +62,12 @@ class Shard:
         }  # fmt: skip
         self._ring = ring
         self._heat = Heat()
+        self._custody = Custody(cache, member, self._store, self._flights)
+        for record, stored in self._custody.recover():  # after a crash: its large entries
+            ttl = record.ttl()
+            if ttl is None or ttl > 0:
+                self._put(record.digest, stored, record.size, ttl, record.tags, record.cost)
+        self._custody.sweep()
         ShardMetrics(cache, member).start(self._store.stats)
         preload_in_background()
 
@@ -139,7 +138,9 @@ class Shard:
         if self._is_stale(epoch):
             return self._stale()
         computing = self._flights.forget(digest)
-        return protocol.ok(self._store.delete(digest) or computing)
+        deleted = self._store.delete(digest)
+        self._custody.tidy((digest,))
+        return protocol.ok(deleted or computing)
 
     def invalidate_tag(self, tag: str) -> int:
         """Remove every entry carrying ``tag``, and forget such computations; return how many.
@@ -149,12 +150,15 @@ class Shard:
         """
         computing = self._flights.forget_tagged(tag)
         removed = set(self._store.invalidate_tag(tag))
+        self._custody.sweep()
         return len(removed.union(computing))
 
     def clear(self) -> int:
         """Remove every entry and forget pending computations; return how many entries."""
         self._flights.clear()
-        return self._store.clear()
+        count = self._store.clear()
+        self._custody.sweep()
+        return count
 
     # -- single-flight computation -------------------------------------------------------
 
@@ -199,14 +203,18 @@ class Shard:
         joined = self._join(digest)
         if joined[0] != Code.MISS:
             return joined
-        return protocol.in_flight(Code.COMPUTING, self._start(digest, call))
+        try:
+            return protocol.in_flight(Code.COMPUTING, self._start(digest, call))
+        except RayError:
+            return protocol.miss()  # the vault could not start it: the caller runs it itself
 
     def refresh(self, request: bytes, call: Call) -> None:
         """Recompute a stale entry in the background; it is served until the new value lands."""
         epoch, digest, _ = KeyRequest.unpack(request)
         if not self._is_stale(epoch) and digest not in self._flights:
-            self._start(digest, call)
-            self._counters["refreshes"] += 1
+            with contextlib.suppress(RayError):  # the stale value is served meanwhile
+                self._start(digest, call)
+                self._counters["refreshes"] += 1
 
     def tag_summary(self, tag: str) -> tuple[int, int]:
         """Return how many live entries carry ``tag`` and their bytes."""
@@ -215,10 +223,15 @@ class Shard:
 
     def _start(self, digest: bytes, call: Call) -> ray.ObjectRef[Any]:
         me = ray.get_runtime_context().current_actor
-        self._counters["computes"] += 1
-        return self._flights.start(
-            digest, lambda token: submit(call, me, digest, token), ttl=call.ttl, tags=call.tags
+        ref = self._flights.start(
+            digest,
+            lambda token: self._custody.submit(call, me, digest, token),
+            ttl=call.ttl,
+            tags=call.tags,
         )
+        self._counters["computes"] += 1
+        self._custody.tidy((digest,))  # the flight it replaced, if any
+        return ref
 
     def _join(self, digest: bytes) -> WireReply:
         """Join the key's flight: WAIT on a live lease, PENDING on a task; else MISS."""
@@ -322,6 +335,7 @@ class Shard:
         """Record the outcome of computation ``token``; None means it failed."""
         flight = self._flights.settle(digest, token)
         if flight is None or flight.handle is None or settlement is None:
+            self._custody.tidy((digest,))
             return  # deleted, cleared or superseded while it ran; or it failed
         value = settlement.inline_value if settlement.inline else StoredRef(flight.handle)
         self._put(digest, value, settlement.size, flight.ttl, flight.tags, settlement.seconds)
@@ -336,6 +350,7 @@ class Shard:
             if entry is None or _stored_ref_hex(entry) != ref_hex:
                 return False
             self._store.delete(digest)
+        self._custody.tidy((digest,))
         self._counters["lost"] += 1
         return True
 
@@ -352,6 +367,7 @@ class Shard:
         for key in moved:
             self._store.delete(key)
         self._flights.forget_where(lambda key, _: not self._owns(key))
+        self._custody.sweep()
         return len(moved)
 
     def stats(self) -> dict[str, Any]:
@@ -394,9 +410,13 @@ class Shard:
             self._counters["rejected"] += 1
             return protocol.too_large(size, self._store.capacity)
         if size >= INLINE_LIMIT and not isinstance(value, StoredRef):
-            value = StoredRef(ray.put(value))  # this shard now owns the only copy it serves
+            value = self._custody.keep(value)
+            if value is None:
+                return protocol.ok()  # its vault is restarting: uncached, as by a dead shard
         ttl = self._default_ttl if ttl is None else ttl
-        self._store.put(digest, value, size, ttl=ttl, tags=tags, cost=cost)
+        evicted = self._store.put(digest, value, size, ttl=ttl, tags=tags, cost=cost)
+        self._custody.stored(digest, value)
+        self._custody.tidy([digest, *(_as_bytes(entry.key) for entry in evicted)])
         return protocol.ok()
 
     def _is_stale(self, epoch: int) -> bool:

@@ -18,6 +18,7 @@ from ray.remote_function import RemoteFunction
 from raycache.actors.compute import Job
 from raycache.actors.router import Snapshot
 from raycache.actors.shard import SHARD_DOWN
+from raycache.actors.vault import drop_everywhere, wait_dropped
 from raycache.client import connect
 from raycache.client.loader import load_here
 from raycache.client.shard_client import ABSENT, ShardClient
@@ -260,6 +261,7 @@ class Cache:
         except SHARD_DOWN:
             for shard in self._client.shards.values():  # the router is gone: stop what it left
                 ray.kill(shard, no_restart=True)
+            wait_dropped(drop_everywhere(self._name))
         ray.kill(router, no_restart=True)
 
     def __reduce__(self) -> tuple[Any, ...]:
