@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,14 @@ from raycache.core.naming import NAMESPACE, VAULT_PREFIX, vault_name
 
 Holder = tuple[str, str]
 """A shard, as ``(cache, member)``."""
+
+ORPHAN_GRACE_S = 120.0
+"""How long a vault keeps what a dead shard held, beyond the cache's own use of it.
+
+Ray learns who borrows an object from the process that passed the reference on, when
+that process lets go of it. A reader that got its reference from a shard that then died
+is unknown to the vault, so its object lives only as long as the vault holds it itself.
+"""
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class Vault:
         # Per shard, hex -> [ref] and its record once the shard has stored it. The
         # references here are what keeps the objects alive for the cache.
         self._held: dict[Holder, dict[str, tuple[list[Any], Record | None]]] = {}
+        self._orphans: deque[tuple[float, list[list[Any]]]] = deque()
 
     def keep(self, cache: str, member: str, value: Any) -> list[Any]:
         """Put ``value`` in the object store, owned by this vault; return ``[ref]``."""
@@ -82,6 +92,7 @@ class Vault:
         self, cache: str, member: str, records: list[tuple[str, Record]], released: list[str]
     ) -> None:
         """Attach the records of references a shard stored; drop those it released."""
+        self._expire_orphans()
         refs = self._held.get((cache, member), {})
         for hex_id, record in records:
             if hex_id in refs:  # released meanwhile otherwise
@@ -92,20 +103,37 @@ class Vault:
     def recover(self, cache: str, member: str) -> list[tuple[Record, list[Any]]]:
         """Return a restarted shard's stored entries; drop what it held but never stored."""
         refs = self._held.get((cache, member), {})
+        self._orphan([nested for nested, _ in refs.values()])
         kept = {hex_id: held for hex_id, held in refs.items() if held[1] is not None}
         self._held[(cache, member)] = kept
         return [(record, nested) for nested, record in kept.values() if record is not None]
 
     def drop(self, cache: str, member: str | None = None) -> int:
-        """Drop every reference held for ``cache``'s shard ``member`` (all if None); count them."""
+        """Drop every reference held for ``cache``'s shard ``member`` (all if None); count them.
+
+        What one shard held is kept a while longer, since that shard is gone (see
+        :data:`ORPHAN_GRACE_S`); a whole cache's is freed at once, as its shutdown asks.
+        """
         holders = [h for h in self._held if h[0] == cache and member in (None, h[1])]
-        return sum(len(self._held.pop(holder)) for holder in holders)
+        dropped = [held[0] for holder in holders for held in self._held.pop(holder).values()]
+        if member is not None:
+            self._orphan(dropped)
+        return len(dropped)
 
     def holdings(self, cache: str) -> list[str]:
         """Return the hex ids of the objects held for ``cache``."""
         return [
             hex_id for (name, _), refs in self._held.items() if name == cache for hex_id in refs
         ]
+
+    def _orphan(self, refs: list[list[Any]]) -> None:
+        if refs:
+            self._orphans.append((time.monotonic() + ORPHAN_GRACE_S, refs))
+
+    def _expire_orphans(self) -> None:
+        now = time.monotonic()
+        while self._orphans and self._orphans[0][0] <= now:
+            self._orphans.popleft()
 
     def _hold(self, holder: Holder, nested: list[Any]) -> list[Any]:
         self._held.setdefault(holder, {})[nested[0].hex()] = (nested, None)
