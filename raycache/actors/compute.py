@@ -93,17 +93,25 @@ class Call:
     ) -> Call:
         """Prepare a call to travel through a shard to its task.
 
-        Large arguments go to the object store first, so that the shard passes a
-        reference on instead of deserialising and serialising the data again.
+        Large arguments go to the object store first (see :func:`large_size`).
         """
         shipped = {name: _by_ref(value) for name, value in kwargs.items()}
         args_by_ref = [_by_ref(value) for value in args]
         return cls(job.pickled_fn, job.options, args_by_ref, shipped, ttl, tags)
 
 
-def _by_ref(value: Any) -> Any:
+def large_size(value: Any) -> int | None:
+    """Return the size of a value worth sending by reference (large, with buffers); else None.
+
+    Such a value is put in the object store by the caller, so that the actors it passes
+    through forward a reference instead of deserialising and serialising it again.
+    """
     size = buffer_size(value)
-    return ray.put(value) if size is not None and size >= INLINE_LIMIT else value
+    return size if size is not None and size >= INLINE_LIMIT else None
+
+
+def _by_ref(value: Any) -> Any:
+    return value if large_size(value) is None else ray.put(value)
 
 
 def submit(call: Call, shard: Any, digest: bytes, token: int) -> ray.ObjectRef[Any]:

@@ -22,6 +22,7 @@ from ray.exceptions import ActorDiedError, ActorUnschedulableError, RayActorErro
 from raycache.actors.compute import INLINE_LIMIT, Call, Settlement
 from raycache.actors.custody import Custody, StoredRef
 from raycache.actors.metrics import ShardMetrics
+from raycache.actors.vault import sent_size
 from raycache.core import protocol
 from raycache.core.config import CacheConfig
 from raycache.core.hotkeys import Heat
@@ -117,7 +118,7 @@ class Shard:
         epoch, digest, _ = KeyRequest.unpack(request)
         if self._is_stale(epoch):
             return self._stale()
-        return self._put(digest, value, size_of(value), ttl, tags)
+        return self._put(digest, value, sent_size(value), ttl, tags)
 
     def put_many(
         self, request: bytes, values: list[Any], ttl: float | None, tags: tuple[str, ...]
@@ -127,7 +128,7 @@ class Shard:
         if self._is_stale(epoch):
             return self._stale()
         replies = [
-            self._put(digest, value, size_of(value), ttl, tags)
+            self._put(digest, value, sent_size(value), ttl, tags)
             for digest, value in zip(digests, values, strict=True)
         ]
         return next((reply for reply in replies if reply[0] == Code.TOO_LARGE), protocol.ok())

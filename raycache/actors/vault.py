@@ -24,8 +24,9 @@ import ray
 from ray.exceptions import RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from raycache.actors.compute import Call, submit
+from raycache.actors.compute import Call, large_size, submit
 from raycache.core.naming import NAMESPACE, VAULT_PREFIX, vault_name
+from raycache.core.sizing import size_of
 
 Holder = tuple[str, str]
 """A shard, as ``(cache, member)``."""
@@ -37,6 +38,29 @@ Ray learns who borrows an object from the process that passed the reference on, 
 that process lets go of it. A reader that got its reference from a shard that then died
 is unknown to the vault, so its object lives only as long as the vault holds it itself.
 """
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A large value sent to a shard by reference, with its size; see :func:`ship`."""
+
+    ref: ray.ObjectRef[Any]
+    size: int
+
+
+def ship(value: Any) -> Any:
+    """Return ``value`` as a client sends it to a shard: large ones as :class:`Shipped`.
+
+    The shard then hands the vault a reference, and the vault's put is the one copy made
+    on the cache's side, as when the shard itself owned its values.
+    """
+    size = large_size(value)
+    return value if size is None else Shipped(ray.put(value), size)
+
+
+def sent_size(value: Any) -> int:
+    """Return the size of a value as a shard received it: shipped, or as it is."""
+    return value.size if isinstance(value, Shipped) else size_of(value)
 
 
 @dataclass(frozen=True)
@@ -68,7 +92,12 @@ class Vault:
         self._orphans: deque[tuple[float, list[list[Any]]]] = deque()
 
     def keep(self, cache: str, member: str, value: Any) -> list[Any]:
-        """Put ``value`` in the object store, owned by this vault; return ``[ref]``."""
+        """Put ``value`` (or the value shipped) in the object store, owned by this vault.
+
+        Return ``[ref]``.
+        """
+        if isinstance(value, Shipped):
+            value = ray.get(value.ref)
         return self._hold((cache, member), [ray.put(value)])
 
     def submit(

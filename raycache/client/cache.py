@@ -18,7 +18,7 @@ from ray.remote_function import RemoteFunction
 from raycache.actors.compute import Job
 from raycache.actors.router import Snapshot
 from raycache.actors.shard import SHARD_DOWN
-from raycache.actors.vault import drop_everywhere, wait_dropped
+from raycache.actors.vault import drop_everywhere, ship, wait_dropped
 from raycache.client import connect
 from raycache.client.loader import load_here
 from raycache.client.shard_client import ABSENT, ShardClient
@@ -134,7 +134,7 @@ class Cache:
         checked_tags = validation.strings(tags, "tags")
         self._forget(digest)
         warn_if_unpickled_on_hit(value, "the value for", key)
-        _raise_if_too_large(self._client.call(digest, "put", value, seconds, checked_tags))
+        _raise_if_too_large(self._client.call(digest, "put", ship(value), seconds, checked_tags))
 
     def delete(self, key: Any) -> bool:
         """Remove ``key``; return whether it was present."""
@@ -208,7 +208,7 @@ class Cache:
             warn_if_unpickled_on_hit(value, "the value for", key)
 
         def values_of(indices: list[int]) -> tuple[list[Any]]:
-            return ([values[i] for i in indices],)
+            return ([ship(values[i]) for i in indices],)
 
         for _, reply in self._client.fan_out("put_many", digests, values_of, seconds, ()):
             _raise_if_too_large(reply)
