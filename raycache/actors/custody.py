@@ -12,7 +12,7 @@ message per request, so that no eviction waits on the vault.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import ray
@@ -20,9 +20,14 @@ from ray.exceptions import RayActorError
 
 from raycache.actors.compute import Call
 from raycache.actors.vault import Record, drop_everywhere, local_vault
+from raycache.core import protocol
 from raycache.core.naming import vault_name
+from raycache.core.protocol import WireReply
 from raycache.core.singleflight import SingleFlight
 from raycache.core.store import Entry, Store
+
+Put = Callable[[bytes, Any, int, float | None, tuple[str, ...], float], Any]
+"""A shard's put: ``put(digest, value, size, ttl, tags, cost)``."""
 
 
 class StoredRef:
@@ -102,16 +107,17 @@ class Custody:
         """Release every reference that nothing holds any more; after a bulk removal."""
         self.tidy(list(self._held))
 
-    def recover(self) -> list[tuple[Record, StoredRef]]:
-        """Return the entries this shard had stored before it restarted, from its vault.
+    def restore(self, put: Put) -> None:
+        """Put back, with the shard's ``put``, the large entries it held before it restarted.
 
-        Call :meth:`sweep` once they are back in the store: those that are not (expired,
-        too large now) are released then.
+        Entries that expired meanwhile, or that it refuses now, are released.
         """
-        recovered = ray.get(self._vault.recover.remote(*self._shard))
-        for record, nested in recovered:
+        for record, nested in ray.get(self._vault.recover.remote(*self._shard)):
             self._held.setdefault(record.digest, set()).add(nested[0].hex())
-        return [(record, StoredRef(nested[0])) for record, nested in recovered]
+            ttl = record.ttl()
+            if ttl is None or ttl > 0:
+                put(record.digest, StoredRef(nested[0]), record.size, ttl, record.tags, record.cost)
+        self.sweep()
 
     def _release_unused(self, digest: bytes) -> None:
         hexes = self._held.get(digest)
@@ -127,11 +133,27 @@ class Custody:
     def _in_use(self, digest: bytes) -> set[str]:
         entry = self._store.peek(digest)
         flight = self._flights.get(digest)
-        refs = (
-            entry.value.ref if entry is not None and isinstance(entry.value, StoredRef) else None,
-            None if flight is None else flight.handle,
-        )
-        return {ref.hex() for ref in refs if ref is not None}
+        in_use = {
+            None if entry is None else stored_hex(entry),
+            None if flight is None or flight.handle is None else flight.handle.hex(),
+        }
+        return {hex_id for hex_id in in_use if hex_id is not None}
+
+
+def reply_for(entry: Entry | None, *, hot: bool = False) -> WireReply:
+    """Return the reply to a read of ``entry``: MISS, HIT with the value, or REF with ``[ref]``."""
+    if entry is None:
+        return protocol.miss()
+    value = entry.value
+    if isinstance(value, StoredRef):
+        return protocol.ref(value.ref, hot=hot)
+    return protocol.hit(value, hot=hot)
+
+
+def stored_hex(entry: Entry) -> str | None:
+    """Return the hex id of the object an entry holds by reference; None for an inline one."""
+    value = entry.value
+    return str(value.ref.hex()) if isinstance(value, StoredRef) else None
 
 
 def _record(digest: bytes, entry: Entry) -> Record:

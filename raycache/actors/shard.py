@@ -12,6 +12,7 @@ computations in flight are kept by :class:`~raycache.core.singleflight.SingleFli
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Hashable
 from typing import Any
@@ -20,7 +21,7 @@ import ray
 from ray.exceptions import ActorDiedError, ActorUnschedulableError, RayActorError, RayError
 
 from raycache.actors.compute import INLINE_LIMIT, Call, Settlement
-from raycache.actors.custody import Custody, StoredRef
+from raycache.actors.custody import Custody, StoredRef, reply_for, stored_hex
 from raycache.actors.metrics import ShardMetrics
 from raycache.actors.vault import sent_size
 from raycache.core import protocol
@@ -33,7 +34,7 @@ from raycache.core.protocol import Code, KeyRequest, LookupReply, WireReply, unp
 from raycache.core.ring import Ring
 from raycache.core.singleflight import SingleFlight
 from raycache.core.sizing import size_of
-from raycache.core.store import Entry, Store
+from raycache.core.store import Store
 
 WAITERS = "waiters"
 """The concurrency group of :meth:`Shard.wait`: threads that block on flights."""
@@ -64,11 +65,7 @@ class Shard:
         self._ring = ring
         self._heat = Heat()
         self._custody = Custody(cache, member, self._store, self._flights)
-        for record, stored in self._custody.recover():  # after a crash: its large entries
-            ttl = record.ttl()
-            if ttl is None or ttl > 0:
-                self._put(record.digest, stored, record.size, ttl, record.tags, record.cost)
-        self._custody.sweep()
+        self._custody.restore(self._put)  # after a crash: the large entries it held
         ShardMetrics(cache, member).start(self._store.stats)
         preload_in_background()
 
@@ -87,14 +84,14 @@ class Shard:
         if entry is None:
             return self._finished_computation(digest) or protocol.miss()
         # A hot key's reply says so: the caller may keep its value for a moment.
-        return _reply(entry, hot=self._heat.hit(digest))
+        return reply_for(entry, hot=self._heat.hit(digest))
 
     def get_many(self, request: bytes) -> WireReply:
         """Return OK with ``(codes, payloads)``: a reply code and payload per digest, in order."""
         epoch, digests = unpack_request(request)
         if self._is_stale(epoch):
             return self._stale()
-        replies = [_reply(entry) for entry in map(self._store.get, digests)]
+        replies = [reply_for(entry) for entry in map(self._store.get, digests)]
         # Columns, a code byte per digest and then the payloads, are cheap to send and
         # let the client take an all-hits answer without looking at each code. A list,
         # not a tuple, so that Ray sends it through msgpack rather than pickle.
@@ -181,7 +178,7 @@ class Shard:
         if refresh_after is not None and self._flights.elect(
             digest, entry.age(time.monotonic()), refresh_after
         ):
-            reply = _reply(entry)
+            reply = reply_for(entry)
             reply[2] |= protocol.Flag.REFRESH.value
             return LookupReply(reply)
         if isinstance(entry.value, StoredRef):
@@ -200,7 +197,7 @@ class Shard:
         # The caller's lookup already counted this request's miss: peek, don't count again.
         entry = self._store.peek(digest)
         if entry is not None:
-            return _reply(entry)
+            return reply_for(entry)
         joined = self._join(digest)
         if joined[0] != Code.MISS:
             return joined
@@ -224,15 +221,9 @@ class Shard:
 
     def _start(self, digest: bytes, call: Call) -> ray.ObjectRef[Any]:
         me = ray.get_runtime_context().current_actor
-        ref = self._flights.start(
-            digest,
-            lambda token: self._custody.submit(call, me, digest, token),
-            ttl=call.ttl,
-            tags=call.tags,
-        )
         self._counters["computes"] += 1
-        self._custody.tidy((digest,))  # the flight it replaced, if any
-        return ref
+        launch = functools.partial(self._custody.submit, call, me, digest)
+        return self._flights.start(digest, launch, ttl=call.ttl, tags=call.tags)
 
     def _join(self, digest: bytes) -> WireReply:
         """Join the key's flight: WAIT on a live lease, PENDING on a task; else MISS."""
@@ -267,7 +258,7 @@ class Shard:
             return self._stale()
         entry = self._store.peek(digest)
         if entry is not None:
-            return _reply(entry)
+            return reply_for(entry)
         joined = self._join(digest)
         if joined[0] != Code.MISS:
             return joined
@@ -314,7 +305,7 @@ class Shard:
             return protocol.ok()
         stored = self._put(digest, value, size_of(value), flight.ttl, flight.tags, cost)
         entry = self._store.peek(digest)
-        outcome = protocol.hit(value) if entry is None else _reply(entry)
+        outcome = protocol.hit(value) if entry is None else reply_for(entry)
         self._flights.settle(digest, token, outcome)
         return stored
 
@@ -348,7 +339,7 @@ class Shard:
             self._flights.forget(digest)
         else:
             entry = self._store.peek(digest)
-            if entry is None or _stored_ref_hex(entry) != ref_hex:
+            if entry is None or stored_hex(entry) != ref_hex:
                 return False
             self._store.delete(digest)
         self._custody.tidy((digest,))
@@ -435,20 +426,6 @@ class Shard:
     def _stale(self) -> WireReply:
         self._counters["stale"] += 1
         return protocol.stale(self._ring.epoch)
-
-
-def _reply(entry: Entry | None, *, hot: bool = False) -> WireReply:
-    if entry is None:
-        return protocol.miss()
-    value = entry.value
-    if isinstance(value, StoredRef):
-        return protocol.ref(value.ref, hot=hot)
-    return protocol.hit(value, hot=hot)
-
-
-def _stored_ref_hex(entry: Entry) -> str | None:
-    value = entry.value
-    return str(value.ref.hex()) if isinstance(value, StoredRef) else None
 
 
 def _as_bytes(key: Hashable) -> bytes:
