@@ -24,6 +24,7 @@ import ray
 from ray.exceptions import RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from raycache.actors.cluster import lasting
 from raycache.actors.compute import Call, large_size, submit
 from raycache.core.naming import NAMESPACE, VAULT_PREFIX, vault_name
 from raycache.core.sizing import size_of
@@ -180,12 +181,7 @@ def local_vault() -> Any:
     return (
         ray.remote(Vault)
         .options(
-            name=vault_name(node),
-            namespace=NAMESPACE,
-            lifetime="detached",
-            get_if_exists=True,
-            max_restarts=-1,
-            num_cpus=0,
+            **lasting(vault_name(node)),
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
         )
         .remote()

@@ -12,7 +12,7 @@ from typing import Any
 
 import ray
 
-from raycache.actors.cluster import alive_nodes
+from raycache.actors.cluster import alive_nodes, lasting
 from raycache.actors.router import HEAD_NODE_RESOURCE, ROUTER_CONCURRENCY, Router
 from raycache.client.shard_client import ShardClient
 from raycache.core import validation
@@ -64,13 +64,8 @@ def _start_router(name: str, config: CacheConfig) -> Any:
     return (
         ray.remote(Router)
         .options(
-            name=router_name(name),
-            namespace=NAMESPACE,
-            lifetime="detached",
-            get_if_exists=True,
-            max_restarts=-1,
+            **lasting(router_name(name)),
             max_concurrency=ROUTER_CONCURRENCY,
-            num_cpus=0,
             resources={HEAD_NODE_RESOURCE: 0.001},
         )
         .remote(name, config)

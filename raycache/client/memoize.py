@@ -1,10 +1,10 @@
 """``@raycache.memoize``: compute each distinct call once, cluster-wide.
 
 On a ``@ray.remote`` function, ``f.remote(...)`` returns an ObjectRef whose value is the
-undecorated task's. A hit costs one actor round trip and returns the shard's own
-reference, so nothing is copied; a miss starts the task from the shard that owns the key,
-so the result outlives the driver that asked first. On a plain function, the call
-returns the value, computed by the same kind of shard-owned task.
+undecorated task's. A hit costs one actor round trip and returns the cache's own
+reference, so nothing is copied; a miss has the vault of the key's shard's node start the
+task, so the result outlives the driver that asked first, and the shard too. On a plain
+function, the call returns the value, computed in the caller or as the same kind of task.
 
 A call is keyed by the function's fingerprint (its code, constants, closure, defaults
 and ``version``) and its arguments bound by signature. DataFrames, Arrow tables and
