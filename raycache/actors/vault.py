@@ -131,7 +131,10 @@ class Vault:
             refs.pop(hex_id, None)
 
     def recover(self, cache: str, member: str) -> list[tuple[Record, list[Any]]]:
-        """Return a restarted shard's stored entries; drop what it held but never stored."""
+        """Return a restarted shard's stored entries; let go of what it never stored.
+
+        All it held is kept for :data:`ORPHAN_GRACE_S` anyway, for its readers.
+        """
         refs = self._held.get((cache, member), {})
         self._orphan([nested for nested, _ in refs.values()])
         kept = {hex_id: held for hex_id, held in refs.items() if held[1] is not None}
