@@ -6,6 +6,7 @@ caller's own ``ray.get``; the object store is measured as the raylets count it.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -18,7 +19,6 @@ import ray
 
 import raycache
 from raycache.core.naming import NAMESPACE, shard_actor_name, shard_id
-from tests.helpers.faults import wait_until_serving
 from tests.helpers.memory import object_store_bytes, settled_object_store_bytes
 from tests.test_placement import run_on_cluster
 
@@ -46,10 +46,36 @@ def correct(index: int, value: Any) -> bool:
     return bool(value == want)
 
 
+def shards_of(cache: raycache.Cache) -> list[Any]:
+    names = [shard_actor_name(cache.name, shard_id(i)) for i in range(cache.config.shards)]
+    return [ray.get_actor(name, namespace=NAMESPACE) for name in names]
+
+
 def kill_shards(cache: raycache.Cache, *, no_restart: bool = False) -> None:
-    for index in range(cache.config.shards):
-        name = shard_actor_name(cache.name, shard_id(index))
-        ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=no_restart)
+    for shard in shards_of(cache):
+        ray.kill(shard, no_restart=no_restart)
+
+
+def _pid(_: Any) -> int:
+    return os.getpid()
+
+
+def restart_shards(cache: raycache.Cache, timeout: float = 60.0) -> None:
+    """Kill every shard and wait until Ray has restarted each one in a new process."""
+    before = ray.get([shard.__ray_call__.remote(_pid) for shard in shards_of(cache)])
+    kill_shards(cache)
+    deadline = time.monotonic() + timeout
+    for shard, pid in zip(shards_of(cache), before, strict=True):
+        while _pid_or_none(shard) in (pid, None):
+            assert time.monotonic() < deadline, "a shard did not come back"
+            time.sleep(0.1)
+
+
+def _pid_or_none(shard: Any) -> int | None:
+    try:
+        return int(ray.get(shard.__ray_call__.remote(_pid)))
+    except ray.exceptions.RayActorError:
+        return None
 
 
 @pytest.fixture
@@ -130,8 +156,7 @@ def test_a_restarted_shard_takes_back_its_large_entries(fresh_cache: raycache.Ca
     fresh_cache.put("small", expected(3))
     fresh_cache.put("expiring", expected(6), ttl=0.5)
     time.sleep(0.6)
-    kill_shards(fresh_cache)
-    wait_until_serving(fresh_cache)
+    restart_shards(fresh_cache)
     assert np.array_equal(fresh_cache.get("large"), expected(4))
     assert fresh_cache.get("small") is None  # small values lived in the shard's heap
     assert fresh_cache.get("expiring") is None
@@ -144,8 +169,7 @@ def test_a_memoized_result_is_served_by_the_restarted_shard(
     first = memoized.remote(8)
     assert correct(8, ray.get(first))
     time.sleep(0.2)  # the task's report reaches its shard
-    kill_shards(fresh_cache)
-    wait_until_serving(fresh_cache)
+    restart_shards(fresh_cache)
     again = memoized.remote(8)
     assert again.hex() == first.hex()  # the same object, not a recomputation
     assert correct(8, ray.get(again))
