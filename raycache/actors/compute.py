@@ -1,4 +1,7 @@
-"""The computation a shard submits on a miss: a Ray task that it owns.
+"""The computation a shard starts on a miss: a Ray task that its node's vault submits.
+
+The vault submits it, and so owns its result, so that the reference callers receive
+outlives the shard (see :mod:`raycache.actors.vault`).
 
 The task runs the user's function, then tells its shard the result's size and compute
 time by a fire-and-forget call, so the shard learns them without pulling the value in.
@@ -92,21 +95,29 @@ class Call:
     ) -> Call:
         """Prepare a call to travel through a shard to its task.
 
-        Large arguments go to the object store first, so that the shard passes a
-        reference on instead of deserialising and serialising the data again.
+        Large arguments go to the object store first (see :func:`large_size`).
         """
         shipped = {name: _by_ref(value) for name, value in kwargs.items()}
         args_by_ref = [_by_ref(value) for value in args]
         return cls(job.pickled_fn, job.options, args_by_ref, shipped, ttl, tags)
 
 
-def _by_ref(value: Any) -> Any:
+def large_size(value: Any) -> int | None:
+    """Return the size of a value worth sending by reference (large, with buffers); else None.
+
+    Such a value is put in the object store by the caller, so that the actors it passes
+    through forward a reference instead of deserialising and serialising it again.
+    """
     size = buffer_size(value)
-    return ray.put(value) if size is not None and size >= INLINE_LIMIT else value
+    return size if size is not None and size >= INLINE_LIMIT else None
+
+
+def _by_ref(value: Any) -> Any:
+    return value if large_size(value) is None else ray.put(value)
 
 
 def submit(call: Call, shard: Any, digest: bytes, token: int) -> ray.ObjectRef[Any]:
-    """Start ``call`` for ``digest`` as a task owned by the caller, which must be ``shard``.
+    """Start ``call`` for ``digest`` as a task owned by the caller; it reports to ``shard``.
 
     Arguments go to the task at top level, so Ray resolves ObjectRefs among them just as
     it would for a direct call of the function.

@@ -14,6 +14,7 @@ from typing import Any
 
 import ray
 
+from raycache.actors.custody import Custody, Put
 from raycache.actors.migration import Migration, Move
 from raycache.core import protocol
 from raycache.core.keys import key_point
@@ -35,13 +36,15 @@ class Member:
         ring: Ring,
         store: Store,
         flights: SingleFlight[ray.ObjectRef[Any]],
+        put: Put,
     ) -> None:
         self._cache = cache
         self._member = member
         self._ring = ring
         self._store = store
         self._flights = flights
-        self._migration = Migration(store, member)
+        self._custody = Custody(cache, member, store, flights)
+        self._migration = Migration(store, member, put, self._custody.adopt_large)
         self._stale_replies = 0
 
     def set_ring(self, ring: Ring, capacity: int, move: Move | None = None) -> int:
@@ -64,15 +67,20 @@ class Member:
         for key in moved:
             self._store.delete(key)
         self._store.resize(capacity)
+        self._custody.sweep()
         return len(moved)
 
     def hand_over(self) -> list[Parcel]:
         """Give up a batch of the entries this shard no longer owns, for their new owners."""
-        return self._migration.give_batch(self._owns)
+        parcels = self._migration.give_batch(self._owns)
+        self._custody.sweep()  # the receiver adopts a large value before this shard goes
+        return parcels
 
     def give(self, digests: list[bytes]) -> list[Parcel]:
         """Give up the entries of ``digests`` that this shard holds but no longer owns."""
-        return self._migration.give(digests, self._owns)
+        parcels = self._migration.give(digests, self._owns)
+        self._custody.sweep()
+        return parcels
 
     def adopt(self, parcels: list[Parcel], epoch: int) -> int:
         """Store the entries a resize to the ring of ``epoch`` moved here; return how many."""

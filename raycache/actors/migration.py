@@ -33,10 +33,12 @@ from typing import Any
 import ray
 from ray.exceptions import ObjectLostError
 
+from raycache.actors.custody import Put
 from raycache.actors.outage import SHARD_DOWN
-from raycache.actors.stored import StoredRef, adopt_large
+from raycache.actors.stored import StoredRef
 from raycache.core.keys import key_point
 from raycache.core.migration import Arrivals, Parcel, parcel
+from raycache.core.protocol import Code
 from raycache.core.ring import Ring
 from raycache.core.store import Store
 
@@ -58,9 +60,13 @@ class Move:
 class Migration:
     """One shard's side of a resize: giving what it no longer owns, landing what it now owns."""
 
-    def __init__(self, store: Store, member: str) -> None:
+    def __init__(
+        self, store: Store, member: str, put: Put, adopt: Callable[[Any], StoredRef]
+    ) -> None:
         self._store = store
         self._member = member
+        self._put = put  # the shard's, so that its custody tracks what lands
+        self._adopt = adopt
         self._arrivals: Arrivals | None = None
         self._senders: dict[str, Any] = {}
         self._epoch: int | None = None
@@ -139,12 +145,11 @@ class Migration:
             value = packed.value
             if packed.large:
                 try:
-                    value = adopt_large(value)
+                    value = self._adopt(value)
                 except ObjectLostError:
                     continue  # its holder died: the value went with it
             ttl, tags, cost = packed.ttl, packed.tags, packed.cost
-            self._store.put(packed.digest, value, packed.size, ttl=ttl, tags=tags, cost=cost)
-            landed += 1
+            landed += self._put(packed.digest, value, packed.size, ttl, tags, cost)[0] == Code.OK
         return landed
 
     def settle(self, digest: bytes) -> None:

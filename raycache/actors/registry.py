@@ -17,6 +17,7 @@ import ray
 from ray.exceptions import RayActorError
 from ray.experimental import internal_kv
 
+from raycache.actors.vault import drop_everywhere, wait_dropped
 from raycache.core.config import CacheConfig
 from raycache.core.naming import NAMESPACE, router_name, shard_actor_name, shard_index
 
@@ -55,10 +56,11 @@ def shards(cache: str) -> dict[str, Any]:
 
 
 def remove(cache: str) -> None:
-    """Forget cache ``cache``'s settings, then stop its router and kill every shard it has.
+    """Forget cache ``cache``'s settings, stop its router, kill its shards, free its values.
 
     The settings go first, so that no client starts the router again meanwhile; the
-    router is told to stop first, so that it starts no shard while they are killed.
+    router is told to stop first, so that it starts no shard while they are killed. Then
+    the vaults free the values they kept for the cache.
     """
     internal_kv._internal_kv_del(_PREFIX + cache, namespace=NAMESPACE)
     with contextlib.suppress(ValueError):  # no router: killed, or never started
@@ -68,3 +70,4 @@ def remove(cache: str) -> None:
         ray.kill(router, no_restart=True)
     for shard in shards(cache).values():
         ray.kill(shard, no_restart=True)
+    wait_dropped(drop_everywhere(cache))  # only once no shard is left to keep more

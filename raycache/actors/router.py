@@ -25,10 +25,11 @@ from ray.exceptions import GetTimeoutError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raycache.actors import registry
-from raycache.actors.cluster import alive_nodes
+from raycache.actors.cluster import alive_nodes, lasting
 from raycache.actors.migration import Move, hand_over
 from raycache.actors.outage import SHARD_DOWN, SHARD_GONE
 from raycache.actors.shard import MAX_WAITERS, WAITERS, Shard
+from raycache.actors.vault import drop_everywhere
 from raycache.core.config import CacheConfig
 from raycache.core.naming import NAMESPACE, router_name, shard_actor_name, shard_id
 from raycache.core.ring import Ring
@@ -126,6 +127,7 @@ class Router:
                     if member not in members:
                         ray.kill(self._shards.pop(member), no_restart=True)
                         self._homes.pop(member, None)
+                        drop_everywhere(self._cache, member)
                 return Snapshot(self._ring, dict(self._shards), self._config)
 
     def shutdown(self) -> None:
@@ -236,14 +238,9 @@ def start_router(name: str, config: CacheConfig) -> Any:
     return (
         ray.remote(Router)
         .options(
-            name=router_name(name),
-            namespace=NAMESPACE,
-            lifetime="detached",
-            get_if_exists=True,
-            max_restarts=-1,
+            **lasting(router_name(name)),
             max_task_retries=-1,
             max_concurrency=ROUTER_CONCURRENCY,
-            num_cpus=0,
             resources={HEAD_NODE_RESOURCE: 0.001},
             # The router's environment is its shards' too.
             runtime_env=_storage_environment(config),

@@ -1,28 +1,33 @@
 """The shard actor: one slice of a cache, a thin wrapper over a :class:`~raycache.core.store.Store`.
 
 A shard keeps small values in its own heap and returns them inline. It keeps large values
-as ObjectRefs that it owns, because it did the ``ray.put`` or submitted the task itself,
-and on a hit it returns them nested (``[ref]``) so that Ray hands the reader a reference
-instead of a copy. Every request carries the caller's ring epoch; a caller whose ring is
-older than the shard's gets STALE back and refreshes its ring before retrying. Requests
-and replies are those of :mod:`raycache.core.protocol`; computations in flight are kept
-by :class:`~raycache.core.singleflight.SingleFlight`.
+as ObjectRefs that its node's vault owns (see :mod:`raycache.actors.custody`), so that
+they outlive the shard, and on a hit it returns them nested (``[ref]``) so that Ray hands
+the reader a reference instead of a copy. Every request carries the caller's ring epoch;
+a caller whose ring is older than the shard's gets STALE back and refreshes its ring
+before retrying. Requests and replies are those of :mod:`raycache.core.protocol`;
+computations in flight are kept by :class:`~raycache.core.singleflight.SingleFlight`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import ray
+from ray.exceptions import RayError
 
-from raycache.actors.compute import INLINE_LIMIT, Call, Settlement, submit
+from raycache.actors.compute import INLINE_LIMIT, Call, Settlement
+from raycache.actors.custody import reply_for, stored_hex
 from raycache.actors.durable import Durable
 from raycache.actors.membership import Member
 from raycache.actors.metrics import ShardMetrics
 from raycache.actors.migration import Move
 from raycache.actors.stored import StoredRef
+from raycache.actors.vault import sent_size
 from raycache.core import protocol
 from raycache.core.config import CacheConfig
 from raycache.core.hotkeys import Heat
@@ -45,13 +50,14 @@ class Shard(Member):
 
     def __init__(self, cache: str, member: str, config: CacheConfig, ring: Ring) -> None:
         store = Store(config.shard_capacity(len(ring)), policy=config.policy)
-        super().__init__(cache, member, ring, store, SingleFlight())
+        super().__init__(cache, member, ring, store, SingleFlight(), self._put)
         self._default_ttl = config.ttl
         self._counters = {
             "lost": 0, "merged": 0, "computes": 0, "leases": 0, "refreshes": 0, "rejected": 0,
         }  # fmt: skip
         self._heat = Heat()
         self._durable = Durable(cache, config)
+        self._custody.restore(self._put)  # after a crash: the large entries it held
         ShardMetrics(cache, member).start(self._store.stats)
         preload_in_background()
 
@@ -70,14 +76,14 @@ class Shard(Member):
         if entry is None:
             return self._finished_computation(digest) or protocol.miss()
         # A hot key's reply says so: the caller may keep its value for a moment.
-        return _reply(entry, hot=self._heat.hit(digest))
+        return reply_for(entry, hot=self._heat.hit(digest))
 
     def get_many(self, request: bytes) -> WireReply:
         """Return OK with ``(codes, payloads)``: a reply code and payload per digest, in order."""
         epoch, digests = unpack_request(request)
         if self._is_stale(epoch, *digests):
             return self._stale()
-        replies = [_reply(entry) for entry in map(self._entry, digests)]
+        replies = [reply_for(entry) for entry in map(self._entry, digests)]
         # Columns, a code byte per digest and then the payloads, are cheap to send and
         # let the client take an all-hits answer without looking at each code. A list,
         # not a tuple, so that Ray sends it through msgpack rather than pickle.
@@ -104,7 +110,7 @@ class Shard(Member):
         epoch, digest, _ = KeyRequest.unpack(request)
         if self._is_stale(epoch):
             return self._stale()
-        return self._put(digest, value, size_of(value), ttl, tags)
+        return self._put(digest, value, sent_size(value), ttl, tags)
 
     def put_many(
         self, request: bytes, values: list[Any], ttl: float | None, tags: tuple[str, ...]
@@ -114,7 +120,7 @@ class Shard(Member):
         if self._is_stale(epoch):
             return self._stale()
         replies = [
-            self._put(digest, value, size_of(value), ttl, tags)
+            self._put(digest, value, sent_size(value), ttl, tags)
             for digest, value in zip(digests, values, strict=True)
         ]
         return next((reply for reply in replies if reply[0] == Code.TOO_LARGE), protocol.ok())
@@ -125,8 +131,10 @@ class Shard(Member):
         if self._is_stale(epoch, digest):
             return self._stale()
         self._migration.settle(digest)
-        removed = [self._flights.forget(digest), self._store.delete(digest)]
-        return protocol.ok(self._durable.delete(digest) or any(removed))
+        computing = self._flights.forget(digest)
+        deleted = self._store.delete(digest)
+        self._custody.tidy((digest,))
+        return protocol.ok(self._durable.delete(digest) or deleted or computing)
 
     def invalidate_tag(self, tag: str) -> int:
         """Remove every entry carrying ``tag``, and forget such computations; return how many.
@@ -137,6 +145,7 @@ class Shard(Member):
         self._migration.drop_tag(tag)
         computing = self._flights.forget_tagged(tag)
         removed = set(self._store.invalidate_tag(tag))
+        self._custody.sweep()
         # A key's file outlives its entry in memory: the larger count is the truer one.
         return max(len(removed.union(computing)), self._durable.invalidate_tag(tag, self._owns))
 
@@ -144,7 +153,9 @@ class Shard(Member):
         """Remove every entry and forget pending computations; return how many entries."""
         self._migration.clear()
         self._flights.clear()
-        return max(self._store.clear(), self._durable.clear(self._owns))
+        count = self._store.clear()
+        self._custody.sweep()
+        return max(count, self._durable.clear(self._owns))
 
     def flush(self) -> None:
         """Return once every write to storage queued so far is done."""
@@ -170,7 +181,7 @@ class Shard(Member):
         if refresh_after is not None and self._flights.elect(
             digest, entry.age(time.monotonic()), refresh_after
         ):
-            reply = _reply(entry)
+            reply = reply_for(entry)
             reply[2] |= protocol.Flag.REFRESH.value
             return LookupReply(reply)
         if isinstance(entry.value, StoredRef):
@@ -189,18 +200,22 @@ class Shard(Member):
         # The caller's lookup already counted this request's miss: peek, don't count again.
         entry = self._store.peek(digest)
         if entry is not None:
-            return _reply(entry)
+            return reply_for(entry)
         joined = self._join(digest)
         if joined[0] != Code.MISS:
             return joined
-        return protocol.in_flight(Code.COMPUTING, self._start(digest, call))
+        try:
+            return protocol.in_flight(Code.COMPUTING, self._start(digest, call))
+        except RayError:
+            return protocol.miss()  # the vault could not start it: the caller runs it itself
 
     def refresh(self, request: bytes, call: Call) -> None:
         """Recompute a stale entry in the background; it is served until the new value lands."""
         epoch, digest, _ = KeyRequest.unpack(request)
         if not self._is_stale(epoch) and digest not in self._flights:
-            self._start(digest, call)
-            self._counters["refreshes"] += 1
+            with contextlib.suppress(RayError):  # the stale value is served meanwhile
+                self._start(digest, call)
+                self._counters["refreshes"] += 1
 
     def tag_summary(self, tag: str) -> tuple[int, int]:
         """Return how many live entries carry ``tag`` and their bytes."""
@@ -210,9 +225,8 @@ class Shard(Member):
     def _start(self, digest: bytes, call: Call) -> ray.ObjectRef[Any]:
         me = ray.get_runtime_context().current_actor
         self._counters["computes"] += 1
-        return self._flights.start(
-            digest, lambda token: submit(call, me, digest, token), ttl=call.ttl, tags=call.tags
-        )
+        launch = functools.partial(self._custody.submit, call, me, digest)
+        return self._flights.start(digest, launch, ttl=call.ttl, tags=call.tags)
 
     def _join(self, digest: bytes) -> WireReply:
         """Join the key's flight: WAIT on a live lease, PENDING on a task; else MISS."""
@@ -247,7 +261,7 @@ class Shard(Member):
             return self._stale()
         entry = self._store.peek(digest)
         if entry is not None:
-            return _reply(entry)
+            return reply_for(entry)
         joined = self._join(digest)
         if joined[0] != Code.MISS:
             return joined
@@ -294,7 +308,7 @@ class Shard(Member):
             return protocol.ok()
         stored = self._put(digest, value, size_of(value), flight.ttl, flight.tags, cost)
         entry = self._store.peek(digest)
-        outcome = protocol.hit(value) if entry is None else _reply(entry)
+        outcome = protocol.hit(value) if entry is None else reply_for(entry)
         self._flights.settle(digest, token, outcome)
         return stored
 
@@ -316,6 +330,7 @@ class Shard(Member):
         """Record the outcome of computation ``token``; None means it failed."""
         flight = self._flights.settle(digest, token)
         if flight is None or flight.handle is None or settlement is None:
+            self._custody.tidy((digest,))
             return  # deleted, cleared or superseded while it ran; or it failed
         value = settlement.inline_value if settlement.inline else StoredRef(flight.handle)
         self._put(digest, value, settlement.size, flight.ttl, flight.tags, settlement.seconds)
@@ -327,10 +342,10 @@ class Shard(Member):
             self._flights.forget(digest)
         else:
             entry = self._store.peek(digest)
-            held = None if entry is None else entry.value
-            if not isinstance(held, StoredRef) or held.ref.hex() != ref_hex:
+            if entry is None or stored_hex(entry) != ref_hex:
                 return False
             self._store.delete(digest)
+        self._custody.tidy((digest,))
         self._counters["lost"] += 1
         return True
 
@@ -377,9 +392,7 @@ class Shard(Member):
         if restored is None:
             return entry
         value, size, ttl, tags, cost = restored
-        if size >= INLINE_LIMIT:
-            value = StoredRef(ray.put(value))
-        self._put(digest, value, size, ttl, tags, cost, persist=False)
+        self._put(digest, value, size, ttl, tags, cost, persist=False)  # large: to the vault
         # The policy may turn a restored value away; it is served all the same.
         served = Entry(digest, value, size, cost, time.monotonic(), None, frozenset())
         return self._store.peek(digest) or served
@@ -399,22 +412,17 @@ class Shard(Member):
             self._counters["rejected"] += 1
             return protocol.too_large(size, self._store.capacity)
         if size >= INLINE_LIMIT and not isinstance(value, StoredRef):
-            value = StoredRef(ray.put(value))  # this shard now owns the only copy it serves
+            value = self._custody.keep(value)
+            if value is None:
+                return protocol.ok()  # its vault is restarting: uncached, as by a dead shard
         ttl = self._default_ttl if ttl is None else ttl
         self._migration.settle(digest)
-        self._store.put(digest, value, size, ttl=ttl, tags=tags, cost=cost)
+        evicted = self._store.put(digest, value, size, ttl=ttl, tags=tags, cost=cost)
+        self._custody.stored(digest, value)
+        self._custody.tidy([digest, *(_as_bytes(entry.key) for entry in evicted)])
         if persist:
             self._durable.write(digest, _fetcher(value), size=size, ttl=ttl, tags=tags, cost=cost)
         return protocol.ok()
-
-
-def _reply(entry: Entry | None, *, hot: bool = False) -> WireReply:
-    if entry is None:
-        return protocol.miss()
-    value = entry.value
-    if isinstance(value, StoredRef):
-        return protocol.ref(value.ref, hot=hot)
-    return protocol.hit(value, hot=hot)
 
 
 def _fetcher(value: Any) -> Callable[[], Any]:
@@ -422,3 +430,8 @@ def _fetcher(value: Any) -> Callable[[], Any]:
     if isinstance(value, StoredRef):
         return lambda: ray.get(value.ref)
     return lambda: value
+
+
+def _as_bytes(key: Hashable) -> bytes:
+    assert isinstance(key, bytes)
+    return key

@@ -8,19 +8,9 @@ import ray
 
 
 class StoredRef:
-    """A large value held in Ray's object store and owned by this shard."""
+    """A large value held in Ray's object store, owned by the vault of its shard's node."""
 
     __slots__ = ("ref",)
 
     def __init__(self, ref: ray.ObjectRef[Any]) -> None:
         self.ref = ref
-
-
-def adopt_large(ref: ray.ObjectRef[Any]) -> StoredRef:
-    """Take over a large value another shard held, such as one a resize moves here.
-
-    The value is copied into an object this shard owns, because an object is lost with
-    its owner and the shard that held it is about to let it go, or to be killed. The one
-    place that decides who owns a moved value.
-    """
-    return StoredRef(ray.put(ray.get(ref)))

@@ -20,6 +20,7 @@ from ray.remote_function import RemoteFunction
 from raycache.actors import registry
 from raycache.actors.compute import Job
 from raycache.actors.router import Snapshot
+from raycache.actors.vault import ship
 from raycache.client import connect
 from raycache.client.loader import load_here
 from raycache.client.shard_client import ABSENT, ShardClient
@@ -156,7 +157,8 @@ class CacheHandle:
         client = yield from self._ready()
         self._forget(digest)
         warn_if_unpickled_on_hit(value, "the value for", key)
-        _raise_if_too_large((yield from client.call(digest, "put", value, seconds, checked_tags)))
+        reply = yield from client.call(digest, "put", ship(value), seconds, checked_tags)
+        _raise_if_too_large(reply)
 
     def _delete(self, key: Any) -> Steps[bool]:
         digest = key_digest(key)
@@ -225,7 +227,7 @@ class CacheHandle:
             warn_if_unpickled_on_hit(value, "the value for", key)
 
         def values_of(indices: list[int]) -> tuple[list[Any]]:
-            return ([values[i] for i in indices],)
+            return ([ship(values[i]) for i in indices],)
 
         for _, reply in (yield from client.fan_out("put_many", digests, values_of, seconds, ())):
             _raise_if_too_large(reply)

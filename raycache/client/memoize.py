@@ -1,13 +1,13 @@
 """``@raycache.memoize``: compute each distinct call once, cluster-wide.
 
 On a ``@ray.remote`` function, ``f.remote(...)`` returns an ObjectRef whose value is the
-undecorated task's. A hit costs one actor round trip and returns the shard's own
-reference, so nothing is copied; a miss starts the task from the shard that owns the key,
-so the result outlives the driver that asked first. On a plain function, the call
-returns the value, computed in the caller on a miss. On an ``async def`` function, the
-call returns a coroutine: awaiting it gives the value (never a coroutine, which is all
-that would be cached otherwise), computed in the caller's event loop on a miss, while
-the cache is reached without blocking that loop.
+undecorated task's. A hit costs one actor round trip and returns the cache's own
+reference, so nothing is copied; a miss has the vault of the key's shard's node start the
+task, so the result outlives the driver that asked first, and the shard too. On a plain
+function, the call returns the value, computed in the caller on a miss. On an ``async def``
+function, the call returns a coroutine: awaiting it gives the value (never a coroutine,
+which is all that would be cached otherwise), computed in the caller's event loop on a
+miss, while the cache is reached without blocking that loop.
 
 A call is keyed by the function's fingerprint (its code, constants, closure, defaults
 and ``version``) and its arguments bound by signature. DataFrames, Arrow tables and

@@ -4,12 +4,23 @@
 'default/router'
 >>> shard_actor_name("default", shard_id(3))
 'default/shard-3'
+>>> vault_name("ab12")
+'vault:ab12'
 """
 
 from __future__ import annotations
 
 NAMESPACE = "raycache"
 """The Ray namespace that holds every raycache actor, whatever job created it."""
+
+
+VAULT_PREFIX = "vault:"
+"""The start of every vault's actor name; the rest is its node's id."""
+
+
+def vault_name(node_id: str) -> str:
+    """Return the actor name of the vault of node ``node_id``, shared by every cache."""
+    return VAULT_PREFIX + node_id
 
 
 def router_name(cache: str) -> str:

@@ -1,0 +1,155 @@
+"""A shard's side of its node's vault: what it keeps there, and letting go of it.
+
+A shard's large values, and the results of the tasks it starts, are objects its node's
+:class:`~raycache.actors.vault.Vault` owns, so that the references a shard hands out stay
+readable when the shard dies. The vault holds each one until the shard releases it. The
+shard learns that an entry left its store from what the store's methods return, except
+for entries that expired out of sight, which the store's expiration counter reveals: then
+every reference is checked. Releases and records go to the vault in one fire-and-forget
+message per request, so that no eviction waits on the vault.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError
+
+from raycache.actors.compute import Call
+from raycache.actors.stored import StoredRef
+from raycache.actors.vault import Record, drop_everywhere, local_vault
+from raycache.core import protocol
+from raycache.core.naming import vault_name
+from raycache.core.protocol import WireReply
+from raycache.core.singleflight import SingleFlight
+from raycache.core.store import Entry, Store
+
+Put = Callable[[bytes, Any, int, float | None, tuple[str, ...], float], Any]
+"""A shard's put: ``put(digest, value, size, ttl, tags, cost)``."""
+
+
+class Custody:
+    """The references one shard holds in its node's vault, by digest."""
+
+    def __init__(
+        self, cache: str, member: str, store: Store, flights: SingleFlight[ray.ObjectRef[Any]]
+    ) -> None:
+        self._shard = (cache, member)
+        self._store = store
+        self._flights = flights
+        self._vault = local_vault()
+        self._held: dict[bytes, set[str]] = {}
+        self._records: list[tuple[str, Record]] = []
+        self._released: list[str] = []
+        self._expirations = store.stats().expirations
+        # A shard replaced on another node leaves its old vault holding what it kept there.
+        node = ray.get_runtime_context().get_node_id()
+        drop_everywhere(cache, member, sparing=vault_name(node))
+
+    def keep(self, value: Any) -> StoredRef | None:
+        """Put ``value`` in the object store under the vault's ownership; None if it is down."""
+        try:
+            nested = ray.get(self._vault.keep.remote(*self._shard, value))
+        except RayActorError:
+            return None  # restarting: this value goes uncached
+        return StoredRef(nested[0])
+
+    def submit(self, call: Call, shard: Any, digest: bytes, token: int) -> ray.ObjectRef[Any]:
+        """Start ``call`` as a task the vault owns; return the reference to its result."""
+        ref: ray.ObjectRef[Any] = ray.get(
+            self._vault.submit.remote(*self._shard, call, shard, digest, token)
+        )[0]
+        self._held.setdefault(digest, set()).add(ref.hex())
+        return ref
+
+    def adopt_large(self, ref: ray.ObjectRef[Any]) -> StoredRef:
+        """Take over a large value that another shard held, such as one a resize migrates.
+
+        A reference this node's vault owns is only held once more; any other is copied
+        into it, so that the value is owned and placed like this shard's own.
+        """
+        return StoredRef(ray.get(self._vault.adopt.remote(*self._shard, [ref]))[0])
+
+    def stored(self, digest: bytes, value: Any) -> None:
+        """Note that ``value`` was just put in the store under ``digest``."""
+        if not isinstance(value, StoredRef):
+            return
+        hex_id = value.ref.hex()
+        self._held.setdefault(digest, set()).add(hex_id)
+        entry = self._store.peek(digest)
+        if entry is not None and entry.value is value:  # admitted by the policy
+            self._records.append((hex_id, _record(digest, entry)))
+
+    def tidy(self, digests: Iterable[bytes] = ()) -> None:
+        """Release what neither the store nor a flight holds under ``digests``; tell the vault."""
+        expirations = self._store.stats().expirations
+        if expirations != self._expirations:
+            self._expirations = expirations
+            digests = list(self._held)  # entries expired without the shard seeing them leave
+        for digest in digests:
+            self._release_unused(digest)
+        if self._records or self._released:
+            self._vault.update.remote(*self._shard, self._records, self._released)
+            self._records, self._released = [], []
+
+    def sweep(self) -> None:
+        """Release every reference that nothing holds any more; after a bulk removal."""
+        self.tidy(list(self._held))
+
+    def restore(self, put: Put) -> None:
+        """Put back, with the shard's ``put``, the large entries it held before it restarted.
+
+        Entries that expired meanwhile, or that it refuses now, are released.
+        """
+        for record, nested in ray.get(self._vault.recover.remote(*self._shard)):
+            self._held.setdefault(record.digest, set()).add(nested[0].hex())
+            ttl = record.ttl()
+            if ttl is None or ttl > 0:
+                put(record.digest, StoredRef(nested[0]), record.size, ttl, record.tags, record.cost)
+        self.sweep()
+
+    def _release_unused(self, digest: bytes) -> None:
+        hexes = self._held.get(digest)
+        if hexes is None:
+            return
+        unused = hexes - self._in_use(digest)
+        if unused:
+            self._released.extend(unused)
+            hexes -= unused
+        if not hexes:
+            del self._held[digest]
+
+    def _in_use(self, digest: bytes) -> set[str]:
+        entry = self._store.peek(digest)
+        flight = self._flights.get(digest)
+        in_use = {
+            None if entry is None else stored_hex(entry),
+            None if flight is None or flight.handle is None else flight.handle.hex(),
+        }
+        return {hex_id for hex_id in in_use if hex_id is not None}
+
+
+def reply_for(entry: Entry | None, *, hot: bool = False) -> WireReply:
+    """Return the reply to a read of ``entry``: MISS, HIT with the value, or REF with ``[ref]``."""
+    if entry is None:
+        return protocol.miss()
+    value = entry.value
+    if isinstance(value, StoredRef):
+        return protocol.ref(value.ref, hot=hot)
+    return protocol.hit(value, hot=hot)
+
+
+def stored_hex(entry: Entry) -> str | None:
+    """Return the hex id of the object an entry holds by reference; None for an inline one."""
+    value = entry.value
+    return str(value.ref.hex()) if isinstance(value, StoredRef) else None
+
+
+def _record(digest: bytes, entry: Entry) -> Record:
+    expires_at = None
+    if entry.expires_at is not None:  # the store's clock is monotonic: make it wall-clock
+        expires_at = time.time() + entry.expires_at - time.monotonic()
+    return Record(digest, entry.size, expires_at, tuple(sorted(entry.tags)), entry.cost)

@@ -1,0 +1,223 @@
+"""The vault: one actor per node that owns the large values of every cache's shards there.
+
+An object dies with the process that owns it. A shard serves requests and may crash or be
+killed; so the objects behind the references it hands out are owned by its node's vault
+instead, a detached actor that serves no user request and runs no user code: it puts
+values, submits memoized tasks (it never unpickles their functions) and keeps references.
+Only losing its node, or the vault process itself, loses them.
+
+The vault holds each reference for a shard (a ``(cache, member)`` pair) until that shard
+releases it, so that memory follows the shard's budget. With each reference it keeps the
+entry's :class:`Record`, so that a shard restarted after a crash takes its large entries
+back (:meth:`Vault.recover`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from raycache.actors.cluster import lasting
+from raycache.actors.compute import Call, large_size, submit
+from raycache.core.naming import NAMESPACE, VAULT_PREFIX, vault_name
+from raycache.core.sizing import size_of
+
+Holder = tuple[str, str]
+"""A shard, as ``(cache, member)``."""
+
+ORPHAN_GRACE_S = 120.0
+"""How long a vault keeps what a dead shard held, beyond the cache's own use of it.
+
+Ray learns who borrows an object from the process that passed the reference on, when
+that process lets go of it. A reader that got its reference from a shard that then died
+is unknown to the vault, so its object lives only as long as the vault holds it itself.
+"""
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A large value sent to a shard by reference, with its size; see :func:`ship`."""
+
+    ref: ray.ObjectRef[Any]
+    size: int
+
+
+def ship(value: Any) -> Any:
+    """Return ``value`` as a client sends it to a shard: large ones as :class:`Shipped`.
+
+    The shard then hands the vault a reference, and the vault's put is the one copy made
+    on the cache's side, as when the shard itself owned its values.
+    """
+    size = large_size(value)
+    return value if size is None else Shipped(ray.put(value), size)
+
+
+def sent_size(value: Any) -> int:
+    """Return the size of a value as a shard received it: shipped, or as it is."""
+    return value.size if isinstance(value, Shipped) else size_of(value)
+
+
+@dataclass(frozen=True)
+class Record:
+    """What a shard needs to take an entry back: its key, size, expiry, tags and cost.
+
+    ``expires_at`` is wall-clock time (``time.time()``), since the shard that reads it
+    back is another process, with another monotonic clock.
+    """
+
+    digest: bytes
+    size: int
+    expires_at: float | None
+    tags: tuple[str, ...]
+    cost: float
+
+    def ttl(self) -> float | None:
+        """Return the seconds left to live, None for no limit; 0 or less if expired."""
+        return None if self.expires_at is None else self.expires_at - time.time()
+
+
+class Vault:
+    """The owner of one node's large cached values. Started by shards; see :func:`local_vault`."""
+
+    def __init__(self) -> None:
+        # Per shard, hex -> [ref] and its record once the shard has stored it. The
+        # references here are what keeps the objects alive for the cache.
+        self._held: dict[Holder, dict[str, tuple[list[Any], Record | None]]] = {}
+        self._orphans: deque[tuple[float, list[list[Any]]]] = deque()
+
+    def keep(self, cache: str, member: str, value: Any) -> list[Any]:
+        """Put ``value`` (or the value shipped) in the object store, owned by this vault.
+
+        Return ``[ref]``.
+        """
+        if isinstance(value, Shipped):
+            value = ray.get(value.ref)
+        return self._hold((cache, member), [ray.put(value)])
+
+    def submit(
+        self, cache: str, member: str, call: Call, shard: Any, digest: bytes, token: int
+    ) -> list[Any]:
+        """Start ``call`` for ``shard`` as a task this vault owns; return ``[ref]``."""
+        return self._hold((cache, member), [submit(call, shard, digest, token)])
+
+    def adopt(self, cache: str, member: str, nested: list[Any]) -> list[Any]:
+        """Hold ``nested[0]`` for a shard as well; return ``[ref]`` to it.
+
+        A reference this vault already owns is held as it is; another is copied here,
+        so that the value lives on this node and no longer depends on its first owner.
+        """
+        ref = nested[0]
+        if not any(ref.hex() in refs for refs in self._held.values()):
+            ref = ray.put(ray.get(ref))
+        return self._hold((cache, member), [ref])
+
+    def update(
+        self, cache: str, member: str, records: list[tuple[str, Record]], released: list[str]
+    ) -> None:
+        """Attach the records of references a shard stored; drop those it released."""
+        self._expire_orphans()
+        refs = self._held.get((cache, member), {})
+        for hex_id, record in records:
+            if hex_id in refs:  # released meanwhile otherwise
+                refs[hex_id] = (refs[hex_id][0], record)
+        for hex_id in released:
+            refs.pop(hex_id, None)
+
+    def recover(self, cache: str, member: str) -> list[tuple[Record, list[Any]]]:
+        """Return a restarted shard's stored entries; let go of what it never stored.
+
+        All it held is kept for :data:`ORPHAN_GRACE_S` anyway, for its readers.
+        """
+        refs = self._held.get((cache, member), {})
+        self._orphan([nested for nested, _ in refs.values()])
+        kept = {hex_id: held for hex_id, held in refs.items() if held[1] is not None}
+        self._held[(cache, member)] = kept
+        return [(record, nested) for nested, record in kept.values() if record is not None]
+
+    def drop(self, cache: str, member: str | None = None) -> int:
+        """Drop every reference held for ``cache``'s shard ``member`` (all if None); count them.
+
+        What one shard held is kept a while longer, since that shard is gone (see
+        :data:`ORPHAN_GRACE_S`); a whole cache's is freed at once, as its shutdown asks.
+        """
+        holders = [h for h in self._held if h[0] == cache and member in (None, h[1])]
+        dropped = [held[0] for holder in holders for held in self._held.pop(holder).values()]
+        if member is not None:
+            self._orphan(dropped)
+        return len(dropped)
+
+    def holdings(self, cache: str) -> list[str]:
+        """Return the hex ids of the objects held for ``cache``."""
+        return [
+            hex_id for (name, _), refs in self._held.items() if name == cache for hex_id in refs
+        ]
+
+    def _orphan(self, refs: list[list[Any]]) -> None:
+        if refs:
+            self._orphans.append((time.monotonic() + ORPHAN_GRACE_S, refs))
+
+    def _expire_orphans(self) -> None:
+        now = time.monotonic()
+        while self._orphans and self._orphans[0][0] <= now:
+            self._orphans.popleft()
+
+    def _hold(self, holder: Holder, nested: list[Any]) -> list[Any]:
+        self._held.setdefault(holder, {})[nested[0].hex()] = (nested, None)
+        return nested
+
+
+def local_vault() -> Any:
+    """Return the vault of the calling process's node, starting it if need be.
+
+    Detached, so that it outlives the driver and the router that led to it; pinned to its
+    node, since its whole point is to live exactly as long as that node; restarted if it
+    crashes (empty: its objects died with it).
+    """
+    node = ray.get_runtime_context().get_node_id()
+    return (
+        ray.remote(Vault)
+        .options(
+            **lasting(vault_name(node)),
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
+        )
+        .remote()
+    )
+
+
+def drop_everywhere(
+    cache: str, member: str | None = None, *, sparing: str | None = None
+) -> list[ray.ObjectRef[int]]:
+    """Tell every vault but ``sparing`` to drop what it holds for ``cache`` (or one member).
+
+    Return the calls, for a caller that must wait: a cache shut down, or a shard removed
+    or replaced on another node, leaves nothing behind.
+    """
+    calls = []
+    for name in _vault_names():
+        if name != sparing:
+            with contextlib.suppress(ValueError):  # gone with its node meanwhile
+                calls.append(ray.get_actor(name, namespace=NAMESPACE).drop.remote(cache, member))
+    return calls
+
+
+def wait_dropped(calls: list[ray.ObjectRef[int]]) -> None:
+    """Wait for the calls of :func:`drop_everywhere`; a vault that died holds nothing."""
+    for call in calls:
+        with contextlib.suppress(RayActorError):
+            ray.get(call)
+
+
+def _vault_names() -> list[str]:
+    actors = ray.util.list_named_actors(all_namespaces=True)
+    return [
+        actor["name"]
+        for actor in actors
+        if actor["namespace"] == NAMESPACE and actor["name"].startswith(VAULT_PREFIX)
+    ]
