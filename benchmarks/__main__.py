@@ -29,6 +29,7 @@ from benchmarks import (
     pipeline,
     policies,
     ring_scale,
+    storage,
     store_scale,
     throughput,
 )
@@ -49,6 +50,7 @@ MODULES: dict[str, Callable[..., Measurement]] = {
     "policies": policies.run,
     "ring_scale": ring_scale.run,
     "store_scale": store_scale.run,
+    "storage": storage.run,
 }
 CACHE_CAPACITY = "1GiB"
 OBJECT_STORE_BYTES = 8 * 1024**3

@@ -22,12 +22,21 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import joblib
 import pandas as pd
 
 from benchmarks.datasets import make_mixed_frame
-from benchmarks.report import Summary, comparison, interleave, summarize, summary_table
+from benchmarks.report import (
+    Measurement,
+    Row,
+    Summary,
+    comparison,
+    interleave,
+    summarize,
+    summary_table,
+)
 from raycache.core.keys import key_digest
 from raycache.core.storage import StorageTier, parse_storage
 
@@ -88,8 +97,8 @@ TARGETS = {
 }
 
 
-def report(timed: dict[str, Summary], nbytes: int) -> str:
-    """Return the markdown table of the measurements, with the targets' verdicts."""
+def rows_of(timed: dict[str, Summary]) -> list[Row]:
+    """Return the rows comparing the tier's reads with each baseline, with verdicts."""
     rows = [
         comparison(f"tier, {how} vs {label}", timed[ours], timed[base], label,
                    max_ratio=ratio, target=target)
@@ -102,8 +111,21 @@ def report(timed: dict[str, Summary], nbytes: int) -> str:
             "tier, DataFrame, first read (checksum)", first, timed["joblib"], "joblib.Memory"
         )
     )
+    return rows
+
+
+def report(timed: dict[str, Summary], nbytes: int) -> str:
+    """Return the markdown table of the measurements, with the targets' verdicts."""
     title = f"Reading a {nbytes / 1e6:.0f} MB mixed-dtype DataFrame back (p50, page cache warm)"
-    return f"### {title}\n\n{summary_table(rows)}"
+    return f"### {title}\n\n{summary_table(rows_of(timed))}"
+
+
+def run(cache: object, *, quick: bool) -> Measurement:
+    """Measure the durable tier's reads for ``make bench``; ``cache`` is not used."""
+    nbytes = QUICK_BYTES if quick else FULL_BYTES
+    timed = measure(nbytes, runs=3 if quick else 7)
+    raw: dict[str, Any] = {"summaries": {}, "round_p50_ratios": [], "bytes": nbytes}
+    return Measurement(rows=rows_of(timed), raw=raw)
 
 
 def main(argv: list[str] | None = None) -> int:
