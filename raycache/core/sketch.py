@@ -29,11 +29,11 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Final
 
-__all__ = ["FrequencySketch"]
+__all__ = ["MIX", "FrequencySketch"]
 
 # Multiply-shift mixing: hash(int) is the int itself, so consecutive keys would
 # otherwise share counters. The golden-ratio constant spreads them over the high bits.
-_MIX: Final = 0x9E3779B97F4A7C15
+MIX: Final = 0x9E3779B97F4A7C15
 _HALVE: Final = bytes(i >> 1 for i in range(256))
 _MAX_COUNT: Final = 15
 _BUMP: Final = bytes(min(i + 1, _MAX_COUNT) for i in range(256))
@@ -67,7 +67,7 @@ class FrequencySketch:
     def add(self, key: Hashable) -> None:
         """Count one use of ``key``."""
         # Inlined index arithmetic (see estimate): this runs on every read and write.
-        h, mask, table = hash(key) * _MIX, self._mask, self._table
+        h, mask, table = hash(key) * MIX, self._mask, self._table
         a, b, c, d = h & mask, h >> 14 & mask, h >> 28 & mask, h >> 42 & mask
         # A lookup in _BUMP is cheaper than a comparison and a branch per counter.
         table[a], table[b], table[c], table[d] = (
@@ -85,7 +85,7 @@ class FrequencySketch:
         """Return the (over-)estimated number of recent uses of ``key``."""
         # Four windows of one mixed hash pick the counters. Masking by a power of two
         # keeps a counter's index stable modulo the old width when the table grows.
-        h, mask, table = hash(key) * _MIX, self._mask, self._table
+        h, mask, table = hash(key) * MIX, self._mask, self._table
         return min(
             table[h & mask], table[h >> 14 & mask], table[h >> 28 & mask], table[h >> 42 & mask]
         )
@@ -99,7 +99,7 @@ class FrequencySketch:
         (1, 0)
         """
         mask, table = self._mask, self._table
-        h, g = hash(key) * _MIX, hash(other) * _MIX
+        h, g = hash(key) * MIX, hash(other) * MIX
         return (
             min(
                 table[h & mask], table[h >> 14 & mask], table[h >> 28 & mask], table[h >> 42 & mask]

@@ -1,87 +1,106 @@
-"""W-TinyLFU whose window size a hill climber tunes to the workload: the default policy.
+"""W-TinyLFU whose window share miniature simulations choose: the default policy.
 
-Einziger, Eytan, Friedman & Manes, "Adaptive Software Cache Management", Middleware
-2018, as Caffeine implements it. A small window suits a workload where frequency
-predicts reuse (Zipf); a large one suits one where recency does (bursts, a hot set
-that moves). Rather than guess, the policy tries: every sample of requests it moves
-the window/main split one step and keeps going in that direction while the hit
-ratio improves, turning back when it drops. Steps decay, and restart at full size
-when the hit ratio jumps, which signals that the workload changed.
+A small window suits a workload where frequency predicts reuse (Zipf); a large one
+suits one where recency does (bursts, a hot set that moves), and a window of the
+whole cache is LRU. Rather than guess, or climb on the noisy hit ratio of the real
+cache (Caffeine's way), the policy runs a few tiny shadow caches, one per candidate
+window share, on a hashed sample of the keys (see
+:mod:`~raycache.core.policies.miniature`), and every epoch adopts the share of the
+one that hit most. All of them see the same requests, so the comparison is fair
+however the workload moves, and a wrong regime is left within one epoch.
 """
 
 from __future__ import annotations
 
-from typing import Final
+import math
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Final
 
+from raycache.core.policies.miniature import Miniature
 from raycache.core.policies.tinylfu import TinyLFUPolicy
+from raycache.core.sketch import MIX
 
-__all__ = ["AdaptivePolicy", "HillClimber"]
+if TYPE_CHECKING:
+    from raycache.core.store import Entry
 
-# Caffeine's constants.
-STEP: Final = 0.0625
-"""The first and the restarted step, as a share of the cache."""
-DECAY: Final = 0.98
-"""How much each step shrinks from the one before, while the workload is steady."""
-RESTART: Final = 0.05
-"""A change of hit ratio at least this large restarts the steps at full size."""
-LARGEST_WINDOW: Final = 0.99
-"""The window never takes the whole cache: the main region keeps the frequent entries."""
-SAMPLE_FLOOR: Final = 2000
-"""The fewest requests per sample: fewer make the hit ratio too noisy to climb on."""
+__all__ = ["SHARES", "AdaptivePolicy"]
 
-
-class HillClimber:
-    """Moves the window share to raise the hit ratio of the last sample.
-
-    >>> climber = HillClimber(share=0.5)
-    >>> climber.adjust(hits=10, misses=90)  # first sample: a step down
-    0.4375
-    >>> climber.adjust(hits=50, misses=50)  # better: keep going
-    0.375
-    >>> climber.adjust(hits=10, misses=90)  # worse: turn back
-    0.4375
-    """
-
-    def __init__(self, share: float = 0.01) -> None:
-        self.share = share
-        """The window's share of the cache now."""
-        self._step = -STEP
-        self._previous = 0.0
-
-    def adjust(self, hits: int, misses: int) -> float:
-        """Take one step after a sample of ``hits`` and ``misses``; return the new share."""
-        rate = hits / max(hits + misses, 1)
-        change = rate - self._previous
-        step = self._step if change >= 0 else -self._step
-        self.share = min(max(self.share + step, 0.0), LARGEST_WINDOW)
-        if abs(change) >= RESTART:
-            self._step = STEP if step >= 0 else -STEP
-        else:
-            self._step = DECAY * step
-        self._previous = rate
-        return self.share
+SHARES: Final = (0.01, 0.2, 0.5, 1.0)
+"""The window shares simulated; 1.0 is LRU (no admission filter)."""
+MINI_ENTRIES: Final = 512
+"""The sample is the largest that leaves each miniature about this many entries."""
+LARGEST_RATE: Final = 128
+"""One key in this many at most is sampled: beyond it the saving is not worth the noise."""
+EPOCH_FLOOR: Final = 250
+"""The fewest sampled requests between two choices: fewer are too noisy."""
+EPOCH_PER_ENTRY: Final = 1
+"""Sampled requests per miniature entry between two choices: an epoch outlasts a turnover."""
+MEMORY: Final = 0.5
+"""The weight of past epochs' hits in the next choice: it damps flapping between regimes."""
 
 
 class AdaptivePolicy(TinyLFUPolicy):
-    """W-TinyLFU whose window share a :class:`HillClimber` adjusts once every sample.
+    """W-TinyLFU whose window share is that of the best of a few miniature caches.
 
-    A sample is ``SAMPLE_PER_ENTRY`` requests (hits and misses) per tracked entry, and
-    at least ``SAMPLE_FLOOR``.
     The window does not shrink or grow at once: a smaller window pushes its oldest
     entries on to probation at the next write, and a larger one fills from new
     entries while evictions come from the main region.
     """
 
     name = "adaptive"
-    SAMPLE_PER_ENTRY: Final = 3
 
     def __init__(self) -> None:
-        super().__init__(window_share=0.01)
-        self._climber = HillClimber(self._window_share)
-        self._sample = SAMPLE_FLOOR
+        super().__init__(window_share=SHARES[0])
+        self._minis = [Miniature(share) for share in SHARES]
+        self._scores = [0.0] * len(SHARES)
+        self._mask = 0  # a key is sampled when its mixed hash is 0 under the mask
+        self._seen = 0  # sampled requests this epoch
+        self._resample_at: float = 2 * MINI_ENTRIES  # entries held when the sample shrinks
 
-    def _adapt(self) -> None:
-        """Step the window share after a sample, and size the next sample."""
-        self._window_share = self._climber.adjust(self._hits, self._misses)
-        self._hits = self._misses = 0
-        self._sample = max(SAMPLE_FLOOR, self.SAMPLE_PER_ENTRY * self._count)
+    def insert(self, entry: Entry) -> None:
+        """Track a new entry: a miss, which the miniatures see if its key is sampled."""
+        key = entry.key
+        if not hash(key) * MIX >> 32 & self._mask:
+            self._observe(key, entry.size)
+        TinyLFUPolicy.insert(self, entry)
+
+    def touch(self, entry: Entry) -> None:
+        """Count a hit, which the miniatures see if its key is sampled."""
+        key = entry.key
+        if not hash(key) * MIX >> 32 & self._mask:
+            self._observe(key, entry.size)
+        TinyLFUPolicy.touch(self, entry)
+
+    def _observe(self, key: Hashable, size: int) -> None:
+        """Feed one sampled request to every miniature; choose a share at the epoch's end."""
+        if self._count >= self._resample_at:
+            self._resample()
+        budget = max(1, self._bytes // (self._mask + 1))
+        for mini in self._minis:
+            mini.budget = budget
+            mini.access(key, size)
+        self._seen += 1
+        if self._seen >= max(EPOCH_FLOOR, EPOCH_PER_ENTRY * len(self._minis[0])):
+            self._choose()
+
+    def _choose(self) -> None:
+        """Adopt the window share of the miniature with the most hits, lately."""
+        scores = self._scores
+        for i, mini in enumerate(self._minis):
+            scores[i] = MEMORY * scores[i] + mini.hits
+            mini.hits = 0
+        best = max(range(len(scores)), key=lambda i: (scores[i], SHARES[i] == self._window_share))
+        self._window_share = SHARES[best]
+        self._seen = 0
+
+    def _resample(self) -> None:
+        """Halve the sample (or more) as the cache grows, so the miniatures stay small."""
+        # Checked as the cache fills, not once an epoch: while every key is sampled,
+        # a filling cache of a million entries would otherwise be simulated in full.
+        rate = self._mask + 1
+        while rate < LARGEST_RATE and self._count >= 2 * rate * MINI_ENTRIES:
+            rate *= 2
+        self._resample_at = 2 * rate * MINI_ENTRIES if rate < LARGEST_RATE else math.inf
+        self._mask = mask = rate - 1
+        for mini in self._minis:
+            mini.drop_unless(lambda key: not hash(key) * MIX >> 32 & mask)

@@ -6,7 +6,6 @@ ACM Transactions on Storage 13(4), 2017, as Caffeine implements it.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Hashable, Iterator
 from itertools import chain
@@ -62,8 +61,6 @@ class TinyLFUPolicy(Policy):
         self._protected = Queue()
         self._sketch = FrequencySketch()
         self._random = random.Random(seed)
-        self._hits = self._misses = 0
-        self._sample: float = math.inf  # requests between calls of _adapt
         # Totals over the three queues, kept here so the hot path need not add them up.
         self._bytes = self._count = 0
 
@@ -75,9 +72,6 @@ class TinyLFUPolicy(Policy):
     def insert(self, entry: Entry) -> None:
         """Put a new entry in the window, pushing the window's oldest on to probation."""
         # The hot path of every put: queue operations are inlined, attributes read once.
-        self._misses += 1
-        if self._hits + self._misses >= self._sample:
-            self._adapt()
         size = entry.size
         total = self._bytes = self._bytes + size
         count = self._count = self._count + 1
@@ -106,7 +100,6 @@ class TinyLFUPolicy(Policy):
 
     def touch(self, entry: Entry) -> None:
         """Count a use of ``entry``; a hit in probation promotes it to protected."""
-        self._hits += 1
         self._sketch.add(entry.key)
         queue = entry._queue
         if queue is self._probation:
@@ -144,9 +137,6 @@ class TinyLFUPolicy(Policy):
         if wanted > held or (wanted >= WARM and self._random.randrange(JITTER) == 0):
             return incumbent
         return candidate
-
-    def _adapt(self) -> None:
-        """Adjust to the sample of requests just counted; this policy does not adapt."""
 
     def _overflow_window(self) -> None:
         # At least one average entry, so tiny caches keep a window, but counted in
