@@ -26,9 +26,10 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raycache.actors import registry
 from raycache.actors.cluster import alive_nodes, lasting
+from raycache.actors.leases import MAX_WAITERS, WAITERS
 from raycache.actors.migration import Move, hand_over
 from raycache.actors.outage import SHARD_DOWN, SHARD_GONE
-from raycache.actors.shard import MAX_WAITERS, WAITERS, Shard
+from raycache.actors.shard import Shard
 from raycache.actors.vault import drop_everywhere
 from raycache.core.config import CacheConfig
 from raycache.core.naming import NAMESPACE, router_name, shard_actor_name, shard_id

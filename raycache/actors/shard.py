@@ -23,6 +23,7 @@ from ray.exceptions import RayError
 from raycache.actors.compute import INLINE_LIMIT, Call, Settlement
 from raycache.actors.custody import reply_for, stored_hex
 from raycache.actors.durable import Durable
+from raycache.actors.leases import Leases
 from raycache.actors.membership import Member
 from raycache.actors.metrics import ShardMetrics
 from raycache.actors.migration import Move
@@ -35,17 +36,10 @@ from raycache.core.libraries import preload_in_background
 from raycache.core.protocol import Code, KeyRequest, LookupReply, WireReply, unpack_request
 from raycache.core.ring import Ring
 from raycache.core.singleflight import SingleFlight
-from raycache.core.sizing import size_of
 from raycache.core.store import Entry, Store
 
-WAITERS = "waiters"
-"""The concurrency group of :meth:`Shard.wait`: threads that block on flights."""
 
-MAX_WAITERS = 64
-"""How many callers may block in :meth:`Shard.wait` at once; more queue behind them."""
-
-
-class Shard(Member):
+class Shard(Leases, Member):
     """One shard of a cache. Created by the router; not meant to be used directly."""
 
     def __init__(self, cache: str, member: str, config: CacheConfig, ring: Ring) -> None:
@@ -243,79 +237,6 @@ class Shard(Member):
             return finished  # done, only not yet reported: a hit
         self._counters["merged"] += 1
         return protocol.in_flight(Code.PENDING, flight.handle)
-
-    # -- leases: loaders that run in the caller ----------------------------------------------
-
-    def lease(
-        self, request: bytes, ttl: float | None, tags: tuple[str, ...], lease_s: float
-    ) -> WireReply:
-        """Grant the caller a lease on a missing key, or say how to get its value instead.
-
-        The answer is a hit if the value landed meanwhile, WAIT or PENDING if someone else
-        computes it, and otherwise LEASED: the caller computes the value in its own
-        process, renews the lease every so often, and ends with :meth:`fulfil` or
-        :meth:`fail`.
-        """
-        epoch, digest, _ = KeyRequest.unpack(request)
-        if self._is_stale(epoch, digest):
-            return self._stale()
-        entry = self._store.peek(digest)
-        if entry is not None:
-            return reply_for(entry)
-        joined = self._join(digest)
-        if joined[0] != Code.MISS:
-            return joined
-        self._counters["leases"] += 1
-        return protocol.leased(
-            self._flights.lease(digest, ttl=ttl, tags=tags, lease_s=lease_s).token
-        )
-
-    @ray.method(concurrency_group=WAITERS)
-    def wait(self, request: bytes, token: int, timeout_s: float) -> WireReply:
-        """Block until lease ``token`` ends, for up to ``timeout_s``; return its outcome.
-
-        Runs on a thread of its own, so that waiting blocks no other request: it only
-        reads the flight, whose event the shard's own thread sets. RETRY means the lease
-        ended without a value (deleted, expired, replaced) or is still running: look again.
-        """
-        _, digest, _ = KeyRequest.unpack(request)
-        flight = self._flights.get(digest)
-        if flight is None or flight.token != token:
-            return protocol.retry()
-        give_up = time.monotonic() + timeout_s
-        # Wake when the lease ends, or when it would expire: its holder renews it (moving
-        # the deadline on) for as long as it lives.
-        while not flight.done.is_set() and not self._flights.expired(flight):
-            wake = min(give_up, time.monotonic() + self._flights.remaining(flight))
-            if wake <= time.monotonic() or flight.done.wait(wake - time.monotonic()):
-                break
-        outcome: WireReply | None = flight.outcome
-        return outcome if outcome is not None else protocol.retry()
-
-    def renew(self, request: bytes, token: int, lease_s: float) -> bool:
-        """Extend lease ``token`` by ``lease_s`` seconds; False if it is no longer current."""
-        _, digest, _ = KeyRequest.unpack(request)
-        return self._flights.renew(digest, token, lease_s)
-
-    def fulfil(self, request: bytes, token: int, value: Any, cost: float) -> WireReply:
-        """Store the value that lease ``token`` computed, and hand it to the waiters.
-
-        A lease deleted, invalidated or superseded meanwhile stores nothing.
-        """
-        _, digest, _ = KeyRequest.unpack(request)
-        flight = self._flights.get(digest)
-        if flight is None or flight.token != token:
-            return protocol.ok()
-        stored = self._put(digest, value, size_of(value), flight.ttl, flight.tags, cost)
-        entry = self._store.peek(digest)
-        outcome = protocol.hit(value) if entry is None else reply_for(entry)
-        self._flights.settle(digest, token, outcome)
-        return stored
-
-    def fail(self, request: bytes, token: int, error: bytes) -> None:
-        """End lease ``token`` with the pickled exception its computation raised."""
-        _, digest, _ = KeyRequest.unpack(request)
-        self._flights.settle(digest, token, protocol.failed(error))
 
     def _finished_computation(self, digest: bytes) -> WireReply | None:
         # A computation tells its shard that it finished by a message that may still be
