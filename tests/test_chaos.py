@@ -80,7 +80,7 @@ from tests.helpers.chaos import node_losses
 
 cache = raycache.Cache("chaos-nodes", capacity="90MiB")
 node = {"num_cpus": 1, "object_store_memory": 200 * 2**20}
-outcome = node_losses(cache, cluster, operations=5_000, **node)
+outcome = node_losses(cache, cluster, operations=7_500, **node)  # room for two swaps
 print(json.dumps(asdict(outcome)))
 cache.shutdown()
 """

@@ -59,7 +59,8 @@ def test_memory_stays_flat_under_steady_load_and_clear_frees_it(
     print(f"{len(samples)} samples; warm {warm}; last {last}")
     capacity = fresh_cache.stats()["capacity"]
     for seen in samples:
-        assert seen.entries <= 2 * KEYS  # the workload's keys and its memoized calls
+        # The workload's keys, its memoized calls and its memoized tasks' results.
+        assert seen.entries <= 3 * KEYS
         assert seen.bytes <= capacity
     for member, rss in last.rss.items():
         assert rss - warm.rss[member] <= RSS_GROWTH_LIMIT, f"{member} grew"
