@@ -11,6 +11,7 @@ never reach the caller as exceptions.
 from __future__ import annotations
 
 import concurrent.futures
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, TypeVar
 
@@ -57,7 +58,7 @@ class Settings(NamedTuple):
     timeout: float | None
 
 
-class CacheHandle:
+class CacheHandle(ABC):
     """The state and the operations of a cache handle; see :class:`~raycache.Cache`."""
 
     def __init__(
@@ -81,9 +82,9 @@ class CacheHandle:
         )
         self._setup(settings.name, settings.near, self._connect(settings))
 
+    @abstractmethod
     def _connect(self, settings: Settings) -> Connection:
         """Start or join the cache; the subclass says whether by blocking."""
-        raise NotImplementedError
 
     def _setup(self, name: str, near: NearCache | None, connection: Connection) -> None:
         self._name = name
