@@ -20,7 +20,9 @@ Storage faults are misses. The tier counts them, and once it reports itself unhe
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -198,9 +200,24 @@ class Durable:
             return otherwise
 
     def _drain(self) -> None:
+        _yield_to_computation()
         while True:
             task = self._queue.get()
             try:
                 task()
             except Exception:  # the tier counts its own faults; fetching a lost value is one
                 logger.exception("raycache: a storage write failed")
+
+
+WRITER_NICENESS = 19
+"""The writer thread's niceness: it takes the cores only when computations leave them idle."""
+
+
+def _yield_to_computation() -> None:
+    """Lower the calling thread's CPU priority, so writes never slow the tasks that compute.
+
+    A write costs CPU (checksums, and copying into the page cache) that would otherwise
+    lengthen a cold run; on Linux a thread's niceness is its own.
+    """
+    with contextlib.suppress(OSError, AttributeError):  # not Linux, or not permitted
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICENESS)
