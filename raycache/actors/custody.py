@@ -12,19 +12,22 @@ message per request, so that no eviction waits on the vault.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import replace
 from typing import Any
 
 import ray
 from ray.exceptions import RayActorError
 
 from raycache.actors.compute import Call
+from raycache.actors.mapped import Mapped
 from raycache.actors.stored import StoredRef
 from raycache.actors.vault import Record, drop_everywhere, local_vault
 from raycache.core import protocol
 from raycache.core.naming import vault_name
 from raycache.core.protocol import WireReply
 from raycache.core.singleflight import SingleFlight
+from raycache.core.storage.mapped import FileEntry
 from raycache.core.store import Entry, Store
 
 Put = Callable[[bytes, Any, int, float | None, tuple[str, ...], float], Any]
@@ -43,6 +46,7 @@ class Custody:
         self._vault = local_vault()
         self._held: dict[bytes, set[str]] = {}
         self._records: list[tuple[str, Record]] = []
+        self._promoting: dict[bytes, Mapped] = {}  # by digest, the copies under way
         self._released: list[str] = []
         self._expirations = store.stats().expirations
         # A shard replaced on another node leaves its old vault holding what it kept there.
@@ -56,6 +60,34 @@ class Custody:
         except RayActorError:
             return None  # restarting: this value goes uncached
         return StoredRef(nested[0])
+
+    def promote(self, digest: bytes, file: FileEntry) -> StoredRef | None:
+        """Have the vault copy a storage hit into the object store, in the background.
+
+        Return the copy's reference at once (None if the file changed meanwhile, or the
+        vault is down); until the copy is done, :meth:`serving` hands out the file.
+        """
+        try:
+            nested = ray.get(self._vault.promote.remote(*self._shard, file))
+        except RayActorError:
+            return None
+        if nested is None:
+            return None
+        self._promoting[digest] = Mapped(file, nested[0])
+        return StoredRef(nested[0])
+
+    def serving(self, entry: Entry) -> Entry:
+        """Return ``entry``, or, while its copy into the object store is under way, its file."""
+        digest = as_digest(entry.key)
+        mapped = self._promoting.get(digest)
+        if mapped is None:
+            return entry
+        if isinstance(entry.value, StoredRef) and entry.value.ref is mapped.promoted:
+            copied, _ = ray.wait([mapped.promoted], timeout=0, fetch_local=False)
+            if not copied:
+                return replace(entry, value=mapped)
+        del self._promoting[digest]
+        return entry
 
     def submit(self, call: Call, shard: Any, digest: bytes, token: int) -> ray.ObjectRef[Any]:
         """Start ``call`` as a task the vault owns; return the reference to its result."""
@@ -121,6 +153,7 @@ class Custody:
             hexes -= unused
         if not hexes:
             del self._held[digest]
+            self._promoting.pop(digest, None)
 
     def _in_use(self, digest: bytes) -> set[str]:
         entry = self._store.peek(digest)
@@ -153,3 +186,9 @@ def _record(digest: bytes, entry: Entry) -> Record:
     if entry.expires_at is not None:  # the store's clock is monotonic: make it wall-clock
         expires_at = time.time() + entry.expires_at - time.monotonic()
     return Record(digest, entry.size, expires_at, tuple(sorted(entry.tags)), entry.cost)
+
+
+def as_digest(key: Hashable) -> bytes:
+    """Return a store key as the key digest that it is."""
+    assert isinstance(key, bytes)
+    return key

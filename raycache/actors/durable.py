@@ -20,9 +20,7 @@ Storage faults are misses. The tier counts them, and once it reports itself unhe
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import queue
 import threading
 import time
@@ -31,6 +29,7 @@ from concurrent.futures import Future
 from dataclasses import asdict
 from typing import Any, NamedTuple, TypeVar
 
+from raycache.actors.priority import lower_priority
 from raycache.core.config import CacheConfig
 from raycache.core.storage import StorageStats, StorageTier
 
@@ -138,12 +137,16 @@ class Durable:
         except queue.Full:
             self._dropped += 1
 
-    def read(self, digest: bytes) -> Restored | None:
-        """Return the entry stored under ``digest``, or None for a miss of any kind."""
+    def read(self, digest: bytes, *, map_above: int | None = None) -> Restored | None:
+        """Return the entry stored under ``digest``, or None for a miss of any kind.
+
+        A local entry of ``map_above`` bytes or more comes back as its verified
+        :class:`~raycache.core.storage.mapped.FileEntry`, for its readers to map.
+        """
         if not self.enabled:
             return None
         assert self._tier is not None
-        stored = self._tier.read(digest)
+        stored = self._tier.read(digest, map_above=map_above)
         if stored is None:
             return None
         ttl = None if stored.expires_at is None else stored.expires_at - time.time()
@@ -200,24 +203,10 @@ class Durable:
             return otherwise
 
     def _drain(self) -> None:
-        _yield_to_computation()
+        lower_priority()
         while True:
             task = self._queue.get()
             try:
                 task()
             except Exception:  # the tier counts its own faults; fetching a lost value is one
                 logger.exception("raycache: a storage write failed")
-
-
-WRITER_NICENESS = 19
-"""The writer thread's niceness: it takes the cores only when computations leave them idle."""
-
-
-def _yield_to_computation() -> None:
-    """Lower the calling thread's CPU priority, so writes never slow the tasks that compute.
-
-    A write costs CPU (checksums, and copying into the page cache) that would otherwise
-    lengthen a cold run; on Linux a thread's niceness is its own.
-    """
-    with contextlib.suppress(OSError, AttributeError):  # not Linux, or not permitted
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICENESS)

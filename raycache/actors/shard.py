@@ -14,14 +14,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any
 
 import ray
 from ray.exceptions import RayError
 
 from raycache.actors.compute import INLINE_LIMIT, Call, Settlement
-from raycache.actors.custody import reply_for, stored_hex
+from raycache.actors.custody import as_digest, reply_for, stored_hex
 from raycache.actors.durable import Durable
 from raycache.actors.leases import Leases
 from raycache.actors.membership import Member
@@ -36,6 +36,7 @@ from raycache.core.libraries import preload_in_background
 from raycache.core.protocol import Code, KeyRequest, LookupReply, WireReply, unpack_request
 from raycache.core.ring import Ring
 from raycache.core.singleflight import SingleFlight
+from raycache.core.storage.mapped import FileEntry
 from raycache.core.store import Entry, Store
 
 
@@ -309,14 +310,21 @@ class Shard(Leases, Member):
     def _entry(self, digest: bytes, *, count: bool = True) -> Entry | None:
         """Return the key's entry from memory, else from storage (promoted into memory)."""
         entry = self._store.get(digest) if count else self._store.peek(digest)
-        restored = None if entry is not None else self._durable.read(digest)
+        if entry is not None:
+            return self._custody.serving(entry)
+        restored = self._durable.read(digest, map_above=INLINE_LIMIT)
         if restored is None:
-            return entry
+            return None
         value, size, ttl, tags, cost = restored
+        if isinstance(value, FileEntry):  # large, in a local file: readers map it themselves
+            value = self._custody.promote(digest, value)
+            if value is None:
+                return None
         self._put(digest, value, size, ttl, tags, cost, persist=False)  # large: to the vault
-        # The policy may turn a restored value away; it is served all the same.
-        served = Entry(digest, value, size, cost, time.monotonic(), None, frozenset())
-        return self._store.peek(digest) or served
+        entry = self._store.peek(digest)
+        if entry is None:  # the policy may turn a restored value away; it is served all the same
+            entry = Entry(digest, value, size, cost, time.monotonic(), None, frozenset())
+        return self._custody.serving(entry)
 
     def _put(
         self,
@@ -340,7 +348,7 @@ class Shard(Leases, Member):
         self._migration.settle(digest)
         evicted = self._store.put(digest, value, size, ttl=ttl, tags=tags, cost=cost)
         self._custody.stored(digest, value)
-        self._custody.tidy([digest, *(_as_bytes(entry.key) for entry in evicted)])
+        self._custody.tidy([digest, *(as_digest(entry.key) for entry in evicted)])
         if persist:
             self._durable.write(digest, _fetcher(value), size=size, ttl=ttl, tags=tags, cost=cost)
         return protocol.ok()
@@ -351,8 +359,3 @@ def _fetcher(value: Any) -> Callable[[], Any]:
     if isinstance(value, StoredRef):
         return lambda: ray.get(value.ref)
     return lambda: value
-
-
-def _as_bytes(key: Hashable) -> bytes:
-    assert isinstance(key, bytes)
-    return key

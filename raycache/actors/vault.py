@@ -15,6 +15,7 @@ back (:meth:`Vault.recover`).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -26,11 +27,17 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raycache.actors.cluster import lasting
 from raycache.actors.compute import Call, large_size, submit
+from raycache.actors.priority import lower_priority
 from raycache.core.naming import NAMESPACE, VAULT_PREFIX, vault_name
 from raycache.core.sizing import size_of
+from raycache.core.storage.files import Contents
+from raycache.core.storage.mapped import FileEntry
 
 Holder = tuple[str, str]
 """A shard, as ``(cache, member)``."""
+
+PROMOTIONS = "promotions"
+"""The vault's concurrency group that copies storage hits into the object store, one at a time."""
 
 ORPHAN_GRACE_S = 120.0
 """How long a vault keeps what a dead shard held, beyond the cache's own use of it.
@@ -91,6 +98,8 @@ class Vault:
         # references here are what keeps the objects alive for the cache.
         self._held: dict[Holder, dict[str, tuple[list[Any], Record | None]]] = {}
         self._orphans: deque[tuple[float, list[list[Any]]]] = deque()
+        self._mapped: dict[int, tuple[FileEntry, Contents]] = {}  # promotions not begun
+        self._tokens = itertools.count()
 
     def keep(self, cache: str, member: str, value: Any) -> list[Any]:
         """Put ``value`` (or the value shipped) in the object store, owned by this vault.
@@ -100,6 +109,32 @@ class Vault:
         if isinstance(value, Shipped):
             value = ray.get(value.ref)
         return self._hold((cache, member), [ray.put(value)])
+
+    def promote(self, cache: str, member: str, file: FileEntry) -> list[Any] | None:
+        """Copy a verified file into the object store, in the background; return ``[ref]``.
+
+        The file is mapped now, so that its removal or replacement from here on cannot
+        change what the copy holds; None if it is no longer the version verified.
+        """
+        try:
+            contents = file.map()
+        except Exception:  # removed or replaced since the shard verified it: a miss
+            return None
+        token = next(self._tokens)
+        self._mapped[token] = (file, contents)
+        this = ray.get_runtime_context().current_actor
+        return self._hold((cache, member), [this.copy_mapped.remote(token)])
+
+    @ray.method(concurrency_group=PROMOTIONS)
+    def copy_mapped(self, token: int) -> Any:
+        """Return the value of the file :meth:`promote` mapped, for Ray to copy as the result.
+
+        It runs in a thread of its own at the lowest CPU priority, so that copies yield
+        to computations and to this vault's other calls.
+        """
+        lower_priority()
+        file, contents = self._mapped.pop(token)
+        return file.decode(contents)
 
     def submit(
         self, cache: str, member: str, call: Call, shard: Any, digest: bytes, token: int
@@ -182,7 +217,7 @@ def local_vault() -> Any:
     """
     node = ray.get_runtime_context().get_node_id()
     return (
-        ray.remote(Vault)
+        ray.remote(concurrency_groups={PROMOTIONS: 1})(Vault)
         .options(
             **lasting(vault_name(node)),
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),

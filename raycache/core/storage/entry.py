@@ -127,7 +127,13 @@ def value_of(
     Raises :class:`FormatError` for a checksum that does not match, and whatever decoding
     raises (a pickle whose class is gone).
     """
-    if verify and xxhash.xxh3_64_intdigest(payload) != checksum:
-        raise FormatError("the payload checksum does not match")
+    if verify:
+        check_payload(payload, checksum)
     segments = [payload[start : start + size] for start, size in header.segments]
     return decode(header.encoding, segments, arrow=arrow)
+
+
+def check_payload(payload: memoryview, checksum: int) -> None:
+    """Raise :class:`FormatError` unless ``payload`` hashes to ``checksum``."""
+    if xxhash.xxh3_64_intdigest(payload) != checksum:
+        raise FormatError("the payload checksum does not match")

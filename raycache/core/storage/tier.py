@@ -41,6 +41,7 @@ from raycache.core import validation
 from raycache.core.config import parse_capacity
 from raycache.core.storage.entry import (
     check_digest,
+    check_payload,
     digest_of,
     entry_path,
     pack,
@@ -57,6 +58,7 @@ from raycache.core.storage.format import (
     unpack_header,
 )
 from raycache.core.storage.location import Storage
+from raycache.core.storage.mapped import FileEntry
 from raycache.core.store import Clock, Entry, Policy, make_policy
 
 STORAGE_POLICIES = ("lru", "gdsf")
@@ -133,6 +135,7 @@ class StorageTier:
     ) -> None:
         self._name = validation.name(name)
         self._files: Files = files_for(storage)
+        self._root = storage.local_root
         self._capacity = _storage_capacity(capacity, self._files)
         self._policy: Policy = make_policy(validation.choice(policy, STORAGE_POLICIES, "policy"))
         self._clock = clock
@@ -187,11 +190,15 @@ class StorageTier:
         self._delete(self._over_budget(), "evictions")
         return True
 
-    def read(self, digest: bytes, *, arrow: bool = False) -> StoredValue | None:
+    def read(
+        self, digest: bytes, *, arrow: bool = False, map_above: int | None = None
+    ) -> StoredValue | None:
         """Return the entry stored under ``digest``, or None for a miss.
 
         With ``arrow``, a DataFrame stored as Arrow comes back as its memory-mapped
-        ``pyarrow.Table``, without conversion to pandas.
+        ``pyarrow.Table``, without conversion to pandas. With ``map_above``, a local
+        entry of at least that many bytes comes back verified but not decoded, as the
+        :class:`~raycache.core.storage.mapped.FileEntry` its readers open themselves.
         """
         check_digest(digest)
         path = entry_path(self._name, digest)
@@ -207,7 +214,7 @@ class StorageTier:
             self._miss()
             return None
         self._succeed()
-        return self._open(digest, path, contents, arrow)
+        return self._open(digest, path, contents, arrow, map_above)
 
     def delete(self, digest: bytes) -> bool:
         """Remove the entry stored under ``digest``; return whether there was one."""
@@ -293,7 +300,7 @@ class StorageTier:
             )
 
     def _open(
-        self, digest: bytes, path: str, contents: Contents, arrow: bool
+        self, digest: bytes, path: str, contents: Contents, arrow: bool, map_above: int | None
     ) -> StoredValue | None:
         buffer = contents.buffer
         with self._lock:
@@ -311,7 +318,10 @@ class StorageTier:
                 return None
             # Hashing a large payload costs more than mapping it: a file whose identity
             # (inode, size, mtime) this tier wrote or checked already is not hashed again.
-            value = value_of(header, payload, checksum, verify=not verified, arrow=arrow)
+            if not verified:
+                check_payload(payload, checksum)
+            mapped = self._mapped(digest, path, header, contents, map_above)
+            value = mapped or value_of(header, payload, checksum, verify=False, arrow=arrow)
         except Exception:  # a file that cannot give back its value, for any reason, is a miss
             self._delete([digest], "corrupt")
             self._miss()
@@ -320,6 +330,14 @@ class StorageTier:
         return StoredValue(
             value, header.encoding, header.expires_at, header.tags, header.size, header.cost, buffer
         )
+
+    def _mapped(
+        self, digest: bytes, path: str, header: Header, contents: Contents, limit: int | None
+    ) -> FileEntry | None:
+        if limit is None or header.size < limit or self._root is None:
+            return None
+        assert contents.identity is not None  # local files always have one
+        return FileEntry(self._root, path, digest, contents.identity)
 
     def _hit(self, digest: bytes, path: str, header: Header, contents: Contents) -> None:
         # A failed access-time update only blurs the LRU order across restarts.
