@@ -21,6 +21,7 @@ import raycache
 from benchmarks import (
     async_throughput,
     data_pipeline,
+    durable_demo,
     hashing,
     hotkeys,
     large_values,
@@ -51,6 +52,7 @@ MODULES: dict[str, Callable[..., Measurement]] = {
     "ring_scale": ring_scale.run,
     "store_scale": store_scale.run,
     "storage": storage.run,
+    "durable_demo": durable_demo.run,
 }
 CACHE_CAPACITY = "1GiB"
 OBJECT_STORE_BYTES = 8 * 1024**3

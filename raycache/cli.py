@@ -28,7 +28,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from raycache.demo import DEMO_STORAGE, run_demo
 
         storage = None if args.no_storage else args.storage or DEMO_STORAGE
-        run_demo(args.rows, args.partitions, chart=args.chart or None, storage=storage)
+        run_demo(
+            args.rows,
+            args.partitions,
+            chart=args.chart or None,
+            storage=storage,
+            report=args.report,
+        )
         return 0
     if args.command == "bench":
         return _bench(quick=args.quick, out=args.out)
@@ -47,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
         "--storage", help="directory or URL the results persist in (default: .raycache-demo)"
     )
     demo.add_argument("--no-storage", action="store_true", help="keep results in memory only")
+    demo.add_argument(
+        "--report", help="also write each pass's timings and answer to this JSON file"
+    )
     bench = commands.add_parser(
         "bench", help="run the benchmarks against raw Ray, Redis and memcached on a local Ray"
     )

@@ -61,11 +61,12 @@ class Custody:
             return None  # restarting: this value goes uncached
         return StoredRef(nested[0])
 
-    def promote(self, digest: bytes, file: FileEntry) -> StoredRef | None:
+    def promote(self, digest: bytes, file: FileEntry) -> Mapped | None:
         """Have the vault copy a storage hit into the object store, in the background.
 
-        Return the copy's reference at once (None if the file changed meanwhile, or the
-        vault is down); until the copy is done, :meth:`serving` hands out the file.
+        Return at once the file to hand out, with the copy's reference (None if the file
+        changed meanwhile, or the vault is down); until the copy is done,
+        :meth:`serving` hands out the file for the copy's entry too.
         """
         try:
             nested = ray.get(self._vault.promote.remote(*self._shard, file))
@@ -73,8 +74,8 @@ class Custody:
             return None
         if nested is None:
             return None
-        self._promoting[digest] = Mapped(file, nested[0])
-        return StoredRef(nested[0])
+        mapped = self._promoting[digest] = Mapped(file, nested[0])
+        return mapped
 
     def serving(self, entry: Entry) -> Entry:
         """Return ``entry``, or, while its copy into the object store is under way, its file."""
@@ -82,8 +83,8 @@ class Custody:
         mapped = self._promoting.get(digest)
         if mapped is None:
             return entry
-        if isinstance(entry.value, StoredRef) and entry.value.ref is mapped.promoted:
-            copied, _ = ray.wait([mapped.promoted], timeout=0, fetch_local=False)
+        if isinstance(entry.value, StoredRef) and entry.value.ref is mapped.copy.ref:
+            copied, _ = ray.wait([mapped.copy.ref], timeout=0, fetch_local=False)
             if not copied:
                 return replace(entry, value=mapped)
         del self._promoting[digest]

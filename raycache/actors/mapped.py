@@ -18,22 +18,23 @@ from typing import Any
 
 import ray
 
+from raycache.actors.stored import StoredRef
 from raycache.core.storage.mapped import FileEntry
 
 
 class Mapped:
     """A large entry's file, with the reference of its copy being promoted to the object store."""
 
-    __slots__ = ("file", "promoted")
+    __slots__ = ("copy", "file")
 
     def __init__(self, file: FileEntry, promoted: ray.ObjectRef[Any]) -> None:
         self.file = file
-        self.promoted = promoted
+        self.copy = StoredRef(promoted)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The reference travels nested in a list, so that Ray counts it as borrowed by
         # whoever holds this object, and does not resolve it on the way.
-        return _open_mapped, (self.file, [self.promoted])
+        return _open_mapped, (self.file, [self.copy.ref])
 
 
 def _open_mapped(file: FileEntry, promoted: list[ray.ObjectRef[Any]]) -> Any:

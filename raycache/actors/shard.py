@@ -316,15 +316,15 @@ class Shard(Leases, Member):
         if restored is None:
             return None
         value, size, ttl, tags, cost = restored
+        served = value
         if isinstance(value, FileEntry):  # large, in a local file: readers map it themselves
-            value = self._custody.promote(digest, value)
-            if value is None:
+            served = self._custody.promote(digest, value)
+            if served is None:
                 return None
+            value = served.copy
         self._put(digest, value, size, ttl, tags, cost, persist=False)  # large: to the vault
-        entry = self._store.peek(digest)
-        if entry is None:  # the policy may turn a restored value away; it is served all the same
-            entry = Entry(digest, value, size, cost, time.monotonic(), None, frozenset())
-        return self._custody.serving(entry)
+        # The policy may turn a restored value away; it is served all the same.
+        return Entry(digest, served, size, cost, time.monotonic(), None, frozenset())
 
     def _put(
         self,

@@ -208,6 +208,10 @@ class Vault:
         return nested
 
 
+_VAULT: Any = ray.remote(concurrency_groups={PROMOTIONS: 1})(Vault)  # type: ignore[call-overload]
+"""The vault as an actor class; Ray's stubs do not list ``concurrency_groups``."""
+
+
 def local_vault() -> Any:
     """Return the vault of the calling process's node, starting it if need be.
 
@@ -216,14 +220,10 @@ def local_vault() -> Any:
     crashes (empty: its objects died with it).
     """
     node = ray.get_runtime_context().get_node_id()
-    return (
-        ray.remote(concurrency_groups={PROMOTIONS: 1})(Vault)
-        .options(
-            **lasting(vault_name(node)),
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
-        )
-        .remote()
-    )
+    return _VAULT.options(
+        **lasting(vault_name(node)),
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
+    ).remote()
 
 
 def drop_everywhere(
