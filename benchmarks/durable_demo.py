@@ -15,6 +15,7 @@ second run's answer must equal the first's, and both the answer without storage.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import raycache
-from benchmarks.report import Measurement, comparison, summarize
+from benchmarks.report import Measurement, comparison, distribution_table, summarize, summary_table
 
 ROWS, PARTITIONS, ROUNDS = 12_000_000, 12, 3
 QUICK_ROWS, QUICK_PARTITIONS, QUICK_ROUNDS = 3_000_000, 6, 1
@@ -34,9 +35,12 @@ TARGET_SPEEDUP = 10.0
 OFF, ON, SECOND = "demo cold: no storage", "demo cold: storage", "demo second run: first pass"
 
 
-def run(cache: raycache.Cache, *, quick: bool) -> Measurement:
-    """Run the demo with and without storage, twice over each directory; compare first passes."""
-    del cache  # each demo starts a Ray and a cache of its own
+def run(cache: raycache.Cache | None, *, quick: bool) -> Measurement:
+    """Run the demo with and without storage, twice over each directory; compare first passes.
+
+    ``cache`` is not used: each demo starts a Ray and a cache of its own.
+    """
+    del cache
     rows, partitions, rounds = (
         (QUICK_ROWS, QUICK_PARTITIONS, QUICK_ROUNDS) if quick else (ROWS, PARTITIONS, ROUNDS)
     )
@@ -110,3 +114,18 @@ def _measurement(samples: dict[str, list[float]], rows: int) -> Measurement:
             ],
         },
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run this benchmark alone and print its tables."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.durable_demo", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="3 M trips, one round")
+    result = run(None, quick=parser.parse_args(argv).quick)
+    print(summary_table(result.rows))
+    print()
+    print(distribution_table(result.raw["summaries"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
