@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import ray
 
@@ -75,6 +76,29 @@ def test_concurrent_callers_share_one_load(cache: raycache.Cache) -> None:
         thread.join(timeout=60)
     assert results == [40] * 4
     assert calls == [4]
+
+
+def test_a_large_loaded_value_reaches_waiters_and_the_store(cache: raycache.Cache) -> None:
+    loads = []
+
+    def column(n: int) -> np.ndarray:  # type: ignore[type-arg]
+        loads.append(n)
+        time.sleep(0.3)
+        return np.full(200_000, float(n))  # shipped by reference: above the inline size
+
+    results: list[float] = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(cache.get_or_compute("big", column, 2).sum())
+        )
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results == [400_000.0] * 3 and loads == [2]
+    np.testing.assert_array_equal(cache.get("big"), np.full(200_000, 2.0))
 
 
 def test_an_exception_reaches_every_waiter_and_nothing_is_cached(cache: raycache.Cache) -> None:

@@ -15,10 +15,10 @@ from typing import Any, Protocol
 import ray
 
 from raycache.actors.custody import reply_for
+from raycache.actors.vault import Shipped, sent_size
 from raycache.core import protocol
 from raycache.core.protocol import Code, KeyRequest, WireReply
 from raycache.core.singleflight import SingleFlight
-from raycache.core.sizing import size_of
 from raycache.core.store import Store
 
 WAITERS = "waiters"
@@ -117,9 +117,9 @@ class Leases:
         flight = self._flights.get(digest)
         if flight is None or flight.token != token:
             return protocol.ok()
-        stored = self._put(digest, value, size_of(value), flight.ttl, flight.tags, cost)
+        stored = self._put(digest, value, sent_size(value), flight.ttl, flight.tags, cost)
         entry = self._store.peek(digest)
-        outcome = protocol.hit(value) if entry is None else reply_for(entry)
+        outcome = reply_for(entry) if entry is not None else _unstored(value)
         self._flights.settle(digest, token, outcome)
         return stored
 
@@ -127,3 +127,8 @@ class Leases:
         """End lease ``token`` with the pickled exception its computation raised."""
         _, digest, _ = KeyRequest.unpack(request)
         self._flights.settle(digest, token, protocol.failed(error))
+
+
+def _unstored(value: Any) -> WireReply:
+    """Return the reply that hands waiters a value the store turned away."""
+    return protocol.ref(value.ref) if isinstance(value, Shipped) else protocol.hit(value)

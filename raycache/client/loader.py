@@ -31,6 +31,7 @@ from ray import cloudpickle
 from ray.exceptions import GetTimeoutError, RayError
 
 from raycache.actors.compute import Call, Job
+from raycache.actors.vault import ship
 from raycache.client.shard_client import ABSENT, ShardClient
 from raycache.client.steps import Run, Steps, Wait
 from raycache.core.protocol import Code, pack_key_request
@@ -128,8 +129,10 @@ def _compute(
         raise
     renewal.stop()
     # Waited for, within a bound: the value travels as an object this process owns,
-    # which must reach the shard before this process may exit.
-    yield from _tell(shard.fulfil.remote(request, token, value, time.perf_counter() - started))
+    # which must reach the shard before this process may exit. A large one is shipped by
+    # reference, so that the vault's put is the only copy the cache makes of it.
+    cost = time.perf_counter() - started
+    yield from _tell(shard.fulfil.remote(request, token, ship(value), cost))
     return value
 
 
