@@ -10,6 +10,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,7 +82,7 @@ def test_concurrent_callers_share_one_load(cache: raycache.Cache) -> None:
 def test_a_large_loaded_value_reaches_waiters_and_the_store(cache: raycache.Cache) -> None:
     loads = []
 
-    def column(n: int) -> np.ndarray:  # type: ignore[type-arg]
+    def column(n: int) -> np.ndarray[Any, Any]:
         loads.append(n)
         time.sleep(0.3)
         return np.full(200_000, float(n))  # shipped by reference: above the inline size
