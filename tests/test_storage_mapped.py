@@ -107,3 +107,13 @@ def test_the_promoted_copy_serves_once_it_is_made(stored: raycache.Cache) -> Non
     value = stored.get("big")
     assert not is_mapped(value)
     np.testing.assert_array_equal(value, np.arange(ROWS, dtype=np.float64))
+
+
+def test_a_file_overwritten_after_the_hit_is_not_read(stored: raycache.Cache, storage: str) -> None:
+    reply = run(stored.shard_client.call(key_digest("big"), "lookup"))
+    for path in Path(storage).rglob("*.rc"):
+        with path.open("r+b") as file:  # garbage in place: the same inode, a new version
+            file.write(b"\xff" * 4096)
+    mapped, total = ray.get(mapped_sum.remote(reply.call))
+    assert not mapped
+    assert total == float(np.arange(ROWS, dtype=np.float64).sum())

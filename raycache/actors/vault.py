@@ -134,7 +134,7 @@ class Vault:
         """
         lower_priority()
         file, contents = self._mapped.pop(token)
-        return file.decode(contents)
+        return file.decode(contents, verify=True)
 
     def submit(
         self, cache: str, member: str, call: Call, shard: Any, digest: bytes, token: int

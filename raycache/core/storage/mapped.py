@@ -63,7 +63,11 @@ class FileEntry:
             raise FormatError("the file was replaced or changed since it was verified")
         return contents
 
-    def decode(self, contents: Contents) -> object:
-        """Return the value of this entry's mapped file, as :meth:`map` returned it."""
+    def decode(self, contents: Contents, *, verify: bool = False) -> object:
+        """Return the value of this entry's mapped file, as :meth:`map` returned it.
+
+        With ``verify``, check the payload's checksum first: for a mapping held a while,
+        since a file changed in place shows through every mapping of it.
+        """
         header, payload, checksum = unpack(contents.buffer, self.digest)
-        return value_of(header, payload, checksum, verify=False, arrow=False)
+        return value_of(header, payload, checksum, verify=verify, arrow=False)
