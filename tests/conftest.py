@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import ray
@@ -60,3 +61,9 @@ def fresh_cache(cache_name: str) -> Iterator[raycache.Cache]:
     handle = raycache.Cache(cache_name, shards=2, capacity="64MiB")
     yield handle
     handle.shutdown()
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> str:
+    """A directory for a cache's durable tier, empty, and removed after the test."""
+    return str(tmp_path / "storage")

@@ -108,11 +108,6 @@ def test_a_new_cluster_is_warm_from_s3(endpoint: str, tmp_path: Path) -> None:  
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> str:
-    return str(tmp_path / "storage")
-
-
-@pytest.fixture
 def durable(cache_name: str, storage: str) -> Iterator[raycache.Cache]:
     """A cache with storage; :func:`restarted` starts it again from its files."""
     handle = raycache.Cache(cache_name, shards=2, capacity="64MiB", storage=storage)

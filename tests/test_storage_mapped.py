@@ -36,11 +36,6 @@ def is_mapped(array: np.ndarray[Any, Any]) -> bool:
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> str:
-    return str(tmp_path / "storage")
-
-
-@pytest.fixture
 def stored(cache_name: str, storage: str) -> Iterator[raycache.Cache]:
     """A cache whose storage holds ``"big"``, restarted: its memory is empty."""
     first = raycache.Cache(cache_name, shards=2, capacity="64MiB", storage=storage)
