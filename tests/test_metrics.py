@@ -9,6 +9,7 @@ import urllib.request
 import ray
 
 import raycache
+from raycache.client.steps import run
 
 
 def _scrape() -> str:
@@ -42,3 +43,21 @@ def test_hits_misses_and_sizes_are_exported_per_shard(fresh_cache: raycache.Cach
     assert sum(_series(text, "misses_total", fresh_cache.name).values()) == 20
     assert set(_series(text, "entries", fresh_cache.name)) == {"shard-0", "shard-1"}
     assert sum(_series(text, "capacity", fresh_cache.name).values()) == 64 * 2**20
+
+
+def test_the_durable_tiers_counters_are_exported(cache_name: str, storage: str) -> None:
+    cache = raycache.Cache(cache_name, shards=2, capacity="64MiB", storage=storage)
+    try:
+        cache.put_many({i: b"x" * 100 for i in range(3)})
+        run(cache.shard_client.broadcast("flush"))
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            text = _scrape()
+            if sum(_series(text, "storage_entries", cache_name).values()) == 3:
+                break
+            time.sleep(1)
+        assert sum(_series(text, "storage_entries", cache_name).values()) == 3
+        assert sum(_series(text, "storage_bytes", cache_name).values()) > 300
+        assert sum(_series(text, "storage_write_errors_total", cache_name).values()) == 0
+    finally:
+        cache.shutdown()

@@ -15,6 +15,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import ray
@@ -53,7 +54,7 @@ class Shard(Leases, Member):
         self._heat = Heat()
         self._durable = Durable(cache, config)
         self._custody.restore(self._put)  # after a crash: the large entries it held
-        ShardMetrics(cache, member).start(self._store.stats)
+        ShardMetrics(cache, member).start(self._counts)
         preload_in_background()
 
     # -- reads -------------------------------------------------------------------------
@@ -300,6 +301,10 @@ class Shard(Leases, Member):
             "stale": self._stale_replies,
             **self._durable.stats(),
         }
+
+    def _counts(self) -> dict[str, Any]:
+        """Return the store's and the durable tier's counters, for the metrics thread."""
+        return {**asdict(self._store.stats()), **self._durable.stats()}
 
     def ping(self) -> str:
         """Return this shard's ring member id; used to wait until the shard is up."""
