@@ -3,7 +3,8 @@
 Each raycache shard actor wraps one :class:`Store`. The store does every piece of
 bookkeeping that is the same for all policies -- byte accounting, TTLs, tags and
 counted statistics -- and asks a small :class:`~raycache.core.policies.Policy` one
-question: which entry goes next? The policies live in :mod:`raycache.core.policies`.
+question: which entry goes next? The policies live in :mod:`raycache.core.policies`,
+the schedule of TTLs in :mod:`raycache.core.expiry`.
 
 This module is part of the pure core: it imports nothing from Ray, so it can be
 tested and benchmarked in a plain Python process. Nothing here is thread-safe; a
@@ -12,18 +13,17 @@ shard actor runs one call at a time.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import math
 import sys
 import time
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 from raycache.core import validation
+from raycache.core.entry import Entry
+from raycache.core.expiry import ExpirySchedule
 from raycache.core.policies import DEFAULT_POLICY, POLICIES, Policy, make_policy
-from raycache.core.policies.base import Node
+from raycache.core.stats import StoreStats
 from raycache.errors import EntryTooLargeError
 
 __all__ = [
@@ -42,62 +42,6 @@ Clock: TypeAlias = Callable[[], float]
 
 # One shared empty set: most entries carry no tags, and a set apiece would cost bytes.
 _NO_TAGS: Final[frozenset[str]] = frozenset()
-
-
-@dataclass
-class Entry(Node):
-    """One cached value and its bookkeeping; a snapshot to read, not to modify.
-
-    ``size`` is in bytes, ``cost`` in seconds of compute, times are clock readings.
-    The links an entry inherits from :class:`~raycache.core.policies.base.Node` are
-    the policy's, and take no part in comparisons.
-
-    >>> entry = Entry("k", "v", size=1, cost=1.0, created_at=10.0, expires_at=15.0,
-    ...               tags=frozenset())
-    >>> entry.age(12.5), entry.expired(14.9), entry.expired(15.0)
-    (2.5, False, True)
-    """
-
-    # Spelled out rather than dataclass(slots=True), which hides Node's slots from mypy.
-    __slots__ = ("cost", "created_at", "expires_at", "key", "size", "tags", "value")
-
-    key: Hashable
-    value: Any
-    size: int
-    cost: float
-    created_at: float
-    expires_at: float | None
-    tags: frozenset[str]
-
-    def expired(self, now: float) -> bool:
-        """Return whether the entry is past its TTL at time ``now``."""
-        return self.expires_at is not None and now >= self.expires_at
-
-    def age(self, now: float) -> float:
-        """Return the seconds since the entry was written."""
-        return now - self.created_at
-
-
-@dataclass
-class StoreStats:
-    """Counters of one store, in the style of groupcache's stats.
-
-    ``entries`` and ``bytes`` include expired entries that are not purged yet.
-    """
-
-    hits: int
-    misses: int
-    evictions: int
-    expirations: int
-    entries: int
-    bytes: int
-    capacity: int
-
-    @property
-    def hit_ratio(self) -> float:
-        """Return hits / lookups, or 0.0 before the first lookup."""
-        lookups = self.hits + self.misses
-        return self.hits / lookups if lookups else 0.0
 
 
 class Store:
@@ -164,10 +108,7 @@ class Store:
         self._entries: dict[Hashable, Entry] = {}
         self._bytes = 0
         self._tags: dict[str, set[Hashable]] = {}
-        # Min-heap of (expires_at, seq, entry) with lazy deletion, so purging is cheap.
-        # Only entries with a TTL are in it, so entries without one cost nothing here.
-        self._expiry: list[tuple[float, int, Entry]] = []
-        self._seq = itertools.count()
+        self._expiry = ExpirySchedule(self._entries)
         self._hits = self._misses = self._evictions = self._expirations = 0
 
     @property
@@ -253,8 +194,9 @@ class Store:
         if size > self._capacity:
             raise EntryTooLargeError(size, self._capacity)
         now = self._clock()
-        if self._expiry and self._expiry[0][0] <= now:
-            self._purge_expired(now)
+        # _purge_expired inlined: under uniform TTLs nearly every put purges an entry.
+        if self._expiry.next_due <= now:
+            self._expirations += self._expiry.purge(now, self._discard)
         entries = self._entries
         old = entries.pop(key, None)
         entry = Entry(key, value, size, cost, now, None if ttl is None else now + ttl, frozen_tags)
@@ -268,7 +210,7 @@ class Store:
         if frozen_tags:
             self._tag(entry)
         if ttl is not None:
-            self._schedule(entry, now + ttl)
+            self._expiry.add(entry, now + ttl)
         if self._bytes > self._capacity or len(entries) > self._max_len:
             return self._evict()
         return []
@@ -361,7 +303,7 @@ class Store:
             all(k in self._tags.get(t, ()) for k, e in entries.items() for t in e.tags),
             "every tag an entry carries is indexed",
         )
-        scheduled = {id(record[2]) for record in self._expiry}
+        scheduled = {id(e) for e in self._expiry}
         _require(
             all(id(e) in scheduled for e in entries.values() if e.expires_at is not None),
             "every entry with a TTL is scheduled to expire",
@@ -397,20 +339,8 @@ class Store:
         for tag in entry.tags:
             self._tags.setdefault(tag, set()).add(entry.key)
 
-    def _schedule(self, entry: Entry, expires_at: float) -> None:
-        heapq.heappush(self._expiry, (expires_at, next(self._seq), entry))
-        # Replaced and deleted entries leave stale records; rebuild before they pile up.
-        if len(self._expiry) > 2 * len(self._entries) + 64:
-            self._expiry = [r for r in self._expiry if self._entries.get(r[2].key) is r[2]]
-            heapq.heapify(self._expiry)
-
     def _purge_expired(self, now: float) -> int:
-        heap, count = self._expiry, 0
-        while heap and heap[0][0] <= now:
-            entry = heapq.heappop(heap)[2]
-            if self._entries.get(entry.key) is entry:
-                self._discard(entry)
-                count += 1
+        count = self._expiry.purge(now, self._discard)
         self._expirations += count
         return count
 
