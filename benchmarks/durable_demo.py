@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     print(summary_table(result.rows))
     print()
     print(distribution_table(result.raw["summaries"]))
+    ratios = ", ".join(f"{ratio:.3f}" for ratio in result.raw["round_p50_ratios"])
+    print(f"\nstorage on / off, round by round: {ratios}")
     return 0
 
 
