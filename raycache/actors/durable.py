@@ -2,10 +2,11 @@
 
 Every shard of a cache shares one folder, ``<storage>/<cache>/``, where a key's file is
 named by its digest: whichever shard owns a key, after a restart or a resize, finds the
-file there. Each shard's tier lists the folder as it starts and again every
-:data:`RESCAN_S` while it writes, and keeps all of it within ``storage_capacity``; between
-listings it counts only its own writes, so the folder may overshoot the budget by what
-the other shards wrote since.
+file there. Each shard's tier counts and evicts only the files of the keys it owns, within
+its share of ``storage_capacity`` (the budget over the number of shards), so that the
+shards keep the folder within the budget without consulting each other. It lists the
+folder as it starts, after every change of the ring, and every :data:`RESCAN_S` while it
+writes.
 
 Writes never delay the caller: the shard queues them, and one writer thread does the I/O
 in order. Removals (``delete``, ``invalidate_tag``, ``clear``) go through the same queue
@@ -15,11 +16,15 @@ resize, say). Reads happen on the shard's own thread, on a memory miss: a shard 
 one request at a time, so concurrent callers of one key load its file once.
 
 Storage faults are misses. The tier counts them, and once it reports itself unhealthy
-(storage unreachable, say) the shard warns once and carries on in memory only.
+(storage unreachable, say) the shard warns once and carries on in memory only; it tries
+the storage again every :data:`PROBE_S`, and uses it again once it answers. Removals made
+meanwhile are owed (see :mod:`~raycache.core.storage.pending`): the files they cover are
+misses, and they are done before the storage is used again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -32,6 +37,7 @@ from typing import Any, NamedTuple, TypeVar
 from raycache.actors.priority import lower_priority
 from raycache.core.config import CacheConfig
 from raycache.core.storage import StorageStats, StorageTier
+from raycache.core.storage.pending import Owns
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +45,9 @@ T = TypeVar("T")
 
 RESCAN_S = 60.0
 """How often, at most, a writing shard lists the folder to learn the other shards' files."""
+
+PROBE_S = 30.0
+"""How often a shard whose storage failed tries it again."""
 
 MAX_QUEUED = 1024
 """Writes a shard queues at most; more are dropped (and counted) until the writer catches up.
@@ -77,14 +86,21 @@ class Restored(NamedTuple):
 class Durable:
     """The durable tier of a shard of ``cache``; without storage in ``config``, nothing."""
 
-    def __init__(self, cache: str, config: CacheConfig) -> None:
+    def __init__(self, cache: str, config: CacheConfig, owns: Owns, shards: int) -> None:
         self._tier: StorageTier | None = None
         self._warned = False
         self._dropped = 0
+        self._probed = time.monotonic()
         if config.storage is None:
             return
         self._url = config.storage.url
-        self._tier = StorageTier(config.storage, cache, capacity=config.storage_capacity)
+        self._tier = StorageTier(
+            config.storage,
+            cache,
+            capacity=config.storage_capacity,
+            owns=owns,
+            share=1 / shards,
+        )
         self._scanned = time.monotonic()
         self._queue: queue.Queue[Callable[[], object]] = queue.Queue(MAX_QUEUED)
         threading.Thread(target=self._drain, name="raycache-storage", daemon=True).start()
@@ -97,15 +113,27 @@ class Durable:
         """Whether this shard uses storage: it has some, and it has not failed."""
         if self._tier is None:
             return False
-        if not self._tier.healthy:
-            if not self._warned:
-                self._warned = True
-                logger.warning(
-                    "raycache: storage %s failed repeatedly; serving from memory only",
-                    self._url,
-                )
-            return False
-        return True
+        if self._tier.healthy:
+            self._warned = False  # a later outage is warned about again
+            return True
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "raycache: storage %s failed repeatedly; serving from memory only", self._url
+            )
+        if time.monotonic() - self._probed > PROBE_S:
+            self._probed = time.monotonic()
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait(self._tier.recover)
+        return False
+
+    def rescan(self, shards: int) -> None:
+        """Learn which files this shard owns now that the ring has ``shards`` shards."""
+        tier = self._tier
+        if tier is not None:
+            tier.set_share(1 / shards)
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait(tier.scan)
 
     def write(
         self,
@@ -156,6 +184,7 @@ class Durable:
 
     def delete(self, digest: bytes) -> bool:
         """Remove the file of ``digest``; return whether there was one."""
+        self._owe_if_down(digest=digest)
         return self._in_order(lambda tier: tier.delete(digest), False)
 
     def invalidate_tag(self, tag: str, owns: Callable[[bytes], bool]) -> int:
@@ -164,10 +193,12 @@ class Durable:
         Every shard removes its own keys' files, so that none is removed before its
         owner's queued write of it, and the shards' counts add up.
         """
+        self._owe_if_down(tag=tag)
         return self._in_order(lambda tier: tier.invalidate_tag(tag, where=owns), 0)
 
     def clear(self, owns: Callable[[bytes], bool]) -> int:
         """Remove the files of the keys this shard ``owns``; return how many."""
+        self._owe_if_down(where=owns)
         return self._in_order(lambda tier: tier.clear(where=owns), 0)
 
     def flush(self) -> None:
@@ -181,6 +212,13 @@ class Durable:
             "storage_dropped": self._dropped,
             "storage_healthy": stats["healthy"],
         }
+
+    def _owe_if_down(
+        self, *, digest: bytes | None = None, tag: str | None = None, where: Owns | None = None
+    ) -> None:
+        """With the storage down, owe it a removal, which it gets once it answers again."""
+        if self._tier is not None and not self.enabled:
+            self._tier.owe(digest=digest, tag=tag, where=where)
 
     def _in_order(self, act: Callable[[StorageTier], T], otherwise: T) -> T:
         """Return what ``act`` does on the writer thread, after every write queued before it."""

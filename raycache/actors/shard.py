@@ -52,7 +52,7 @@ class Shard(Leases, Member):
             "lost": 0, "merged": 0, "computes": 0, "leases": 0, "refreshes": 0, "rejected": 0,
         }  # fmt: skip
         self._heat = Heat()
-        self._durable = Durable(cache, config)
+        self._durable = Durable(cache, config, self._owns, len(ring))
         self._custody.restore(self._put)  # after a crash: the large entries it held
         ShardMetrics(cache, member).start(self._counts)
         preload_in_background()
@@ -278,9 +278,12 @@ class Shard(Leases, Member):
         """Adopt a newer ring, as :meth:`Member.set_ring`, once queued writes to storage landed.
 
         A moved key's new owner may write its file next: the old owner's must be first.
+        Then the durable tier learns which files are this shard's now.
         """
         self._durable.flush()
-        return super().set_ring(ring, capacity, move)
+        dropped = super().set_ring(ring, capacity, move)
+        self._durable.rescan(len(ring))
+        return dropped
 
     def stats(self) -> dict[str, Any]:
         """Return this shard's counters, sizes and placement as one row."""

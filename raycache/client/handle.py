@@ -43,10 +43,8 @@ Connection = concurrent.futures.Future[ShardClient]
 _STAT_TOTALS = (
     "hits", "misses", "evictions", "expirations", "entries", "bytes",
     "storage_hits", "storage_misses", "storage_write_errors", "storage_read_errors",
-    "storage_corrupt", "storage_dropped",
+    "storage_corrupt", "storage_dropped", "storage_entries", "storage_bytes",
 )  # fmt: skip
-# Every shard lists the one folder of a cache's files: the fullest view is the total.
-_STORAGE_SIZES = ("storage_entries", "storage_bytes")
 
 
 class Settings(NamedTuple):
@@ -250,7 +248,6 @@ class CacheHandle(ABC):
         client = yield from self._ready()
         rows = sorted((yield from client.broadcast("stats")), key=lambda row: row["shard"])
         totals = {field: sum(row[field] for row in rows) for field in _STAT_TOTALS}
-        totals |= {field: max((row[field] for row in rows), default=0) for field in _STORAGE_SIZES}
         lookups = totals["hits"] + totals["misses"]
         return {
             "name": self._name,

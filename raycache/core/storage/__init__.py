@@ -7,11 +7,17 @@
 - :mod:`~raycache.core.storage.codecs`: values as payload segments (Arrow IPC, ``.npy``,
   pickle 5), read back as views of the file;
 - :mod:`~raycache.core.storage.files`: the file operations, local or remote;
-- :mod:`~raycache.core.storage.tier`: :class:`StorageTier`, one cache's files in a budget.
+- :mod:`~raycache.core.storage.tier`: :class:`StorageTier`, one cache's files in a budget,
+  over :mod:`~raycache.core.storage.ledger` (the files it knows, in eviction order),
+  :mod:`~raycache.core.storage.pending` (removals the storage refused) and
+  :mod:`~raycache.core.storage.counters` (its counters and health);
+- :mod:`~raycache.core.storage.mapped`: a large local entry that readers map themselves.
 """
 
+from raycache.core.storage.counters import StorageStats
+from raycache.core.storage.entry import StoredValue
 from raycache.core.storage.location import ENV_VAR, Storage, parse_storage, storage_from_env
-from raycache.core.storage.tier import StorageStats, StorageTier, StoredValue
+from raycache.core.storage.tier import StorageTier
 
 __all__ = [
     "ENV_VAR",

@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import xxhash
@@ -29,6 +30,7 @@ from raycache.core.storage.codecs import decode, encode
 from raycache.core.storage.format import (
     ALIGNMENT,
     SUFFIX,
+    Encoding,
     FormatError,
     Header,
     layout,
@@ -37,6 +39,23 @@ from raycache.core.storage.format import (
 )
 
 _PADDING = bytes(ALIGNMENT)
+
+
+@dataclass(frozen=True)
+class StoredValue:
+    """A value read from storage, and what its file says about it.
+
+    ``buffer`` is the whole file, mapped (local) or downloaded (remote); the value's
+    Arrow and numpy buffers are views of it.
+    """
+
+    value: Any
+    encoding: Encoding
+    expires_at: float | None
+    tags: tuple[str, ...]
+    size: int
+    cost: float
+    buffer: memoryview
 
 
 class Packed(NamedTuple):

@@ -12,7 +12,13 @@ Nothing the storage does raises out of :meth:`StorageTier.write` or
 counted in ``write_errors`` or ``read_errors``; a truncated, corrupted, foreign or
 unknown-version file is counted in ``corrupt``, removed, and read as a miss. After
 ``unhealthy_after`` failures in a row the tier reports itself unhealthy, so that the cache
-can warn once and carry on in memory.
+can warn once and carry on in memory. A removal the storage refused is owed
+(:mod:`~raycache.core.storage.pending`): reads treat the files it covers as misses, and
+the tier does it as soon as the storage answers again (:meth:`StorageTier.settle`).
+
+A tier may keep only the files of the digests that ``owns`` accepts: the shards of one
+cache share one folder, each counting and evicting its own keys' files within its share
+of the budget, so that together they keep the folder within it.
 
 >>> import tempfile
 >>> from raycache.core.storage.location import parse_storage
@@ -30,16 +36,13 @@ True
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
 
 from raycache.core import validation
-from raycache.core.config import parse_capacity
+from raycache.core.storage.counters import Counters, StorageStats
 from raycache.core.storage.entry import (
+    StoredValue,
     check_digest,
     check_payload,
     digest_of,
@@ -51,15 +54,16 @@ from raycache.core.storage.entry import (
 from raycache.core.storage.files import Contents, Files, Listed, files_for
 from raycache.core.storage.format import (
     HEADER_SIZE,
-    Encoding,
     FormatError,
     Header,
     meta_length,
     unpack_header,
 )
+from raycache.core.storage.ledger import Known, Ledger, storage_budget
 from raycache.core.storage.location import Storage
 from raycache.core.storage.mapped import FileEntry
-from raycache.core.store import Clock, Entry, Policy, make_policy
+from raycache.core.storage.pending import Owns, PendingRemovals
+from raycache.core.store import Clock, make_policy
 
 STORAGE_POLICIES = ("lru", "gdsf")
 """Eviction policies of the tier: least recently used, or size- and cost-aware GDSF."""
@@ -67,51 +71,10 @@ STORAGE_POLICIES = ("lru", "gdsf")
 UNHEALTHY_AFTER = 5
 """Storage failures in a row after which a tier reports itself unhealthy."""
 
+RETRY_S = 10.0
+"""Seconds between attempts at the removals a refusing storage is owed."""
+
 _HEAD_GUESS = 4096  # reads the header and the meta of almost every file in one request
-
-
-@dataclass(frozen=True)
-class StoredValue:
-    """A value read from storage, and what its file says about it.
-
-    ``buffer`` is the whole file, mapped (local) or downloaded (remote); the value's
-    Arrow and numpy buffers are views of it.
-    """
-
-    value: Any
-    encoding: Encoding
-    expires_at: float | None
-    tags: tuple[str, ...]
-    size: int
-    cost: float
-    buffer: memoryview
-
-
-@dataclass(frozen=True)
-class StorageStats:
-    """Counters of a tier since it was created, and what it holds now."""
-
-    storage_entries: int
-    storage_bytes: int
-    storage_hits: int
-    storage_misses: int
-    write_errors: int
-    read_errors: int
-    corrupt: int
-    expirations: int
-    evictions: int
-    skipped: int
-    """Values not written: larger than the whole budget, or that cannot be pickled."""
-    healthy: bool
-
-
-@dataclass
-class _Known:
-    bytes: int
-    expires_at: float | None
-    tags: tuple[str, ...]
-    version: tuple[int, ...] | None  # (size, modified ns) as listed, None if not listed yet
-    verified: tuple[int, ...] | None = None  # identity of the version whose checksum held
 
 
 class StorageTier:
@@ -120,7 +83,8 @@ class StorageTier:
     ``capacity`` takes the forms of a cache's ``capacity`` (an int, ``"8GiB"``,
     ``"512MB"``, or ``"30%"`` of a local storage's volume); None means no budget.
     ``clock`` gives wall-clock seconds, against which ``expires_at`` is compared.
-    Methods may be called from several threads.
+    ``owns``, if given, limits the files the tier counts and evicts to the digests it
+    accepts, within ``share`` of ``capacity``. Methods may be called from several threads.
     """
 
     def __init__(
@@ -132,30 +96,57 @@ class StorageTier:
         policy: str = "lru",
         clock: Clock = time.time,
         unhealthy_after: int = UNHEALTHY_AFTER,
+        owns: Owns | None = None,
+        share: float = 1.0,
     ) -> None:
         self._name = validation.name(name)
         self._files: Files = files_for(storage)
         self._root = storage.local_root
-        self._capacity = _storage_capacity(capacity, self._files)
-        self._policy: Policy = make_policy(validation.choice(policy, STORAGE_POLICIES, "policy"))
+        self._whole = storage_budget(capacity, self._files.volume_bytes)
+        self._capacity = self._whole
+        chosen = make_policy(validation.choice(policy, STORAGE_POLICIES, "policy"))
+        self._ledger = Ledger(chosen, self._capacity)
+        self.set_share(share)
+        self._owns = owns
+        self._pending = PendingRemovals()
+        self._retry_at = 0.0
         self._clock = clock
-        self._unhealthy_after = validation.integer(unhealthy_after, "unhealthy_after", minimum=1)
-        self._known: dict[bytes, _Known] = {}
-        self._nodes: dict[bytes, Entry] = {}  # what the policy orders: a node per file
-        self._bytes = 0
-        self._counts: Counter[str] = Counter()
-        self._failures_in_a_row = 0
-        self._lock = threading.Lock()
+        self._counters = Counters(
+            unhealthy_after=validation.integer(unhealthy_after, "unhealthy_after", minimum=1)
+        )
 
     @property
     def capacity(self) -> int | None:
         """The byte budget of the files, or None for none."""
         return self._capacity
 
+    def set_share(self, share: float) -> None:
+        """Keep the files within ``share`` (0 to 1) of the capacity from now on."""
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be above 0 and at most 1, got {share!r}")
+        self._capacity = None if self._whole is None else int(self._whole * share)
+        self._ledger.set_capacity(self._capacity)
+
+    def owe(
+        self, *, digest: bytes | None = None, tag: str | None = None, where: Owns | None = None
+    ) -> None:
+        """Record a removal to do once the storage answers, making no request now.
+
+        It removes ``digest``'s file, or the files tagged ``tag``, or else every file
+        ``where`` accepts (all if None): for a storage known to be down.
+        """
+        if digest is not None:
+            self._ledger.forget(digest)
+        self._pending.add(digest=digest, tag=tag, clear=digest is None and tag is None, where=where)
+
+    def recover(self) -> bool:
+        """Try the storage again: list it, then do the removals owed; return whether both did."""
+        return self.scan() and self.settle(now=True)
+
     @property
     def healthy(self) -> bool:
         """False once the storage has failed ``unhealthy_after`` times in a row."""
-        return self._failures_in_a_row < self._unhealthy_after
+        return self._counters.healthy
 
     def write(
         self,
@@ -176,18 +167,25 @@ class StorageTier:
         try:
             packed = pack(digest, value, expires_at=expires_at, tags=tags, size=size, cost=cost)
         except Exception:  # any value may refuse to pickle; that is the value's business
-            return self._skip()
+            self._counters.count("skipped")
+            return False
         if self._capacity is not None and packed.nbytes > self._capacity:
-            return self._skip()
+            self._counters.count("skipped")
+            return False
+        if not self.settle():
+            self._counters.fail("write_errors")  # a removal owed comes first, and failed again
+            return False
         try:
             identity = self._files.write(entry_path(self._name, digest), packed.chunks)
         except OSError:
-            self._fail("write_errors")
+            self._counters.fail("write_errors")
             return False
-        self._succeed()
+        self._counters.succeed()
+        self._pending.written(digest)
         version = None if identity is None else identity[1:]  # (size, modified ns)
-        self._remember(digest, _Known(packed.nbytes, expires_at, tags, version, identity), cost)
-        self._delete(self._over_budget(), "evictions")
+        known = Known(packed.nbytes, expires_at, tags, version, identity)
+        self._ledger.remember(digest, known, cost)
+        self._delete(self._ledger.over_budget(), "evictions")
         return True
 
     def read(
@@ -201,120 +199,120 @@ class StorageTier:
         :class:`~raycache.core.storage.mapped.FileEntry` its readers open themselves.
         """
         check_digest(digest)
+        self.settle()
+        if self._pending.hides(digest, ()):
+            self._counters.count("misses")
+            return None
         path = entry_path(self._name, digest)
         try:
             contents = self._files.read(path)
         except FileNotFoundError:
-            self._succeed()
-            self._forget(digest)
-            self._miss()
+            self._counters.succeed()
+            self._ledger.forget(digest)
+            self._counters.count("misses")
             return None
         except OSError:
-            self._fail("read_errors")
-            self._miss()
+            self._counters.fail("read_errors")
+            self._counters.count("misses")
             return None
-        self._succeed()
+        self._counters.succeed()
         return self._open(digest, path, contents, arrow, map_above)
 
     def delete(self, digest: bytes) -> bool:
         """Remove the entry stored under ``digest``; return whether there was one."""
         check_digest(digest)
-        self._forget(digest)
-        try:
-            return self._files.delete(entry_path(self._name, digest))
-        except OSError:
-            self._fail("write_errors")
-            return False
+        return self._delete([digest]) > 0
 
     def invalidate_tag(self, tag: str, *, where: Callable[[bytes], bool] | None = None) -> int:
         """Remove every entry carrying ``tag``; return how many were removed.
 
         ``where``, if given, limits the removal to the digests it accepts (a shard's own).
         """
-        self.scan()
-        with self._lock:
-            tagged = [digest for digest, known in self._known.items() if tag in known.tags]
+        if not self.scan():
+            self._pending.add(tag=tag)
+            return 0
+        tagged = self._ledger.tagged(tag)
         return self._delete([digest for digest in tagged if where is None or where(digest)])
 
     def clear(self, *, where: Callable[[bytes], bool] | None = None) -> int:
         """Remove every entry of this cache, or those ``where`` accepts; return how many."""
-        self.scan()
-        with self._lock:
-            everything = list(self._known)
+        if not self.scan():
+            self._pending.add(clear=True, where=where)
+            return 0
+        everything = self._ledger.digests()
         return self._delete([digest for digest in everything if where is None or where(digest)])
 
     def expire(self) -> int:
         """Remove every entry whose time has come; return how many were removed."""
         self.scan()
-        now = self._clock()
-        with self._lock:
-            expired = [
-                digest
-                for digest, known in self._known.items()
-                if known.expires_at is not None and known.expires_at <= now
-            ]
-        return self._delete(expired, "expirations")
+        return self._delete(self._ledger.expired(self._clock()), "expirations")
 
-    def scan(self) -> None:
+    def scan(self) -> bool:
         """Learn the files as they are now, written by any process; then keep the budget.
 
-        A shard calls this as it starts (in the background: on object storage it lists
-        every file and reads the header of each one it does not know yet).
+        Return whether the storage could be listed. A shard calls this as it starts (in
+        the background: on object storage it lists every file and reads the header of
+        each one it does not know yet).
         """
         try:
             listed = self._files.listing(self._name)
         except OSError:
-            self._fail("read_errors")
-            return
-        self._succeed()
-        found: dict[bytes, _Known] = {}
+            self._counters.fail("read_errors")
+            return False
+        self._counters.succeed()
+        found: dict[bytes, Known] = {}
         for entry in sorted(listed, key=lambda entry: entry.used):
             digest = digest_of(entry.path)
-            if digest is not None:
+            if digest is not None and (self._owns is None or self._owns(digest)):
                 known = self._known_version(digest, entry)
                 if known is not None:
                     found[digest] = known
-        with self._lock:
-            for digest in set(self._known) - set(found):
-                self._unaccount(digest)
+        self._ledger.keep_only(set(found))
         for digest, known in found.items():
-            self._remember(digest, known, 0.0)
-        self._delete(self._over_budget(), "evictions")
+            self._ledger.remember(digest, known, 0.0)
+        self._delete(self._ledger.over_budget(), "evictions")
+        return True
+
+    def settle(self, *, now: bool = False) -> bool:
+        """Do the removals owed to the storage; return whether none is owed any more.
+
+        Each one that fails again stays owed, and is tried again :data:`RETRY_S` later
+        at the earliest (at once with ``now``), so that an unreachable storage is not
+        asked again at every read.
+        """
+        if not self._pending:
+            return True
+        if not now and self._clock() < self._retry_at:
+            return False
+        owed = self._pending.take()
+        for digest in owed.digests:
+            self._delete([digest])
+        for tag in owed.tags:
+            self.invalidate_tag(tag)
+        for where in owed.clears:
+            self.clear(where=where)
+        self._retry_at = self._clock() + RETRY_S
+        return not self._pending
 
     def stats(self) -> StorageStats:
         """Return the counters and the current entries and bytes."""
-        with self._lock:
-            counts = self._counts
-            return StorageStats(
-                storage_entries=len(self._known),
-                storage_bytes=self._bytes,
-                storage_hits=counts["hits"],
-                storage_misses=counts["misses"],
-                write_errors=counts["write_errors"],
-                read_errors=counts["read_errors"],
-                corrupt=counts["corrupt"],
-                expirations=counts["expirations"],
-                evictions=counts["evictions"],
-                skipped=counts["skipped"],
-                healthy=self.healthy,
-            )
+        return self._counters.stats(entries=len(self._ledger), bytes=self._ledger.total_bytes)
 
     def _open(
         self, digest: bytes, path: str, contents: Contents, arrow: bool, map_above: int | None
     ) -> StoredValue | None:
         buffer = contents.buffer
-        with self._lock:
-            known = self._known.get(digest)
-            verified = (
-                known is not None
-                and contents.identity is not None
-                and known.verified == contents.identity
-            )
+        known = self._ledger.get(digest)
+        identity = contents.identity
+        verified = known is not None and identity is not None and known.verified == identity
         try:
             header, payload, checksum = unpack(buffer, digest)
+            if self._pending.hides(digest, header.tags):  # removed, as far as readers go
+                self._counters.count("misses")
+                return None
             if header.expired(self._clock()):
                 self._delete([digest], "expirations")
-                self._miss()
+                self._counters.count("misses")
                 return None
             # Hashing a large payload costs more than mapping it: a file whose identity
             # (inode, size, mtime) this tier wrote or checked already is not hashed again.
@@ -324,7 +322,7 @@ class StorageTier:
             value = mapped or value_of(header, payload, checksum, verify=False, arrow=arrow)
         except Exception:  # a file that cannot give back its value, for any reason, is a miss
             self._delete([digest], "corrupt")
-            self._miss()
+            self._counters.count("misses")
             return None
         self._hit(digest, path, header, contents)
         return StoredValue(
@@ -343,21 +341,19 @@ class StorageTier:
         # A failed access-time update only blurs the LRU order across restarts.
         with contextlib.suppress(OSError):
             self._files.touch(path, contents.identity)
-        with self._lock:
-            self._counts["hits"] += 1
-            known = self._known.get(digest)
-            if known is not None:
-                known.verified = contents.identity
-                self._policy.touch(self._nodes[digest])
-                return
-        known = _Known(contents.buffer.nbytes, header.expires_at, header.tags, None)
-        known.verified = contents.identity
-        self._remember(digest, known, header.cost)
+        self._counters.count("hits")
+        known = self._ledger.get(digest)
+        if known is not None and self._ledger.touch(digest):
+            known.verified = contents.identity
+            return
+        if self._owns is None or self._owns(digest):
+            known = Known(contents.buffer.nbytes, header.expires_at, header.tags, None)
+            known.verified = contents.identity
+            self._ledger.remember(digest, known, header.cost)
 
-    def _known_version(self, digest: bytes, entry: Listed) -> _Known | None:
+    def _known_version(self, digest: bytes, entry: Listed) -> Known | None:
         version = (entry.size, entry.modified)
-        with self._lock:
-            known = self._known.get(digest)
+        known = self._ledger.get(digest)
         if known is not None and known.version == version:
             return known
         try:
@@ -371,79 +367,17 @@ class StorageTier:
             return None
         except OSError:
             return None  # removed meanwhile, or unreadable now: the next scan tries again
-        return _Known(entry.size, header.expires_at, header.tags, version)
-
-    def _remember(self, digest: bytes, known: _Known, cost: float) -> None:
-        with self._lock:
-            self._unaccount(digest)
-            self._known[digest] = known
-            self._bytes += known.bytes
-            node = Entry(digest, None, known.bytes, cost, 0.0, known.expires_at, frozenset())
-            self._nodes[digest] = node
-            self._policy.insert(node)
-
-    def _forget(self, digest: bytes) -> None:
-        with self._lock:
-            self._unaccount(digest)
-
-    def _unaccount(self, digest: bytes) -> None:
-        known = self._known.pop(digest, None)
-        if known is not None:
-            self._bytes -= known.bytes
-            self._policy.remove(self._nodes.pop(digest))
-
-    def _over_budget(self) -> list[bytes]:
-        victims = []
-        with self._lock:
-            while self._capacity is not None and self._bytes > self._capacity:
-                victim: bytes = self._policy.victim().key  # type: ignore[assignment]
-                self._unaccount(victim)
-                victims.append(victim)
-        return victims
+        return Known(entry.size, header.expires_at, header.tags, version)
 
     def _delete(self, digests: list[bytes], reason: str | None = None) -> int:
         removed = 0
         for digest in digests:
-            self._forget(digest)
+            self._ledger.forget(digest)
             try:
                 removed += self._files.delete(entry_path(self._name, digest))
             except OSError:
-                self._fail("write_errors")
+                self._counters.fail("write_errors")
+                self._pending.add(digest=digest)
         if reason is not None:
-            with self._lock:
-                self._counts[reason] += len(digests)
+            self._counters.count(reason, len(digests))
         return removed
-
-    def _miss(self) -> None:
-        with self._lock:
-            self._counts["misses"] += 1
-
-    def _skip(self) -> bool:
-        with self._lock:
-            self._counts["skipped"] += 1
-        return False
-
-    def _fail(self, counter: str) -> None:
-        with self._lock:
-            self._counts[counter] += 1
-            self._failures_in_a_row += 1
-
-    def _succeed(self) -> None:
-        self._failures_in_a_row = 0
-
-
-def _storage_capacity(capacity: int | str | None, files: Files) -> int | None:
-    if capacity is None:
-        return None
-    whole = 0
-    if isinstance(capacity, str) and capacity.strip().endswith("%"):
-        volume = files.volume_bytes()
-        if volume is None:
-            raise ValueError(
-                f"storage_capacity {capacity!r} is a share of the storage volume, which "
-                "only a local storage has; give remote storage a size such as '100GiB'"
-            )
-        whole = volume
-    return parse_capacity(
-        capacity, object_store_bytes=whole, what="storage_capacity", whole="the storage volume"
-    )
