@@ -219,6 +219,8 @@ def test_memory_evictions_leave_the_files(cache_name: str, storage: str) -> None
         flush(cache)
         stats = cache.stats()
         assert stats["evictions"] > 0 and 0 < stats["storage_bytes"] <= 3 * 1024**2
+        on_disk = sum(path.stat().st_size for path in Path(storage).rglob("*.rc"))
+        assert on_disk == stats["storage_bytes"]  # each shard keeps its share of the budget
         got = {key: cache.get(key) for key in range(40)}
         kept = [key for key, value in got.items() if value is not None]
         assert len(kept) > stats["entries"]  # more than memory holds: some from files

@@ -202,8 +202,11 @@ class Durable:
         return self._in_order(lambda tier: tier.clear(where=owns), 0)
 
     def flush(self) -> None:
-        """Wait until every write queued so far is done (before a shutdown, say)."""
-        self._in_order(lambda tier: None, None)
+        """Wait until every write queued so far is done, and every removal owed, if it can be.
+
+        A cache's shutdown flushes, so a storage that is back by then gets its removals.
+        """
+        self._in_order(lambda tier: tier.settle(now=True), None)
 
     def stats(self) -> dict[str, Any]:
         """Return the storage fields of the shard's stats row (zeros without storage)."""

@@ -141,7 +141,7 @@ class LocalFiles(Files):
         """List entry files by last access; remove temporary files of dead writers."""
         found = []
         stale = time.time() - STALE_TEMPORARY_SECONDS
-        for directory, _, names in os.walk(self._full(folder)):
+        for directory, _, names in os.walk(self._full(folder), onerror=_unless_missing):
             for name in names:
                 full = os.path.join(directory, name)
                 try:
@@ -258,3 +258,13 @@ def _remove(path: str) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def _unless_missing(error: OSError) -> None:
+    """Raise a listing's error, but for a folder that does not exist (yet): that is empty.
+
+    Without this, a folder that cannot be read would list as empty, and every file in
+    it would look removed.
+    """
+    if not isinstance(error, FileNotFoundError):
+        raise error
