@@ -44,7 +44,11 @@ class Encoded(NamedTuple):
 
 
 def encode(value: object) -> Encoded:
-    """Return the encoding and payload segments of ``value``; big buffers are not copied."""
+    """Return the encoding and payload segments of ``value``.
+
+    Numpy arrays and pickle-5 buffers are not copied; an Arrow table (or a DataFrame
+    converted to one) is copied once, into its IPC file.
+    """
     pyarrow: Any = imported("pyarrow")
     if pyarrow is not None and type(value) is pyarrow.Table:
         return Encoded(Encoding.ARROW, [_ipc_file(value)])
@@ -77,12 +81,25 @@ def decode(encoding: Encoding, segments: Sequence[Any], *, arrow: bool = False) 
 
 
 def _ipc_file(table: Any) -> Any:
+    """Return ``table`` as one Arrow IPC file buffer: one copy of its data.
+
+    The size is measured first (a pass that copies nothing), so that the copy goes
+    straight into a buffer of its final size rather than one that grows by doubling.
+    """
     import pyarrow
 
-    sink = pyarrow.BufferOutputStream()
+    measure = pyarrow.MockOutputStream()
+    _write_ipc(measure, table)
+    buffer = pyarrow.allocate_buffer(measure.size())
+    _write_ipc(pyarrow.FixedSizeBufferWriter(buffer), table)
+    return buffer
+
+
+def _write_ipc(sink: Any, table: Any) -> None:
+    import pyarrow
+
     with pyarrow.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue()
 
 
 def _arrow_exact(frame: Any) -> bool:
