@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 import raycache
 from raycache.client.steps import run
 from raycache.core.keys import key_digest
@@ -89,5 +91,22 @@ def test_a_cache_never_reads_back_what_it_removed_during_an_outage(
         assert cache.get("tagged") is None and cache.get("deleted") is None
         assert cache.get("kept") == "kept"
         assert len(entry_files(Path(storage))) == 1
+    finally:
+        cache.shutdown()
+
+
+def test_a_newer_value_that_is_not_written_takes_the_older_file_with_it(
+    cache_name: str, storage: str
+) -> None:
+    settings = {"shards": 1, "capacity": "64MiB", "storage": storage, "storage_capacity": "1MiB"}
+    cache = raycache.Cache(cache_name, **settings)  # type: ignore[arg-type]
+    cache.put("k", "old")
+    run(cache.shard_client.broadcast("flush"))
+    cache.put("k", np.zeros(200_000))  # 1.6 MB: beyond the storage budget, so not written
+    cache.shutdown()
+    cache = raycache.Cache(cache_name, **settings)  # type: ignore[arg-type]
+    try:
+        assert cache.get("k") is None  # never the older value
+        assert entry_files(Path(storage)) == set()
     finally:
         cache.shutdown()

@@ -145,17 +145,31 @@ class Durable:
         tags: Iterable[str],
         cost: float,
     ) -> None:
-        """Queue a write of the value that ``fetch`` gives, called on the writer thread."""
-        if not self.enabled:
-            return
+        """Queue a write of the value that ``fetch`` gives, called on the writer thread.
+
+        A value that is not written (storage down, queue full, a value the tier skips or
+        fails to write) takes the key's older file with it, so that it cannot be read
+        back in place of the newer value.
+        """
         tier = self._tier
-        assert tier is not None
+        if tier is None:
+            return
+        if not self.enabled:
+            tier.owe(digest=digest)
+            return
         expires_at = None if ttl is None else time.time() + ttl
         tags = tuple(tags)
 
         def write() -> None:
-            value = fetch()
-            tier.write(digest, value, expires_at=expires_at, tags=tags, size=size, cost=cost)
+            try:
+                value = fetch()
+            except Exception:
+                tier.delete(digest)
+                raise
+            if not tier.write(
+                digest, value, expires_at=expires_at, tags=tags, size=size, cost=cost
+            ):
+                tier.delete(digest)  # or owes its removal, if the storage refuses that too
             if time.monotonic() - self._scanned > RESCAN_S:
                 self._scanned = time.monotonic()
                 tier.scan()
@@ -164,6 +178,7 @@ class Durable:
             self._queue.put_nowait(write)
         except queue.Full:
             self._dropped += 1
+            tier.owe(digest=digest)
 
     def read(self, digest: bytes, *, map_above: int | None = None) -> Restored | None:
         """Return the entry stored under ``digest``, or None for a miss of any kind.
