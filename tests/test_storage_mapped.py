@@ -46,6 +46,14 @@ def stored(cache_name: str, storage: str) -> Iterator[raycache.Cache]:
     cache.shutdown()
 
 
+def wait_for_the_copy(cache: raycache.Cache, digest: bytes) -> None:
+    """Wait until the shard serves ``digest`` from its copy in the object store."""
+    deadline = time.monotonic() + 30
+    while run(cache.shard_client.call(digest, "lookup")).code is not Code.REF:
+        assert time.monotonic() < deadline, "the copy into the object store never finished"
+        time.sleep(0.05)
+
+
 @ray.remote
 def mapped_sum(array: np.ndarray[Any, Any]) -> tuple[bool, float]:
     return is_mapped(array), float(array.sum())
@@ -95,17 +103,16 @@ def test_a_hit_outlives_its_file(stored: raycache.Cache, storage: str) -> None:
 def test_the_promoted_copy_serves_once_it_is_made(stored: raycache.Cache) -> None:
     digest = key_digest("big")
     assert run(stored.shard_client.call(digest, "lookup")).code is Code.INLINE
-    deadline = time.monotonic() + 30
-    while run(stored.shard_client.call(digest, "lookup")).code is not Code.REF:
-        assert time.monotonic() < deadline, "the copy into the object store never finished"
-        time.sleep(0.05)
+    wait_for_the_copy(stored, digest)
     value = stored.get("big")
     assert not is_mapped(value)
     np.testing.assert_array_equal(value, np.arange(ROWS, dtype=np.float64))
 
 
 def test_a_file_overwritten_after_the_hit_is_not_read(stored: raycache.Cache, storage: str) -> None:
-    reply = run(stored.shard_client.call(key_digest("big"), "lookup"))
+    digest = key_digest("big")
+    reply = run(stored.shard_client.call(digest, "lookup"))
+    wait_for_the_copy(stored, digest)  # made from the file as it was checked
     for path in Path(storage).rglob("*.rc"):
         with path.open("r+b") as file:  # garbage in place: the same inode, a new version
             file.write(b"\xff" * 4096)

@@ -134,7 +134,10 @@ class Vault:
         """
         lower_priority()
         file, contents = self._mapped.pop(token)
-        return file.decode(contents, verify=True)
+        # A private copy, checked, is what Ray copies on: bytes changed in the file in
+        # place after the check would otherwise reach the object store unchecked.
+        private = contents._replace(buffer=memoryview(bytearray(contents.buffer)))
+        return file.decode(private, verify=True)
 
     def submit(
         self, cache: str, member: str, call: Call, shard: Any, digest: bytes, token: int
