@@ -90,7 +90,21 @@ def test_bad_ttls_raise_value_or_type_error(cache: raycache.Cache) -> None:
     check()
 
 
-def test_bad_settings_are_refused_before_any_cache_starts(cache_name: str) -> None:
+BAD_NAMES = ("", " padded ", "a/b", "a\\b", ".", "..", "a\0b", "line\nbreak", "x" * 64)
+"""Names that would leave the storage folder, break a path or a label, or run too long."""
+
+
+def test_keys_nested_past_the_limit_are_a_type_error(cache: raycache.Cache) -> None:
+    deep: Any = ()
+    for _ in range(5000):
+        deep = (deep,)
+    with pytest.raises(TypeError, match="nest"):
+        cache.put(deep, 1)
+    with pytest.raises(TypeError, match="nest"):
+        cache.get(deep)
+
+
+def test_bad_settings_are_refused_before_any_cache_starts(cache_name: str, tmp_path: Any) -> None:
     @fuzz
     @given(capacity=bad_capacities, shards=bad_shards, policy=bad_policies, ttl=non_positive_ttls)
     def check(capacity: Any, shards: Any, policy: Any, ttl: Any) -> None:
@@ -106,9 +120,15 @@ def test_bad_settings_are_refused_before_any_cache_starts(cache_name: str) -> No
             raycache.Cache(cache_name, near_cache_ttl=ttl)
 
     check()
-    for name in ("", " padded ", "a/b"):
-        with pytest.raises(ValueError):
+    for name in BAD_NAMES:
+        with pytest.raises(ValueError, match="cache name"):
             raycache.Cache(name)
+    huge = "1" + "0" * 400
+    for settings in ({"capacity": huge}, {"capacity": int(huge)}, {"ttl": 10**400}):
+        with pytest.raises(ValueError):
+            raycache.Cache(cache_name, **settings)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="storage_capacity"):
+        raycache.Cache(cache_name, storage=str(tmp_path), storage_capacity=huge)
     with pytest.raises(TypeError):
         raycache.Cache(42)  # type: ignore[arg-type]
     with pytest.raises(raycache.CacheNotFoundError):
@@ -186,7 +206,7 @@ def test_memoize_refuses_what_it_cannot_memoize(cache: raycache.Cache) -> None:
         expect(cache, TypeError, lambda: raycache.memoize(cache=thing))
 
     check()
-    for name in ("", "a/b", " padded"):
+    for name in BAD_NAMES:
         expect(cache, ValueError, lambda: raycache.memoize(cache=name))  # noqa: B023
     expect(cache, TypeError, lambda: raycache.memoize("not a function"))
     expect(cache, TypeError, lambda: raycache.memoize(NotAFunction))

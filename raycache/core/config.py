@@ -12,14 +12,17 @@ or as a percentage of the cluster's object store:
 >>> parse_capacity("lots", object_store_bytes=0)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-ValueError: capacity must be a positive int of bytes, ... got 'lots'
+ValueError: capacity must be a positive int of bytes up to 2**63 - 1, ... got 'lots'
 """
 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from raycache.core import validation
 
 if TYPE_CHECKING:
     from raycache.core.storage.location import Storage
@@ -36,6 +39,9 @@ _UNITS = {
     "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
     "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40,
 }  # fmt: skip
+MAX_BYTES = 2**63 - 1
+"""The largest capacity, in bytes: what a storage file's header can record."""
+
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 
@@ -92,22 +98,22 @@ def parse_capacity(
             f"got {type(capacity).__name__}"
         )
     if isinstance(capacity, int):
-        if capacity > 0:
+        if 0 < capacity <= MAX_BYTES:
             return capacity
     else:
         parsed = _parse_capacity_text(capacity, object_store_bytes)
-        if parsed is not None and parsed > 0:
+        if parsed is not None and 0 < parsed <= MAX_BYTES:
             return parsed
     raise ValueError(
-        f"{what} must be a positive int of bytes, a size such as '8GiB' or '512MB', "
-        f"or a percentage such as '30%' of {whole}; got {capacity!r}"
+        f"{what} must be a positive int of bytes up to 2**63 - 1, a size such as '8GiB' or "
+        f"'512MB', or a percentage such as '30%' of {whole}; got {validation.shown(capacity)}"
     )
 
 
 def _parse_capacity_text(text: str, object_store_bytes: int) -> int | None:
     percent = _PERCENT.match(text)
     if percent:
-        share = float(percent.group(1))
+        share = float(Decimal(percent.group(1)))
         if not 0 < share <= 100:
             return None
         # With no cluster to measure yet, any valid percentage passes the form check.
@@ -115,4 +121,5 @@ def _parse_capacity_text(text: str, object_store_bytes: int) -> int | None:
     size = _SIZE.match(text)
     if size is None or size.group(2).lower() not in _UNITS:
         return None
-    return int(float(size.group(1)) * _UNITS[size.group(2).lower()])
+    # Decimal, not float: "1" followed by 400 zeros is a number too large, not infinity.
+    return int(Decimal(size.group(1)) * _UNITS[size.group(2).lower()])

@@ -1,7 +1,7 @@
 """Cache keys: which Python values may be keys, and their stable digest.
 
 A key is a ``str``, ``bytes``, ``int``, ``float``, ``bool``, ``None``, or a tuple of
-these, nested to any depth. Its digest is a 16-byte xxh3-128 hash of a canonical,
+these, nested at most :data:`MAX_DEPTH` deep. Its digest is a 16-byte xxh3-128 hash of a canonical,
 type-tagged encoding (for a plain str or bytes key, of its raw bytes under a seed
 that stands for the type). The digest is the same in every process and on every machine,
 unlike Python's salted ``hash()``. It tells ``1``, ``1.0`` and ``True`` apart, because a
@@ -32,6 +32,12 @@ Key: TypeAlias = "str | bytes | int | float | bool | tuple[Key, ...] | None"
 
 DIGEST_SIZE = 16
 """Length in bytes of a key digest."""
+
+MAX_DEPTH = 32
+"""How deep tuples may nest in a key; a deeper key raises ``TypeError``.
+
+Without a limit a deep key would raise ``RecursionError`` somewhere in the cache.
+"""
 
 _xxh3_128 = xxhash.xxh3_128_digest
 _STR_SEED = 1
@@ -89,11 +95,11 @@ def encode_key(key: object) -> bytes:
     True
     """
     parts: list[bytes] = []
-    _encode_into(key, parts)
+    _encode_into(key, parts, 0)
     return b"".join(parts)
 
 
-def _encode_into(key: object, parts: list[bytes]) -> None:
+def _encode_into(key: object, parts: list[bytes], depth: int) -> None:
     kind = type(key)
     encode = encoding.SCALARS.get(kind)
     if encode is not None:
@@ -103,9 +109,11 @@ def _encode_into(key: object, parts: list[bytes]) -> None:
     elif kind is bytes:
         parts.append(encoding.sized(encoding.BYTES, key))  # type: ignore[arg-type]
     elif kind is tuple:
+        if depth >= MAX_DEPTH:
+            raise TypeError(f"cache keys may nest tuples at most {MAX_DEPTH} deep")
         parts.append(encoding.header(encoding.TUPLE, len(key)))  # type: ignore[arg-type]
         for item in key:  # type: ignore[attr-defined]
-            _encode_into(item, parts)
+            _encode_into(item, parts, depth + 1)
     else:
         raise TypeError(
             "cache keys must be str, bytes, int, float, bool, None or tuples of these; "

@@ -25,6 +25,7 @@ TypeError: tags must be an iterable of str, not a single str (wrap it in a list)
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Iterable
 from numbers import Real
 
@@ -42,7 +43,7 @@ def number(value: object, what: str) -> float:
     """Return ``value`` as a float if it is a finite real number >= 0."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{what} must be a real number, got {type(value).__name__}")
-    result = float(value)
+    result = _float(value, what)
     if not 0.0 <= result < math.inf:
         raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
     return result
@@ -54,7 +55,7 @@ def seconds(value: object, what: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{what} must be a number of seconds or None, got {type(value).__name__}")
-    result = float(value)
+    result = _float(value, what)
     if not (result > 0 and math.isfinite(result)):
         raise ValueError(f"{what} must be a finite number of seconds > 0, got {value!r}")
     return result
@@ -83,12 +84,67 @@ def choice(value: object, choices: Iterable[str], what: str) -> str:
     return value
 
 
+NAME_MAX_LENGTH = 63
+"""The longest cache name, in characters.
+
+A name becomes a folder of the storage, part of actor names and a metrics label; 63
+characters are at most 252 bytes of UTF-8, within the 255-byte limit of a file name on
+common filesystems.
+"""
+
+_SEPARATORS = frozenset("/\\")
+
+
 def name(value: object) -> str:
-    """Return ``value`` if it can name a cache: a non-empty str without '/' or edge spaces."""
+    """Return ``value`` if it can name a cache, else raise ``ValueError`` saying why.
+
+    A name is a str of 1 to :data:`NAME_MAX_LENGTH` characters, without a path separator
+    (``/`` or ``\\``), control characters or surrounding spaces, and is not ``.`` or
+    ``..``: it names the cache's folder in the storage, which must stay inside it.
+
+    >>> name("users-eu")
+    'users-eu'
+    >>> name("..")
+    Traceback (most recent call last):
+    ...
+    ValueError: cache name '..' is not allowed: it would name a folder outside the storage
+    """
     if not isinstance(value, str):
         raise TypeError(f"cache name must be a str, got {type(value).__name__}")
-    if not value or "/" in value or value.strip() != value:
-        raise ValueError(
-            f"cache name must be non-empty, without '/' or surrounding spaces; got {value!r}"
-        )
+    problem = _name_problem(value)
+    if problem is not None:
+        raise ValueError(f"cache name {shown(value)} is not allowed: {problem}")
     return value
+
+
+def _name_problem(value: str) -> str | None:
+    if not value:
+        return "it is empty"
+    if value in (".", ".."):
+        return "it would name a folder outside the storage"
+    if len(value) > NAME_MAX_LENGTH:
+        return f"it is {len(value)} characters long, over the limit of {NAME_MAX_LENGTH}"
+    if any(character in _SEPARATORS for character in value):
+        return "it holds a path separator ('/' or '\\\\')"
+    if any(unicodedata.category(character)[0] == "C" for character in value):
+        return "it holds a control or unprintable character"
+    if value.strip() != value:
+        return "it has surrounding spaces"
+    return None
+
+
+def _float(value: Real, what: str) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{what} is too large: {shown(value)}") from None
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """Return ``repr(value)``, shortened to about ``limit`` characters for an error message.
+
+    >>> shown("1" + "0" * 400)
+    "'100000000000000000000000000000000000...(403 characters)"
+    """
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}...({len(text)} characters)"
