@@ -18,8 +18,8 @@ ValueError: capacity must be a positive int of bytes up to 2**63 - 1, ... got 'l
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from raycache.core import validation

@@ -99,7 +99,7 @@ def name(value: object) -> str:
     """Return ``value`` if it can name a cache, else raise ``ValueError`` saying why.
 
     A name is a str of 1 to :data:`NAME_MAX_LENGTH` characters, without a path separator
-    (``/`` or ``\\``), control characters or surrounding spaces, and is not ``.`` or
+    (``/`` or a backslash), control characters or surrounding spaces, and is not ``.`` or
     ``..``: it names the cache's folder in the storage, which must stay inside it.
 
     >>> name("users-eu")
