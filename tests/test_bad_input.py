@@ -124,9 +124,9 @@ def test_bad_settings_are_refused_before_any_cache_starts(cache_name: str, tmp_p
         with pytest.raises(ValueError, match="cache name"):
             raycache.Cache(name)
     huge = "1" + "0" * 400
-    for given in ({"capacity": huge}, {"capacity": int(huge)}, {"ttl": 10**400}):
+    for overflowing in ({"capacity": huge}, {"capacity": int(huge)}, {"ttl": 10**400}):
         with pytest.raises(ValueError):
-            raycache.Cache(cache_name, **given)  # type: ignore[arg-type]
+            raycache.Cache(cache_name, **overflowing)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="storage_capacity"):
         raycache.Cache(cache_name, storage=str(tmp_path), storage_capacity=huge)
     with pytest.raises(TypeError):
