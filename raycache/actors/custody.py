@@ -61,15 +61,17 @@ class Custody:
             return None  # restarting: this value goes uncached
         return StoredRef(nested[0])
 
-    def promote(self, digest: bytes, file: FileEntry) -> Mapped | None:
+    def promote(self, digest: bytes, file: FileEntry, key: bytes | None) -> Mapped | None:
         """Have the vault copy a storage hit into the object store, in the background.
+
+        ``key`` is the cache's derived storage key, which the vault checks the copy with.
 
         Return at once the file to hand out, with the copy's reference (None if the file
         changed meanwhile, or the vault is down); until the copy is done,
         :meth:`serving` hands out the file for the copy's entry too.
         """
         try:
-            nested = ray.get(self._vault.promote.remote(*self._shard, file))
+            nested = ray.get(self._vault.promote.remote(*self._shard, file, key))
         except RayActorError:
             return None
         if nested is None:

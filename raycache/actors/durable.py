@@ -67,10 +67,11 @@ STAT_FIELDS = {
     "storage_write_errors": "write_errors",
     "storage_read_errors": "read_errors",
     "storage_corrupt": "corrupt",
+    "storage_rejected": "rejected",
 }
 """A shard's stats row's storage fields, and the tier counters they come from."""
 
-_EMPTY = StorageStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, healthy=True)
+_EMPTY = StorageStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, healthy=True)
 
 
 class Restored(NamedTuple):

@@ -53,6 +53,7 @@ class Shard(Leases, Member):
         }  # fmt: skip
         self._heat = Heat()
         self._durable = Durable(cache, config, self._owns, len(ring))
+        self._storage_key = None if config.storage is None else config.storage.key
         self._custody.restore(self._put)  # after a crash: the large entries it held
         ShardMetrics(cache, member).start(self._counts)
         preload_in_background()
@@ -326,7 +327,7 @@ class Shard(Leases, Member):
         value, size, ttl, tags, cost = restored
         served = value
         if isinstance(value, FileEntry):  # large, in a local file: readers map it themselves
-            served = self._custody.promote(digest, value)
+            served = self._custody.promote(digest, value, self._storage_key)
             if served is None:
                 return None
             value = served.copy

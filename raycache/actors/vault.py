@@ -32,6 +32,7 @@ from raycache.core.naming import NAMESPACE, VAULT_PREFIX, vault_name
 from raycache.core.sizing import size_of
 from raycache.core.storage.files import Contents
 from raycache.core.storage.mapped import FileEntry
+from raycache.core.storage.signing import Signer
 
 Holder = tuple[str, str]
 """A shard, as ``(cache, member)``."""
@@ -98,7 +99,8 @@ class Vault:
         # references here are what keeps the objects alive for the cache.
         self._held: dict[Holder, dict[str, tuple[list[Any], Record | None]]] = {}
         self._orphans: deque[tuple[float, list[list[Any]]]] = deque()
-        self._mapped: dict[int, tuple[FileEntry, Contents]] = {}  # promotions not begun
+        # Promotions not begun: each file, its mapping, and the signer that checks it.
+        self._mapped: dict[int, tuple[FileEntry, Contents, Signer | None]] = {}
         self._tokens = itertools.count()
 
     def keep(self, cache: str, member: str, value: Any) -> list[Any]:
@@ -110,18 +112,21 @@ class Vault:
             value = ray.get(value.ref)
         return self._hold((cache, member), [ray.put(value)])
 
-    def promote(self, cache: str, member: str, file: FileEntry) -> list[Any] | None:
+    def promote(
+        self, cache: str, member: str, file: FileEntry, key: bytes | None
+    ) -> list[Any] | None:
         """Copy a verified file into the object store, in the background; return ``[ref]``.
 
         The file is mapped now, so that its removal or replacement from here on cannot
-        change what the copy holds; None if it is no longer the version verified.
+        change what the copy holds; None if it is no longer the version verified. ``key``
+        is the cache's derived storage key, which the copy is checked with, if it has one.
         """
         try:
             contents = file.map()
         except Exception:  # removed or replaced since the shard verified it: a miss
             return None
         token = next(self._tokens)
-        self._mapped[token] = (file, contents)
+        self._mapped[token] = (file, contents, None if key is None else Signer(key))
         this = ray.get_runtime_context().current_actor
         return self._hold((cache, member), [this.copy_mapped.remote(token)])
 
@@ -133,11 +138,11 @@ class Vault:
         to computations and to this vault's other calls.
         """
         lower_priority()
-        file, contents = self._mapped.pop(token)
+        file, contents, signer = self._mapped.pop(token)
         # A private copy, checked, is what Ray copies on: bytes changed in the file in
         # place after the check would otherwise reach the object store unchecked.
         private = contents._replace(buffer=memoryview(bytearray(contents.buffer)))
-        return file.decode(private, verify=True)
+        return file.decode(private, verify=True, signer=signer)
 
     def submit(
         self, cache: str, member: str, call: Call, shard: Any, digest: bytes, token: int

@@ -43,7 +43,7 @@ Connection = concurrent.futures.Future[ShardClient]
 _STAT_TOTALS = (
     "hits", "misses", "evictions", "expirations", "entries", "bytes",
     "storage_hits", "storage_misses", "storage_write_errors", "storage_read_errors",
-    "storage_corrupt", "storage_dropped", "storage_entries", "storage_bytes",
+    "storage_corrupt", "storage_rejected", "storage_dropped", "storage_entries", "storage_bytes",
 )  # fmt: skip
 
 

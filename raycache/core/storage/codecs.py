@@ -62,6 +62,17 @@ def encode(value: object) -> Encoded:
     return Encoded(Encoding.PICKLE, _pickle_segments(value))
 
 
+def validate(encoding: Encoding, segments: Sequence[Any]) -> None:
+    """Raise unless an Arrow payload's every offset and length is within its buffers.
+
+    Arrow trusts them when it reads a file, so a crafted file whose checksums hold
+    would make the reading process read out of bounds and crash. Other payloads need
+    no such check: numpy checks an array's size against its buffer, and pickle raises.
+    """
+    if encoding in (Encoding.ARROW, Encoding.PANDAS):
+        _read_table(segments[0]).validate(full=True)
+
+
 def decode(encoding: Encoding, segments: Sequence[Any], *, arrow: bool = False) -> object:
     """Return the value of a payload from its segments, as views of them where possible.
 
@@ -69,15 +80,19 @@ def decode(encoding: Encoding, segments: Sequence[Any], *, arrow: bool = False) 
     which costs nothing; converting to pandas maps numeric columns but builds the others.
     """
     if encoding in (Encoding.ARROW, Encoding.PANDAS):
-        import pyarrow
-
-        table = pyarrow.ipc.open_file(pyarrow.py_buffer(segments[0])).read_all()
+        table = _read_table(segments[0])
         if encoding is Encoding.ARROW or arrow:
             return table
         return table.to_pandas(split_blocks=True)
     if encoding is Encoding.NUMPY:
         return _npy_array(segments[0], segments[1])
     return pickle.loads(segments[0], buffers=segments[1:])
+
+
+def _read_table(file: Any) -> Any:
+    import pyarrow
+
+    return pyarrow.ipc.open_file(pyarrow.py_buffer(file)).read_all()
 
 
 def _ipc_file(table: Any) -> Any:

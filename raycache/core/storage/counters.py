@@ -34,6 +34,8 @@ class StorageStats:
     evictions: int
     skipped: int
     """Values not written: larger than the whole budget, or that cannot be pickled."""
+    rejected: int
+    """Files read and refused: not signed with the cache's storage key (nor decoded)."""
     healthy: bool
 
 
@@ -81,5 +83,6 @@ class Counters:
                 expirations=counts["expirations"],
                 evictions=counts["evictions"],
                 skipped=counts["skipped"],
+                rejected=counts["rejected"],
                 healthy=self.healthy,
             )

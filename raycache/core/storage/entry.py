@@ -1,24 +1,28 @@
 """An entry's file: where it lives, the bytes written for a value, and the checks on reading.
 
-A file is named by its key digest, ``<cache name>/<hex[:2]>/<hex>.rc``, so that no index
-is needed to find it. :func:`pack` lays a value out as a header and aligned payload
-chunks (see :mod:`~raycache.core.storage.format`); :func:`unpack` checks a whole file
-and :func:`value_of` decodes its payload as views of the file's buffer.
+A file is named by its key digest, ``<cache name>/<hex>.rc``, so that no index is needed
+to find it. :func:`pack` lays a value out as a header and aligned payload chunks (see
+:mod:`~raycache.core.storage.format`), signed if a :class:`Signer` is given;
+:func:`unpack` reads a whole file's header, :func:`check` checks its checksum or its
+MAC, and :func:`value_of` decodes its payload as views of the file's buffer.
 
 >>> digest = bytes(range(16))
 >>> path = entry_path("users", digest)
 >>> path
-'users/00/000102030405060708090a0b0c0d0e0f.rc'
+'users/000102030405060708090a0b0c0d0e0f.rc'
 >>> digest_of(path) == digest
 True
 >>> packed = pack(digest, [1, 2], expires_at=None, tags=("eu",), size=None, cost=0.0)
->>> header, payload, checksum = unpack(memoryview(b"".join(map(bytes, packed.chunks))), digest)
->>> header.tags, value_of(header, payload, checksum, verify=True, arrow=False)
+>>> file = memoryview(b"".join(map(bytes, packed.chunks)))
+>>> opened = unpack(file, digest)
+>>> check(file, opened, None)
+>>> opened.header.tags, value_of(opened, arrow=False)
 (('eu',), [1, 2])
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -26,19 +30,23 @@ import xxhash
 
 from raycache.core.keys import DIGEST_SIZE
 from raycache.core.sizing import size_of
-from raycache.core.storage.codecs import decode, encode
+from raycache.core.storage.codecs import decode, encode, validate
 from raycache.core.storage.format import (
     ALIGNMENT,
     SUFFIX,
     Encoding,
     FormatError,
     Header,
+    Parsed,
     layout,
     pack_header,
+    signed_parts,
     unpack_header,
 )
+from raycache.core.storage.signing import Signer
 
 _PADDING = bytes(ALIGNMENT)
+_ENTRY_NAME = re.compile(f"([0-9a-f]{{{2 * DIGEST_SIZE}}})" + re.escape(SUFFIX))
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,18 @@ class StoredValue:
     buffer: memoryview
 
 
+class Rejected(FormatError):
+    """A file that this reader's storage key did not sign: it is never decoded."""
+
+
+class Opened(NamedTuple):
+    """A whole file's header as read, and its payload (a view of the file)."""
+
+    header: Header
+    payload: memoryview
+    parsed: Parsed
+
+
 class Packed(NamedTuple):
     """The chunks of an entry's file, in order, and their total length in bytes."""
 
@@ -67,18 +87,17 @@ class Packed(NamedTuple):
 
 def entry_path(name: str, digest: bytes) -> str:
     """Return the path of the file of ``digest`` in cache ``name``, relative to the root."""
-    text = digest.hex()
-    return f"{name}/{text[:2]}/{text}{SUFFIX}"
+    return f"{name}/{digest.hex()}{SUFFIX}"
 
 
 def digest_of(path: str) -> bytes | None:
-    """Return the digest a file's path names, or None if it names none."""
-    stem = path.rsplit("/", 1)[-1][: -len(SUFFIX)]
-    try:
-        digest = bytes.fromhex(stem)
-    except ValueError:
-        return None
-    return digest if len(digest) == DIGEST_SIZE else None
+    """Return the digest a file's path names, or None unless its name is one the tier makes.
+
+    >>> digest_of("users/../.bashrc") is None, digest_of("users/ABCD.rc") is None
+    (True, True)
+    """
+    named = _ENTRY_NAME.fullmatch(path.rsplit("/", 1)[-1])
+    return None if named is None else bytes.fromhex(named.group(1))
 
 
 def check_digest(digest: object) -> None:
@@ -97,10 +116,12 @@ def pack(
     tags: tuple[str, ...],
     size: int | None,
     cost: float,
+    signer: Signer | None = None,
 ) -> Packed:
     """Return the file of ``value``; its large buffers are chunks as they are, not copies.
 
-    Raises whatever encoding the value raises (a value that cannot be pickled).
+    With ``signer``, the file carries its MAC. Raises whatever encoding the value raises
+    (a value that cannot be pickled).
     """
     encoding, segments = encode(value)
     lengths = [memoryview(segment).nbytes for segment in segments]
@@ -120,39 +141,52 @@ def pack(
         for chunk in (segment, padding):
             chunks.append(chunk)
             checksum.update(chunk)
-    head = pack_header(header, payload_checksum=checksum.intdigest())
+    sign = None if signer is None else (lambda head: signer.mac(head, chunks))
+    head = pack_header(header, payload_checksum=checksum.intdigest(), sign=sign)
     return Packed([head, *chunks], len(head) + sum(memoryview(c).nbytes for c in chunks))
 
 
-def unpack(buffer: memoryview, digest: bytes) -> tuple[Header, memoryview, int]:
-    """Return the header, payload and payload checksum of the whole file ``buffer``.
+def unpack(file: memoryview, digest: bytes) -> Opened:
+    """Return the header and payload of the whole file ``file``, unchecked.
 
     Raises :class:`FormatError` for a file that is damaged, foreign, of another format
     version, of another key, or not exactly as long as its header says.
     """
-    header, offset, length, checksum = unpack_header(buffer)
-    if header.digest != digest:
+    parsed = unpack_header(file)
+    if parsed.header.digest != digest:
         raise FormatError("the file holds another key")
-    if offset + length != buffer.nbytes:
+    end = parsed.payload_offset + parsed.payload_length
+    if end != file.nbytes:
         raise FormatError("the file is truncated, or longer than its header says")
-    return header, buffer[offset : offset + length], checksum
+    return Opened(parsed.header, file[parsed.payload_offset : end], parsed)
 
 
-def value_of(
-    header: Header, payload: memoryview, checksum: int, *, verify: bool, arrow: bool
-) -> object:
-    """Return the value of a payload, checking its checksum first if ``verify``.
+def check(file: memoryview, opened: Opened, signer: Signer | None) -> None:
+    """Check a file before it is decoded: once per version of the file is enough.
 
-    Raises :class:`FormatError` for a checksum that does not match, and whatever decoding
-    raises (a pickle whose class is gone).
+    With ``signer``, its MAC: raises :class:`Rejected` for a file that ``signer``'s key
+    did not sign, whatever its checksums say. Without, its checksum (raises
+    :class:`FormatError`) and then the payload's own structure, which a crafted file
+    with a recomputed checksum could make impossible (raises whatever the codec does).
     """
-    if verify:
-        check_payload(payload, checksum)
-    segments = [payload[start : start + size] for start, size in header.segments]
-    return decode(header.encoding, segments, arrow=arrow)
-
-
-def check_payload(payload: memoryview, checksum: int) -> None:
-    """Raise :class:`FormatError` unless ``payload`` hashes to ``checksum``."""
-    if xxhash.xxh3_64_intdigest(payload) != checksum:
+    parsed = opened.parsed
+    if signer is not None:
+        signed = signed_parts(file, parsed)
+        if not (parsed.signed and signer.verify(signed, [opened.payload], parsed.mac)):
+            raise Rejected("the file is not signed with this cache's storage key")
+        return
+    if xxhash.xxh3_64_intdigest(opened.payload) != parsed.payload_checksum:
         raise FormatError("the payload checksum does not match")
+    validate(opened.header.encoding, _segments(opened))
+
+
+def value_of(opened: Opened, *, arrow: bool) -> object:
+    """Return the value of a checked file's payload, as views of it where possible.
+
+    Raises whatever decoding raises: a pickle whose class is gone, say.
+    """
+    return decode(opened.header.encoding, _segments(opened), arrow=arrow)
+
+
+def _segments(opened: Opened) -> list[memoryview]:
+    return [opened.payload[start : start + size] for start, size in opened.header.segments]

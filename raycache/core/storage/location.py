@@ -2,15 +2,24 @@
 
 ``storage`` is one of
 
-- a local directory (a str or a path), created if need be, or a ``file://`` URL;
+- a local directory (a str or a path), created if need be, or a ``file:`` URL
+  (``file:///abs/path`` or ``file:/abs/path``, percent-decoded, as
+  ``pyarrow.fs.FileSystem.from_uri`` reads it: no host, no relative path);
 - a URL of object storage or a distributed filesystem: ``s3://bucket/prefix``,
   ``gs://bucket/prefix``, ``abfs://container@account.dfs.core.windows.net/prefix``,
   ``hdfs://host/path``, each where pyarrow has the filesystem built in;
 - a ``pyarrow.fs.FileSystem`` or an fsspec filesystem, or a ``(filesystem, path)`` pair.
 
 ``None`` means the environment variable ``RAYCACHE_STORAGE``, and without it there is no
-storage: the cache lives in memory only. An unknown scheme, or a local directory that
-cannot be created or written, raises ``ValueError`` here, at creation.
+storage: the cache lives in memory only. A blank string, an unknown scheme, a URL
+missing its ``//`` or its bucket (``s3:/bucket``), a ``file:`` URL with a host, or a
+local directory that cannot be created or written, or that another user owns, raises
+``ValueError`` here, at creation, naming the problem: a mistyped URL never becomes a
+local folder.
+
+Files are private by default: the folders the tier makes are ``0700`` and its files
+``0600``. ``shared=True`` makes them ``0770`` and ``0660`` (group members may read and
+write them), for a shared filesystem whose users are one group.
 
 S3 is reached with pyarrow's ``S3FileSystem``, built in the process that does the I/O
 (each shard) from that process's environment. raycache reads the endpoint from
@@ -33,16 +42,22 @@ True
 Traceback (most recent call last):
 ...
 ValueError: storage URL scheme 'ftp' is not supported; use a directory, or one of: ...
+>>> parse_storage("s3:/bucket/cache")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+ValueError: storage 's3:/bucket/cache' is not a URL: 's3:' must be followed by '//' ...
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
+import re
+import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -61,6 +76,10 @@ _REMOTE_SCHEMES = {
     "abfss": "AzureFileSystem",
     "hdfs": "HadoopFileSystem",
 }
+# A scheme, as RFC 3986 spells it; "c:" would be a Windows drive, which is not served here.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
+# The query parameters of an s3:// URL that raycache reads; pyarrow refuses any other.
+_S3_QUERY = frozenset({"endpoint_override", "scheme", "region"})
 # A cache must stay responsive when S3 is unreachable: fail in seconds, not minutes.
 _S3_TIMEOUTS = {"connect_timeout": 2.0, "request_timeout": 10.0}
 _S3_ATTEMPTS = 2
@@ -78,17 +97,31 @@ class Storage:
     ``url`` is the absolute directory of a local storage, or the URL as given.
     ``filesystem`` and ``path`` hold a filesystem object given by the user; a URL's
     filesystem is instead built in each process that uses it, from that process's
-    environment (credentials and endpoints stay out of pickles).
+    environment (credentials and endpoints stay out of pickles). ``key`` is the
+    derived key that signs its files (see :mod:`~raycache.core.storage.signing`), or
+    None; ``shared`` widens the files' permissions to the group.
     """
 
     url: str
     filesystem: pafs.FileSystem | None = None
     path: str = ""
+    key: bytes | None = field(default=None, repr=False)
+    shared: bool = False
 
     @property
     def local_root(self) -> str | None:
         """The local directory of this storage, or None for a remote one."""
         return self.url if self.filesystem is None and "://" not in self.url else None
+
+    @property
+    def folder_mode(self) -> int:
+        """The permissions of the folders the tier makes: 0700, or 0770 when shared."""
+        return 0o770 if self.shared else 0o700
+
+    @property
+    def file_mode(self) -> int:
+        """The permissions of the files the tier makes: 0600, or 0660 when shared."""
+        return 0o660 if self.shared else 0o600
 
     def remote(self) -> tuple[pafs.FileSystem, str]:
         """Return the filesystem and the root path within it of a remote storage.
@@ -133,25 +166,56 @@ def storage_from_env(environ: Mapping[str, str] = os.environ) -> Storage | None:
 
 
 def _from_text(text: str) -> Storage:
-    if "://" not in text:
+    if not text.strip():
+        raise ValueError(f"storage {text!r} is blank; give a directory or a URL")
+    scheme = _SCHEME.match(text)
+    if scheme is None:
         return _local(text)
-    parts = urlsplit(text)
-    scheme = parts.scheme.lower()
-    if scheme == "file":
-        return _local(parts.path)
+    name = scheme.group(1).lower()
+    if name == "file":
+        return _local(_file_url_path(text))
+    if not text[scheme.end() :].startswith("//"):
+        raise ValueError(
+            f"storage {text!r} is not a URL: {scheme.group(0)!r} must be followed by '//' "
+            f"(for a local folder of that name, write './{text}')"
+        )
+    return _remote(text, name)
+
+
+def _file_url_path(url: str) -> str:
+    """Return the local path of a ``file:`` URL, as ``pyarrow.fs.FileSystem.from_uri`` does."""
+    try:
+        filesystem, path = pafs.FileSystem.from_uri(url)
+    except (pa.ArrowException, ValueError) as error:
+        raise ValueError(f"storage {url!r} is not a local file URL: {error}") from None
+    assert isinstance(filesystem, pafs.LocalFileSystem)
+    return str(path)
+
+
+def _remote(url: str, scheme: str) -> Storage:
     if scheme not in _REMOTE_SCHEMES:
         known = ", ".join(f"{name}://" for name in ("file", *_REMOTE_SCHEMES))
         raise ValueError(
-            f"storage URL scheme {scheme!r} is not supported; use a directory, or one of: {known}"
+            f"storage URL scheme {scheme!r} is not supported; use a directory, or one of: "
+            f"{known}, or pass a pyarrow or fsspec filesystem object"
         )
     if not hasattr(pafs, _REMOTE_SCHEMES[scheme]):
         raise ValueError(
-            f"storage {text!r} needs pyarrow.fs.{_REMOTE_SCHEMES[scheme]}, which this "
+            f"storage {url!r} needs pyarrow.fs.{_REMOTE_SCHEMES[scheme]}, which this "
             "pyarrow was built without"
         )
+    parts = urlsplit(url)
     if not parts.netloc:
-        raise ValueError(f"storage URL {text!r} names no bucket or host")
-    return Storage(url=text)
+        raise ValueError(f"storage URL {url!r} names no bucket or host")
+    unknown = set(parse_qs(parts.query, keep_blank_values=True)) - _S3_QUERY
+    if scheme == "s3" and unknown:
+        raise ValueError(
+            f"storage URL {url!r} has query parameters raycache does not read: "
+            f"{', '.join(sorted(unknown))}; it reads {', '.join(sorted(_S3_QUERY))}"
+        )
+    if parts.fragment:
+        raise ValueError(f"storage URL {url!r} has a fragment ('#...'), which names nothing")
+    return Storage(url=url)
 
 
 def _is_filesystem(candidate: object) -> bool:
@@ -182,13 +246,21 @@ def _protocols(filesystem: Any) -> tuple[str, ...]:
 
 
 def _local(path: str) -> Storage:
-    if not path:
-        raise ValueError("a local storage needs a directory, got ''")
+    if not path.strip():
+        raise ValueError(f"a local storage needs a directory, got {path!r}")
     root = os.path.abspath(os.path.expanduser(path))
     try:
-        os.makedirs(root, exist_ok=True)
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        status = os.stat(root)
     except OSError as error:
         raise ValueError(f"storage directory {root!r} cannot be created: {error}") from None
+    if not stat.S_ISDIR(status.st_mode):
+        raise ValueError(f"storage {root!r} is not a directory")
+    if status.st_uid != os.getuid():
+        raise ValueError(
+            f"storage directory {root!r} belongs to another user (uid {status.st_uid}); "
+            "whoever owns it could replace what the cache reads: use a directory of your own"
+        )
     if not os.access(root, os.W_OK | os.X_OK):
         raise ValueError(f"storage directory {root!r} is not writable")
     return Storage(url=root)
@@ -207,7 +279,7 @@ def _filesystem_of(url: str) -> tuple[pafs.FileSystem, str]:
         **_S3_TIMEOUTS,
         retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=_S3_ATTEMPTS),
     )
-    return s3, posixpath.join(parts.netloc, parts.path.strip("/")).rstrip("/")
+    return s3, posixpath.join(parts.netloc, unquote(parts.path).strip("/")).rstrip("/")
 
 
 def _s3_options(query: str, environ: Mapping[str, str]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ reader falls back to the copy promoted into the object store.
 >>> from raycache.core.storage.files import LocalFiles
 >>> root, digest = tempfile.mkdtemp(), bytes(16)
 >>> packed = pack(digest, list(range(3)), expires_at=None, tags=(), size=None, cost=0.0)
->>> identity = LocalFiles(root).write(entry_path("demo", digest), packed.chunks)
+>>> identity = LocalFiles(root).write(entry_path("demo", digest), packed.chunks).identity
 >>> FileEntry(root, entry_path("demo", digest), digest, identity).open()
 [0, 1, 2]
 """
@@ -26,9 +26,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from raycache.core.storage.entry import unpack, value_of
+from raycache.core.storage.entry import check, unpack, value_of
 from raycache.core.storage.files import Contents, LocalFiles
 from raycache.core.storage.format import FormatError
+from raycache.core.storage.signing import Signer
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,16 @@ class FileEntry:
             raise FormatError("the file was replaced or changed since it was verified")
         return contents
 
-    def decode(self, contents: Contents, *, verify: bool = False) -> object:
+    def decode(
+        self, contents: Contents, *, verify: bool = False, signer: Signer | None = None
+    ) -> object:
         """Return the value of this entry's mapped file, as :meth:`map` returned it.
 
-        With ``verify``, check the payload's checksum first: for a mapping held a while,
-        since a file changed in place shows through every mapping of it.
+        With ``verify``, check the file first as the shard did (its MAC with ``signer``,
+        else its checksum and structure): for a mapping held a while, since a file
+        changed in place shows through every mapping of it.
         """
-        header, payload, checksum = unpack(contents.buffer, self.digest)
-        return value_of(header, payload, checksum, verify=verify, arrow=False)
+        opened = unpack(contents.buffer, self.digest)
+        if verify:
+            check(contents.buffer, opened, signer)
+        return value_of(opened, arrow=False)

@@ -1,7 +1,7 @@
 """The durable tier of one cache: entries as files under a storage location, in a byte budget.
 
-An entry's file is ``<root>/<cache name>/<hex[:2]>/<hex>.rc``, named by its key digest, so
-no global index is needed: a new cluster reads old entries at once. The tier keeps an
+An entry's file is ``<root>/<cache name>/<hex>.rc``, named by its key digest, so no
+global index is needed: a new cluster reads old entries at once. The tier keeps an
 index of the files it knows (size, expiry, tags) to keep its budget and to answer tag
 queries fast, but every answer is checked against the files: :meth:`StorageTier.scan`
 lists them afresh, and :meth:`StorageTier.invalidate_tag`, :meth:`StorageTier.clear` and
@@ -10,7 +10,15 @@ lists them afresh, and :meth:`StorageTier.invalidate_tag`, :meth:`StorageTier.cl
 Nothing the storage does raises out of :meth:`StorageTier.write` or
 :meth:`StorageTier.read`: a full disk, a refused permission or an unreachable S3 is
 counted in ``write_errors`` or ``read_errors``; a truncated, corrupted, foreign or
-unknown-version file is counted in ``corrupt``, removed, and read as a miss. After
+crafted file is counted in ``corrupt``, removed, and read as a miss. With a storage key
+(``Storage.key``), a file the key did not sign is counted in ``rejected`` and read as a
+miss, and is never decoded. A file of a format version this one does not know is a miss
+that is left alone, by reads, scans, expiry and eviction alike (a newer raycache sharing
+the storage in a rolling upgrade wrote it); only :meth:`StorageTier.clear` removes it.
+
+The budget is what the disk holds: the blocks each file takes, the folder itself, and
+the temporary files of writers at work. Temporary files of writers that died are
+removed by every scan. After
 ``unhealthy_after`` failures in a row the tier reports itself unhealthy, so that the cache
 can warn once and carry on in memory. A removal the storage refused is owed
 (:mod:`~raycache.core.storage.pending`): reads treat the files it covers as misses, and
@@ -42,20 +50,22 @@ from collections.abc import Callable, Iterable
 from raycache.core import validation
 from raycache.core.storage.counters import Counters, StorageStats
 from raycache.core.storage.entry import (
+    Opened,
+    Rejected,
     StoredValue,
+    check,
     check_digest,
-    check_payload,
     digest_of,
     entry_path,
     pack,
     unpack,
     value_of,
 )
-from raycache.core.storage.files import Contents, Files, Listed, files_for
+from raycache.core.storage.files import Contents, Files, Listed, Listing, files_for
 from raycache.core.storage.format import (
     HEADER_SIZE,
-    FormatError,
     Header,
+    UnknownVersion,
     meta_length,
     unpack_header,
 )
@@ -63,6 +73,7 @@ from raycache.core.storage.ledger import Known, Ledger, storage_budget
 from raycache.core.storage.location import Storage
 from raycache.core.storage.mapped import FileEntry
 from raycache.core.storage.pending import Owns, PendingRemovals
+from raycache.core.storage.signing import Signer
 from raycache.core.store import Clock, make_policy
 
 STORAGE_POLICIES = ("lru", "gdsf")
@@ -102,13 +113,17 @@ class StorageTier:
         self._name = validation.name(name)
         self._files: Files = files_for(storage)
         self._root = storage.local_root
+        self._signer = None if storage.key is None else Signer(storage.key)
         self._whole = storage_budget(capacity, self._files.volume_bytes)
         self._capacity = self._whole
+        self._overhead = 0  # bytes of the folder and of live temporary files, as last seen
         chosen = make_policy(validation.choice(policy, STORAGE_POLICIES, "policy"))
         self._ledger = Ledger(chosen, self._capacity)
+        self._share = 1.0
         self.set_share(share)
         self._owns = owns
         self._pending = PendingRemovals()
+        self._unread = False  # whether the last scan could not read some file's header
         self._retry_at = 0.0
         self._clock = clock
         self._counters = Counters(
@@ -124,7 +139,10 @@ class StorageTier:
         """Keep the files within ``share`` (0 to 1) of the capacity from now on."""
         if not 0 < share <= 1:
             raise ValueError(f"share must be above 0 and at most 1, got {share!r}")
-        self._capacity = None if self._whole is None else int(self._whole * share)
+        self._share = share
+        self._capacity = (
+            None if self._whole is None else max(0, int((self._whole - self._overhead) * share))
+        )
         self._ledger.set_capacity(self._capacity)
 
     def owe(
@@ -165,7 +183,15 @@ class StorageTier:
         check_digest(digest)
         tags = validation.strings(tags, "tags")
         try:
-            packed = pack(digest, value, expires_at=expires_at, tags=tags, size=size, cost=cost)
+            packed = pack(
+                digest,
+                value,
+                expires_at=expires_at,
+                tags=tags,
+                size=size,
+                cost=cost,
+                signer=self._signer,
+            )
         except Exception:  # any value may refuse to pickle; that is the value's business
             self._counters.count("skipped")
             return False
@@ -176,14 +202,18 @@ class StorageTier:
             self._counters.fail("write_errors")  # a removal owed comes first, and failed again
             return False
         try:
-            identity = self._files.write(entry_path(self._name, digest), packed.chunks)
+            written = self._files.write(entry_path(self._name, digest), packed.chunks)
         except OSError:
             self._counters.fail("write_errors")
             return False
         self._counters.succeed()
         self._pending.written(digest)
+        identity = written.identity
+        if written.folder > self._overhead:  # the folder grew with its entries
+            self._overhead = written.folder
+            self.set_share(self._share)
         version = None if identity is None else identity[1:]  # (size, modified ns)
-        known = Known(packed.nbytes, expires_at, tags, version, identity)
+        known = Known(written.allocated, expires_at, tags, version, identity)
         self._ledger.remember(digest, known, cost)
         self._delete(self._ledger.over_budget(), "evictions")
         return True
@@ -227,20 +257,33 @@ class StorageTier:
         """Remove every entry carrying ``tag``; return how many were removed.
 
         ``where``, if given, limits the removal to the digests it accepts (a shard's own).
+        A file whose header could not be read now is hidden from reads until a later
+        attempt removes it, so no tagged entry is ever read after this returns.
         """
-        if not self.scan():
+        listing = self._scan()
+        if listing is None or self._unread:
             self._pending.add(tag=tag)
+        if listing is None:
             return 0
         tagged = self._ledger.tagged(tag)
         return self._delete([digest for digest in tagged if where is None or where(digest)])
 
     def clear(self, *, where: Callable[[bytes], bool] | None = None) -> int:
-        """Remove every entry of this cache, or those ``where`` accepts; return how many."""
-        if not self.scan():
+        """Remove every file of this cache, or those ``where`` accepts; return how many.
+
+        Every file, whatever it holds: damaged, unsigned, or of another format version.
+        """
+        listing = self._scan()
+        if listing is None:
             self._pending.add(clear=True, where=where)
             return 0
-        everything = self._ledger.digests()
-        return self._delete([digest for digest in everything if where is None or where(digest)])
+        removed = 0
+        for entry in listing.entries:
+            digest = digest_of(entry.path)
+            if digest is not None and (where is None or where(digest)):
+                self._ledger.forget(digest)
+                removed += self._remove_path(entry.path, digest)
+        return removed
 
     def expire(self) -> int:
         """Remove every entry whose time has come; return how many were removed."""
@@ -252,18 +295,26 @@ class StorageTier:
 
         Return whether the storage could be listed. A shard calls this as it starts (in
         the background: on object storage it lists every file and reads the header of
-        each one it does not know yet).
+        each one it does not know yet). Temporary files of writers that died go.
         """
+        return self._scan() is not None
+
+    def _scan(self) -> Listing | None:
         try:
-            listed = self._files.listing(self._name)
+            listing = self._files.listing(self._name)
         except OSError:
             self._counters.fail("read_errors")
-            return False
+            return None
         self._counters.succeed()
+        self._overhead = listing.overhead
+        self.set_share(self._share)
         found: dict[bytes, Known] = {}
-        for entry in sorted(listed, key=lambda entry: entry.used):
+        self._unread = False
+        for entry in sorted(listing.entries, key=lambda entry: entry.used):
             digest = digest_of(entry.path)
-            if digest is not None and (self._owns is None or self._owns(digest)):
+            if digest is None or entry.path != entry_path(self._name, digest):
+                continue  # an older format's file: left alone, but for a clear
+            if self._owns is None or self._owns(digest):
                 known = self._known_version(digest, entry)
                 if known is not None:
                     found[digest] = known
@@ -271,7 +322,7 @@ class StorageTier:
         for digest, known in found.items():
             self._ledger.remember(digest, known, 0.0)
         self._delete(self._ledger.over_budget(), "evictions")
-        return True
+        return listing
 
     def settle(self, *, now: bool = False) -> bool:
         """Do the removals owed to the storage; return whether none is owed any more.
@@ -302,32 +353,47 @@ class StorageTier:
         self, digest: bytes, path: str, contents: Contents, arrow: bool, map_above: int | None
     ) -> StoredValue | None:
         buffer = contents.buffer
-        known = self._ledger.get(digest)
-        identity = contents.identity
-        verified = known is not None and identity is not None and known.verified == identity
         try:
-            header, payload, checksum = unpack(buffer, digest)
-            if self._pending.hides(digest, header.tags):  # removed, as far as readers go
+            opened = unpack(buffer, digest)
+            if self._hidden(digest, opened.header):
                 self._counters.count("misses")
                 return None
-            if header.expired(self._clock()):
-                self._delete([digest], "expirations")
-                self._counters.count("misses")
-                return None
-            # Hashing a large payload costs more than mapping it: a file whose identity
-            # (inode, size, mtime) this tier wrote or checked already is not hashed again.
-            if not verified:
-                check_payload(payload, checksum)
-            mapped = self._mapped(digest, path, header, contents, map_above)
-            value = mapped or value_of(header, payload, checksum, verify=False, arrow=arrow)
+            self._verify(digest, contents, opened)
+            mapped = self._mapped(digest, path, opened.header, contents, map_above)
+            value = mapped or value_of(opened, arrow=arrow)
+        except UnknownVersion:  # a newer raycache's file: left to it
+            self._counters.count("misses")
+            return None
+        except Rejected:  # never decoded, and left in place: the next write replaces it
+            self._counters.count("rejected")
+            self._counters.count("misses")
+            return None
         except Exception:  # a file that cannot give back its value, for any reason, is a miss
             self._delete([digest], "corrupt")
             self._counters.count("misses")
             return None
+        header = opened.header
         self._hit(digest, path, header, contents)
         return StoredValue(
             value, header.encoding, header.expires_at, header.tags, header.size, header.cost, buffer
         )
+
+    def _hidden(self, digest: bytes, header: Header) -> bool:
+        """Whether a file reads as a miss without a check: removed, as far as readers go."""
+        if self._pending.hides(digest, header.tags):
+            return True
+        if header.expired(self._clock()):
+            self._delete([digest], "expirations")
+            return True
+        return False
+
+    def _verify(self, digest: bytes, contents: Contents, opened: Opened) -> None:
+        # Checking a large payload costs more than mapping it: a file whose identity
+        # (inode, size, mtime) this tier wrote or checked already is not checked again.
+        known = self._ledger.get(digest)
+        identity = contents.identity
+        if known is None or identity is None or known.verified != identity:
+            check(contents.buffer, opened, self._signer)
 
     def _mapped(
         self, digest: bytes, path: str, header: Header, contents: Contents, limit: int | None
@@ -355,29 +421,39 @@ class StorageTier:
         version = (entry.size, entry.modified)
         known = self._ledger.get(digest)
         if known is not None and known.version == version:
+            known.bytes = entry.allocated
             return known
         try:
             head = self._files.head(entry.path, _HEAD_GUESS)
             wanted = HEADER_SIZE + meta_length(head)
             if wanted > len(head):
                 head = self._files.head(entry.path, wanted)
-            header = unpack_header(head)[0]
-        except FormatError:
+            header = unpack_header(head).header
+        except UnknownVersion:
+            return None  # a newer raycache's: neither counted nor evicted here
+        except FileNotFoundError:
+            return None  # removed meanwhile
+        except OSError:
+            self._unread = True
+            return None  # unreadable now: the next scan tries again
+        except Exception:  # damaged or crafted, whatever it raises: gone
             self._delete([digest], "corrupt")
             return None
-        except OSError:
-            return None  # removed meanwhile, or unreadable now: the next scan tries again
-        return Known(entry.size, header.expires_at, header.tags, version)
+        return Known(entry.allocated, header.expires_at, header.tags, version)
 
     def _delete(self, digests: list[bytes], reason: str | None = None) -> int:
         removed = 0
         for digest in digests:
             self._ledger.forget(digest)
-            try:
-                removed += self._files.delete(entry_path(self._name, digest))
-            except OSError:
-                self._counters.fail("write_errors")
-                self._pending.add(digest=digest)
+            removed += self._remove_path(entry_path(self._name, digest), digest)
         if reason is not None:
             self._counters.count(reason, len(digests))
         return removed
+
+    def _remove_path(self, path: str, digest: bytes) -> bool:
+        try:
+            return self._files.delete(path)
+        except OSError:
+            self._counters.fail("write_errors")
+            self._pending.add(digest=digest)
+            return False
