@@ -25,6 +25,7 @@ import raycache
 from raycache.client.steps import run
 from tests.helpers.aio import asyncio_test
 from tests.helpers.cli import run_cli
+from tests.helpers.disk import allocated
 from tests.test_storage_s3 import BUCKET, endpoint  # noqa: F401  (a fixture)
 
 DRIVER = """
@@ -219,7 +220,7 @@ def test_memory_evictions_leave_the_files(cache_name: str, storage: str) -> None
         flush(cache)
         stats = cache.stats()
         assert stats["evictions"] > 0 and 0 < stats["storage_bytes"] <= 3 * 1024**2
-        on_disk = sum(path.stat().st_size for path in Path(storage).rglob("*.rc"))
+        on_disk = allocated(list(Path(storage).rglob("*.rc")))
         assert on_disk == stats["storage_bytes"]  # each shard keeps its share of the budget
         got = {key: cache.get(key) for key in range(40)}
         kept = [key for key, value in got.items() if value is not None]

@@ -18,7 +18,6 @@ import pytest
 
 from raycache.core.keys import key_digest
 from raycache.core.storage import ENV_VAR, Storage, StorageTier, parse_storage, storage_from_env
-from raycache.core.storage.format import VERSION
 from tests.helpers.disk import allocated, du
 
 NAME = "tier"

@@ -46,8 +46,16 @@ class Cache(CacheHandle):
     Every entry is also written there in the background, and a memory miss looks there,
     so cached values outlive the cluster. Without it the environment variable
     ``RAYCACHE_STORAGE`` applies, and without either the cache lives in memory only.
-    ``storage_capacity`` bounds the files as ``capacity`` bounds memory (a percentage is
-    of the storage volume). An unusable value raises ``ValueError`` here.
+    ``storage_capacity`` bounds the files as ``capacity`` bounds memory, as the disk
+    counts them (a percentage is of the storage volume). An unusable value raises
+    ``ValueError`` here.
+
+    The storage is a trust boundary: values are unpickled from it. ``storage_key``
+    (bytes or str, at least 16 bytes; else ``RAYCACHE_STORAGE_KEY``) signs every file
+    with a keyed MAC, and a file the key did not sign is a miss, counted in
+    ``storage_rejected``, and never decoded. Without a key, a storage that others may
+    write is warned about. Files are private to this user (``0600`` in ``0700``
+    folders); ``storage_shared=True`` opens them to the group, for a shared filesystem.
 
     When the cache already exists, its running settings win; settings given here that
     differ are reported with a warning.

@@ -21,6 +21,7 @@ from raycache.client.shard_client import ShardClient
 from raycache.core import validation
 from raycache.core.config import MIN_SHARDS, CacheConfig, parse_capacity, validate_capacity
 from raycache.core.storage import Storage, StorageTier, parse_storage
+from raycache.core.storage.trust import entrust
 from raycache.core.store import DEFAULT_POLICY, POLICIES
 from raycache.errors import CacheNotFoundError
 
@@ -37,12 +38,15 @@ def requested_settings(
     ttl: object,
     storage: object = None,
     storage_capacity: object = None,
+    storage_key: object = None,
+    storage_shared: object = False,
 ) -> dict[str, Any]:
     """Check the settings a caller asked for; None stands for "raycache's default".
 
-    ``storage`` None means ``RAYCACHE_STORAGE``, and an unusable one raises ``ValueError``.
+    ``storage`` None means ``RAYCACHE_STORAGE``, and an unusable one raises ``ValueError``;
+    ``storage_key`` None means ``RAYCACHE_STORAGE_KEY``.
     """
-    located = parse_storage(storage)
+    located = entrust(parse_storage(storage), key=storage_key, shared=storage_shared)
     return {
         "shards": None if shards is None else validation.integer(shards, "shards", minimum=1),
         "capacity": validate_capacity(capacity),

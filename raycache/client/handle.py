@@ -71,11 +71,16 @@ class CacheHandle(ABC):
         timeout: float | None = None,
         storage: object = None,
         storage_capacity: int | str | None = None,
+        storage_key: bytes | str | None = None,
+        storage_shared: bool = False,
     ) -> None:
+        requested = connect.requested_settings(
+            shards, capacity, policy, ttl, storage, storage_capacity, storage_key, storage_shared
+        )
         settings = Settings(
             validation.name(name),
             _near_cache(near_cache_ttl),
-            connect.requested_settings(shards, capacity, policy, ttl, storage, storage_capacity),
+            requested,
             validation.seconds(timeout, "timeout"),
         )
         self._setup(settings.name, settings.near, self._connect(settings))
