@@ -48,4 +48,6 @@ def craft(
         else xxhash.xxh3_64_intdigest(signed + meta)
     )
     head = signed + struct.pack("<Q", checksum) + meta
-    return head + bytes(values["payload_offset"] - len(head)) + payload
+    # A crafted offset or meta length may not fit what follows: pad only where it can.
+    padding = max(0, min(values["payload_offset"], 1 << 20) - len(head))
+    return head + bytes(padding) + payload
