@@ -22,7 +22,6 @@ import pandas as pd
 import pytest
 
 import raycache
-from raycache.client.steps import run
 from tests.helpers.aio import asyncio_test
 from tests.helpers.cli import run_cli
 from tests.helpers.disk import allocated
@@ -124,7 +123,7 @@ def restarted(cache: raycache.Cache, storage: str, **settings: Any) -> raycache.
 
 
 def flush(cache: raycache.Cache) -> None:
-    run(cache.shard_client.broadcast("flush"))
+    cache.flush()
 
 
 def test_a_dataframe_comes_back_with_its_dtypes(durable: raycache.Cache, storage: str) -> None:

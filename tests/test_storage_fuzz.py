@@ -145,7 +145,9 @@ def write_cases(folder: Path, key: str | None) -> int:
 
 
 @pytest.mark.parametrize("key", [None, KEY], ids=["unsigned", "signed"])
-def test_damaged_and_crafted_files_never_raise_crash_or_lie(tmp_path: Path, key: str | None) -> None:
+def test_damaged_and_crafted_files_never_raise_crash_or_lie(
+    tmp_path: Path, key: str | None
+) -> None:
     assert write_cases(tmp_path, key) >= 500
     report = tmp_path / "report.jsonl"
     command = [sys.executable, "-m", "tests.helpers.fuzz_reader", str(tmp_path), str(report)]

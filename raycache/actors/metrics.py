@@ -31,6 +31,7 @@ COUNTED = (
     "storage_write_errors",
     "storage_read_errors",
     "storage_corrupt",
+    "storage_rejected",
 )
 """The fields of a shard's stats row exported as counters, ``raycache_<field>_total``."""
 

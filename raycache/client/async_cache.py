@@ -131,6 +131,10 @@ class AsyncCache(CacheHandle):
         """Remove every entry of this cache."""
         await run_async(self._clear())
 
+    async def flush(self) -> None:
+        """Return once every storage write and removal queued so far is done."""
+        await run_async(self._flush())
+
     async def stats(self) -> dict[str, Any]:
         """Return counters across all shards, with one row per shard under ``"shards"``."""
         return await run_async(self._stats())

@@ -147,6 +147,14 @@ class Cache(CacheHandle):
         """Remove every entry of this cache."""
         run(self._clear())
 
+    def flush(self) -> None:
+        """Return once every storage write and removal queued so far is done.
+
+        Writes to storage happen in the background; scripts and tests call this rather
+        than sleep. Without storage it returns at once.
+        """
+        run(self._flush())
+
     def stats(self) -> dict[str, Any]:
         """Return counters across all shards, with one row per shard under ``"shards"``."""
         return run(self._stats())

@@ -263,6 +263,10 @@ class CacheHandle(ABC):
             "shards": rows,
         }
 
+    def _flush(self) -> Steps[None]:
+        client = yield from self._ready()
+        yield from client.broadcast("flush")
+
     def _resize(self, shards: int) -> Steps[None]:
         count = validation.integer(shards, "shards", minimum=1)
         client = yield from self._ready()
@@ -270,8 +274,7 @@ class CacheHandle(ABC):
         client.adopt(snapshot)
 
     def _shutdown(self) -> Steps[None]:
-        client = yield from self._ready()
-        yield from client.broadcast("flush")  # writes to storage land before shards stop
+        yield from self._flush()  # writes to storage land before shards stop
         # Through the registry, which stops the shards even if the router is gone.
         yield Run(registry.remove, (self._name,))
 
