@@ -9,9 +9,8 @@ shards are detached actors, found by their names. A cache exists while its setti
 from __future__ import annotations
 
 import contextlib
-import json
-from dataclasses import asdict
-from typing import Any
+import pickle
+from typing import Any, cast
 
 import ray
 from ray.exceptions import RayActorError
@@ -25,15 +24,20 @@ _PREFIX = "cache:"
 
 
 def save(cache: str, config: CacheConfig) -> None:
-    """Record ``config`` as the settings cache ``cache`` runs with."""
-    value = json.dumps(asdict(config)).encode()
+    """Record ``config`` as the settings cache ``cache`` runs with.
+
+    Pickled, not JSON: the settings hold a :class:`~raycache.core.storage.Storage`,
+    which may hold a filesystem object and a key in bytes, and must come back as one.
+    The KV is the cluster's own, as trusted as its actors.
+    """
+    value = pickle.dumps(config)
     internal_kv._internal_kv_put(_PREFIX + cache, value, overwrite=True, namespace=NAMESPACE)
 
 
 def load(cache: str) -> CacheConfig | None:
     """Return the settings recorded for cache ``cache``, or None if it does not exist."""
     value = internal_kv._internal_kv_get(_PREFIX + cache, namespace=NAMESPACE)
-    return None if value is None else CacheConfig(**json.loads(value))
+    return None if value is None else cast(CacheConfig, pickle.loads(value))
 
 
 def names() -> list[str]:
