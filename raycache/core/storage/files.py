@@ -120,6 +120,10 @@ class Files(ABC):
         """Remove the file; return whether there was one."""
 
     @abstractmethod
+    def sync_folder(self, folder: str) -> None:
+        """Make the removals done in ``folder`` survive a crash of the machine."""
+
+    @abstractmethod
     def listing(self, folder: str) -> Listing:
         """Return the entry files of ``folder``, removing temporary files of dead writers."""
 
@@ -212,6 +216,14 @@ class LocalFiles(Files):
     def delete(self, path: str) -> bool:
         """Remove the file; a file already gone is fine."""
         return _remove(self._full(path))
+
+    def sync_folder(self, folder: str) -> None:
+        """Flush the folder itself to disk: an unlinked file could reappear after a crash."""
+        descriptor = os.open(self._full(folder), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
     def listing(self, folder: str) -> Listing:
         """List entry files by last access; remove temporary files of dead writers.
@@ -327,6 +339,9 @@ class RemoteFiles(Files):
         except FileNotFoundError:
             return False
         return True
+
+    def sync_folder(self, folder: str) -> None:
+        """Nothing to do: a remote filesystem's deletions are durable when they return."""
 
     def listing(self, folder: str) -> Listing:
         """List entry files by their modification time: object stores keep no access time.

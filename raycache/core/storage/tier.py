@@ -283,6 +283,8 @@ class StorageTier:
             if digest is not None and (where is None or where(digest)):
                 self._ledger.forget(digest)
                 removed += self._remove_path(entry.path, digest)
+        if removed:
+            self._sync()
         return removed
 
     def expire(self) -> int:
@@ -448,7 +450,15 @@ class StorageTier:
             removed += self._remove_path(entry_path(self._name, digest), digest)
         if reason is not None:
             self._counters.count(reason, len(digests))
+        if removed and reason is None:  # a removal asked for must outlive a crash
+            self._sync()
         return removed
+
+    def _sync(self) -> None:
+        try:
+            self._files.sync_folder(self._name)
+        except OSError:
+            self._counters.fail("write_errors")
 
     def _remove_path(self, path: str, digest: bytes) -> bool:
         try:
