@@ -68,9 +68,34 @@ def validate(encoding: Encoding, segments: Sequence[Any]) -> None:
     Arrow trusts them when it reads a file, so a crafted file whose checksums hold
     would make the reading process read out of bounds and crash. Other payloads need
     no such check: numpy checks an array's size against its buffer, and pickle raises.
+
+    Arrow's full validation also checks that strings are UTF-8, which costs most of its
+    time (26 ms of 31 for a 200 MB frame) and guards no memory: a string column has its
+    offsets checked here instead, with numpy, and bad UTF-8 raises when it is decoded.
     """
     if encoding in (Encoding.ARROW, Encoding.PANDAS):
-        _read_table(segments[0]).validate(full=True)
+        for column in _read_table(segments[0]).columns:
+            for chunk in column.chunks:
+                _validate_array(chunk)
+
+
+def _validate_array(array: Any) -> None:
+    import pyarrow
+
+    kind = array.type
+    if not (pyarrow.types.is_string(kind) or pyarrow.types.is_large_string(kind)):
+        array.validate(full=True)
+        return
+    array.validate(full=False)  # the buffers are as long as the length says
+    width = np.int64 if pyarrow.types.is_large_string(kind) else np.int32
+    offsets = np.frombuffer(array.buffers()[1], dtype=width)
+    offsets = offsets[array.offset : array.offset + len(array) + 1]
+    data = array.buffers()[2]
+    ends = int(offsets[-1]) if len(offsets) else 0
+    if len(offsets) and (offsets[0] < 0 or ends > (data.size if data is not None else 0)):
+        raise ValueError("a string column's offsets point outside its data")
+    if not np.all(offsets[1:] >= offsets[:-1]):
+        raise ValueError("a string column's offsets go backwards")
 
 
 def decode(encoding: Encoding, segments: Sequence[Any], *, arrow: bool = False) -> object:
