@@ -13,6 +13,9 @@ with every file in the page cache:
 
 Targets: at least 10x faster than joblib.Memory and than read_parquet, and at least as
 fast as joblib's mmap mode.
+
+Then the restart read, as :mod:`benchmarks.storage_restart` measures it: the first read
+in a fresh process with its own Ray, with and without a storage key.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 import joblib
 import pandas as pd
 
+from benchmarks import storage_restart
 from benchmarks.datasets import make_mixed_frame
 from benchmarks.report import (
     Measurement,
@@ -114,18 +118,24 @@ def rows_of(timed: dict[str, Summary]) -> list[Row]:
     return rows
 
 
-def report(timed: dict[str, Summary], nbytes: int) -> str:
+def report(rows: list[Row], nbytes: int) -> str:
     """Return the markdown table of the measurements, with the targets' verdicts."""
     title = f"Reading a {nbytes / 1e6:.0f} MB mixed-dtype DataFrame back (p50, page cache warm)"
-    return f"### {title}\n\n{summary_table(rows_of(timed))}"
+    return f"### {title}\n\n{summary_table(rows)}"
+
+
+def measure_all(nbytes: int, quick: bool) -> list[Row]:
+    """Return the rows of the repeated reads, then those of the restart reads."""
+    repeated = rows_of(measure(nbytes, runs=3 if quick else 7))
+    restart = storage_restart.measure(nbytes, runs=2 if quick else 5)
+    return repeated + storage_restart.rows_of(restart)
 
 
 def run(cache: object, *, quick: bool) -> Measurement:
     """Measure the durable tier's reads for ``make bench``; ``cache`` is not used."""
     nbytes = QUICK_BYTES if quick else FULL_BYTES
-    timed = measure(nbytes, runs=3 if quick else 7)
     raw: dict[str, Any] = {"summaries": {}, "round_p50_ratios": [], "bytes": nbytes}
-    return Measurement(rows=rows_of(timed), raw=raw)
+    return Measurement(rows=measure_all(nbytes, quick), raw=raw)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,8 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a ~20 MB frame, 3 runs")
     args = parser.parse_args(argv)
     nbytes = QUICK_BYTES if args.quick else FULL_BYTES
-    timed = measure(nbytes, runs=3 if args.quick else 7)
-    print(report(timed, nbytes))
+    print(report(measure_all(nbytes, args.quick), nbytes))
     return 0
 
 

@@ -20,8 +20,8 @@ import pytest
 
 from raycache.core.keys import key_digest
 from raycache.core.storage import Storage, StorageTier, parse_storage
-from raycache.core.storage.files import STALE_TEMPORARY_SECONDS, host_id
 from raycache.core.storage.format import VERSION
+from raycache.core.storage.temporary import STALE_TEMPORARY_SECONDS, host_id
 from raycache.core.storage.trust import UntrustedStorageWarning, entrust
 from tests.helpers.crafted import craft, fields_of
 from tests.helpers.disk import du

@@ -31,14 +31,17 @@ import xxhash
 from raycache.core.keys import DIGEST_SIZE
 from raycache.core.sizing import size_of
 from raycache.core.storage.codecs import decode, encode, validate
+from raycache.core.storage.files import Files
 from raycache.core.storage.format import (
     ALIGNMENT,
+    HEADER_SIZE,
     SUFFIX,
     Encoding,
     FormatError,
     Header,
     Parsed,
     layout,
+    meta_length,
     pack_header,
     signed_parts,
     unpack_header,
@@ -46,6 +49,7 @@ from raycache.core.storage.format import (
 from raycache.core.storage.signing import Signer
 
 _PADDING = bytes(ALIGNMENT)
+_HEAD_GUESS = 4096  # the header and the meta of almost every file, in one request
 _ENTRY_NAME = re.compile(f"([0-9a-f]{{{2 * DIGEST_SIZE}}})" + re.escape(SUFFIX))
 
 
@@ -159,6 +163,19 @@ def unpack(file: memoryview, digest: bytes) -> Opened:
     if end != file.nbytes:
         raise FormatError("the file is truncated, or longer than its header says")
     return Opened(parsed.header, file[parsed.payload_offset : end], parsed)
+
+
+def read_header(files: Files, path: str) -> Header:
+    """Return the header of the file at ``path``, reading only its head.
+
+    Raises :class:`FormatError` (:class:`UnknownVersion` for another format version),
+    ``OSError`` from the storage, or anything a crafted head makes the check raise.
+    """
+    head = files.head(path, _HEAD_GUESS)
+    wanted = HEADER_SIZE + meta_length(head)
+    if wanted > len(head):
+        head = files.head(path, wanted)
+    return unpack_header(head).header
 
 
 def check(file: memoryview, opened: Opened, signer: Signer | None) -> None:

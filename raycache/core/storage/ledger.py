@@ -39,6 +39,36 @@ class Known:
     verified: tuple[int, ...] | None = None
 
 
+@dataclass
+class Budget:
+    """A tier's byte budget: its ``share`` of the ``whole``, less the ``overhead`` on disk.
+
+    ``overhead`` is what the disk holds besides the entries' files (the folder itself, and
+    temporary files of writes under way), shared by every tier of the folder.
+
+    >>> budget = Budget(whole=1000, share=0.5)
+    >>> budget.overhead = 200
+    >>> budget.capacity
+    400
+    """
+
+    whole: int | None
+    share: float = 1.0
+    overhead: int = 0
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "share" and not (isinstance(value, (int, float)) and 0 < value <= 1):
+            raise ValueError(f"share must be above 0 and at most 1, got {value!r}")
+        super().__setattr__(name, value)
+
+    @property
+    def capacity(self) -> int | None:
+        """The bytes the entries' files may take, or None for no budget."""
+        if self.whole is None:
+            return None
+        return max(0, int((self.whole - self.overhead) * self.share))
+
+
 class Ledger:
     """The files of one tier by digest, their total bytes, and ``policy``'s order of them."""
 

@@ -17,10 +17,9 @@ that is left alone, by reads, scans, expiry and eviction alike (a newer raycache
 the storage in a rolling upgrade wrote it); only :meth:`StorageTier.clear` removes it.
 
 The budget is what the disk holds: the blocks each file takes, the folder itself, and
-the temporary files of writers at work. Temporary files of writers that died are
-removed by every scan. After
-``unhealthy_after`` failures in a row the tier reports itself unhealthy, so that the cache
-can warn once and carry on in memory. A removal the storage refused is owed
+the temporary files of writers at work; those of writers that died go at every scan.
+After ``unhealthy_after`` failures in a row the tier reports itself unhealthy, so that
+the cache can warn once and carry on in memory. A removal the storage refused is owed
 (:mod:`~raycache.core.storage.pending`): reads treat the files it covers as misses, and
 the tier does it as soon as the storage answers again (:meth:`StorageTier.settle`).
 
@@ -58,21 +57,17 @@ from raycache.core.storage.entry import (
     digest_of,
     entry_path,
     pack,
+    read_header,
     unpack,
     value_of,
 )
-from raycache.core.storage.files import Contents, Files, Listed, Listing, files_for
-from raycache.core.storage.format import (
-    HEADER_SIZE,
-    Header,
-    UnknownVersion,
-    meta_length,
-    unpack_header,
-)
-from raycache.core.storage.ledger import Known, Ledger, storage_budget
+from raycache.core.storage.files import Contents, Files, Listed, Listing, LocalFiles
+from raycache.core.storage.format import Header, UnknownVersion
+from raycache.core.storage.ledger import Budget, Known, Ledger, storage_budget
 from raycache.core.storage.location import Storage
 from raycache.core.storage.mapped import FileEntry
 from raycache.core.storage.pending import Owns, PendingRemovals
+from raycache.core.storage.remote import RemoteFiles
 from raycache.core.storage.signing import Signer
 from raycache.core.store import Clock, make_policy
 
@@ -84,8 +79,6 @@ UNHEALTHY_AFTER = 5
 
 RETRY_S = 10.0
 """Seconds between attempts at the removals a refusing storage is owed."""
-
-_HEAD_GUESS = 4096  # reads the header and the meta of almost every file in one request
 
 
 class StorageTier:
@@ -111,15 +104,13 @@ class StorageTier:
         share: float = 1.0,
     ) -> None:
         self._name = validation.name(name)
-        self._files: Files = files_for(storage)
+        root = storage.local_root
+        self._files: Files = LocalFiles(root, storage) if root else RemoteFiles(storage)
         self._root = storage.local_root
         self._signer = None if storage.key is None else Signer(storage.key)
-        self._whole = storage_budget(capacity, self._files.volume_bytes)
-        self._capacity = self._whole
-        self._overhead = 0  # bytes of the folder and of live temporary files, as last seen
+        self._budget = Budget(storage_budget(capacity, self._files.volume_bytes))
         chosen = make_policy(validation.choice(policy, STORAGE_POLICIES, "policy"))
-        self._ledger = Ledger(chosen, self._capacity)
-        self._share = 1.0
+        self._ledger = Ledger(chosen, self._budget.capacity)
         self.set_share(share)
         self._owns = owns
         self._pending = PendingRemovals()
@@ -132,18 +123,13 @@ class StorageTier:
 
     @property
     def capacity(self) -> int | None:
-        """The byte budget of the files, or None for none."""
-        return self._capacity
+        """The byte budget of the entries' files, or None for none."""
+        return self._budget.capacity
 
     def set_share(self, share: float) -> None:
         """Keep the files within ``share`` (0 to 1) of the capacity from now on."""
-        if not 0 < share <= 1:
-            raise ValueError(f"share must be above 0 and at most 1, got {share!r}")
-        self._share = share
-        self._capacity = (
-            None if self._whole is None else max(0, int((self._whole - self._overhead) * share))
-        )
-        self._ledger.set_capacity(self._capacity)
+        self._budget.share = share
+        self._ledger.set_capacity(self._budget.capacity)
 
     def owe(
         self, *, digest: bytes | None = None, tag: str | None = None, where: Owns | None = None
@@ -195,7 +181,7 @@ class StorageTier:
         except Exception:  # any value may refuse to pickle; that is the value's business
             self._counters.count("skipped")
             return False
-        if self._capacity is not None and packed.nbytes > self._capacity:
+        if self.capacity is not None and packed.nbytes > self.capacity:
             self._counters.count("skipped")
             return False
         if not self.settle():
@@ -209,9 +195,9 @@ class StorageTier:
         self._counters.succeed()
         self._pending.written(digest)
         identity = written.identity
-        if written.folder > self._overhead:  # the folder grew with its entries
-            self._overhead = written.folder
-            self.set_share(self._share)
+        if written.folder > self._budget.overhead:  # the folder grew with its entries
+            self._budget.overhead = written.folder
+            self._ledger.set_capacity(self._budget.capacity)
         version = None if identity is None else identity[1:]  # (size, modified ns)
         known = Known(written.allocated, expires_at, tags, version, identity)
         self._ledger.remember(digest, known, cost)
@@ -308,8 +294,8 @@ class StorageTier:
             self._counters.fail("read_errors")
             return None
         self._counters.succeed()
-        self._overhead = listing.overhead
-        self.set_share(self._share)
+        self._budget.overhead = listing.overhead
+        self._ledger.set_capacity(self._budget.capacity)
         found: dict[bytes, Known] = {}
         self._unread = False
         for entry in sorted(listing.entries, key=lambda entry: entry.used):
@@ -426,11 +412,7 @@ class StorageTier:
             known.bytes = entry.allocated
             return known
         try:
-            head = self._files.head(entry.path, _HEAD_GUESS)
-            wanted = HEADER_SIZE + meta_length(head)
-            if wanted > len(head):
-                head = self._files.head(entry.path, wanted)
-            header = unpack_header(head).header
+            header = read_header(self._files, entry.path)
         except UnknownVersion:
             return None  # a newer raycache's: neither counted nor evicted here
         except FileNotFoundError:
