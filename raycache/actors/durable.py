@@ -9,7 +9,10 @@ folder as it starts, after every change of the ring, and every :data:`RESCAN_S` 
 writes.
 
 Writes never delay the caller: the shard queues them, and one writer thread does the I/O
-in order. Removals (``delete``, ``invalidate_tag``, ``clear``) go through the same queue
+in order, at the lowest CPU priority, each write once the machine has a core to spare
+(or it has waited :data:`~raycache.core.idle.MAX_WAIT_S`, or a caller waits on it; see
+:mod:`raycache.core.idle`): a pipeline's cold pass is not slowed by the writes of its
+results. Removals (``delete``, ``invalidate_tag``, ``clear``) go through the same queue
 and are waited for, so that no write queued before them can bring a removed entry back.
 Each shard removes the files of the keys it owns, whoever wrote them (an owner before a
 resize, say). Reads happen on the shard's own thread, on a memory miss: a shard serves
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -34,8 +38,9 @@ from concurrent.futures import Future
 from dataclasses import asdict
 from typing import Any, NamedTuple, TypeVar
 
-from raycache.actors.priority import lower_priority
+from raycache.actors.priority import lower_priority, spare_cores_now
 from raycache.core.config import CacheConfig
+from raycache.core.idle import MAX_WAIT_S, WriteGate
 from raycache.core.storage import StorageStats, StorageTier
 from raycache.core.storage.pending import Owns
 
@@ -56,6 +61,15 @@ Queued values stay in memory until written, so a storage slower than the cache's
 must not make the queue grow without end.
 """
 
+DEFER_ENV = "RAYCACHE_STORAGE_DEFER_S"
+"""The environment variable that sets how long, at most, a write waits for a spare core.
+
+``0`` writes at once; unset, :data:`~raycache.core.idle.MAX_WAIT_S`.
+"""
+
+SAMPLE_S = 0.1
+"""How long the writer watches the CPUs before deciding whether one is spare."""
+
 ORDERED_TIMEOUT_S = 30.0
 """The longest a removal or a flush waits behind queued writes before the shard moves on."""
 
@@ -72,6 +86,14 @@ STAT_FIELDS = {
 """A shard's stats row's storage fields, and the tier counters they come from."""
 
 _EMPTY = StorageStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, healthy=True)
+
+
+class _Job(NamedTuple):
+    """Work for the writer thread; a write waits for a spare core first."""
+
+    run: Callable[[], object]
+    write: bool = False
+    queued: float = 0.0
 
 
 class Restored(NamedTuple):
@@ -103,11 +125,14 @@ class Durable:
             share=1 / shards,
         )
         self._scanned = time.monotonic()
-        self._queue: queue.Queue[Callable[[], object]] = queue.Queue(MAX_QUEUED)
+        self._gate = WriteGate(max_wait_s=_defer_limit())
+        self._waiters = 0  # callers waiting on the queue: writes then run at once
+        self._waiters_lock = threading.Lock()
+        self._queue: queue.Queue[_Job] = queue.Queue(MAX_QUEUED)
         threading.Thread(target=self._drain, name="raycache-storage", daemon=True).start()
         # Learn the files of earlier runs (their sizes count against the budget), and drop
         # the expired ones, without holding up the shard's start.
-        self._queue.put(self._tier.expire)
+        self._queue.put(_Job(self._tier.expire))
 
     @property
     def enabled(self) -> bool:
@@ -125,7 +150,7 @@ class Durable:
         if time.monotonic() - self._probed > PROBE_S:
             self._probed = time.monotonic()
             with contextlib.suppress(queue.Full):
-                self._queue.put_nowait(self._tier.recover)
+                self._queue.put_nowait(_Job(self._tier.recover))
         return False
 
     def rescan(self, shards: int) -> None:
@@ -134,7 +159,7 @@ class Durable:
         if tier is not None:
             tier.set_share(1 / shards)
             with contextlib.suppress(queue.Full):
-                self._queue.put_nowait(tier.scan)
+                self._queue.put_nowait(_Job(tier.scan))
 
     def write(
         self,
@@ -176,7 +201,7 @@ class Durable:
                 tier.scan()
 
         try:
-            self._queue.put_nowait(write)
+            self._queue.put_nowait(_Job(write, write=True, queued=time.monotonic()))
         except queue.Full:
             self._dropped += 1
             tier.owe(digest=digest)
@@ -253,17 +278,49 @@ class Durable:
             except Exception as error:
                 done.set_exception(error)
 
+        self._wait_on_queue(+1)
         try:
-            self._queue.put(acting, timeout=ORDERED_TIMEOUT_S)
+            self._queue.put(_Job(acting), timeout=ORDERED_TIMEOUT_S)
             return done.result(ORDERED_TIMEOUT_S)
         except Exception:  # slow or failing storage: memory is done with, which is enough
             return otherwise
+        finally:
+            self._wait_on_queue(-1)
+
+    def _wait_on_queue(self, change: int) -> None:
+        with self._waiters_lock:
+            self._waiters += change
 
     def _drain(self) -> None:
         lower_priority()
         while True:
-            task = self._queue.get()
+            job = self._queue.get()
+            if job.write:
+                self._wait_for_spare_core(job.queued)
             try:
-                task()
+                job.run()
             except Exception:  # the tier counts its own faults; fetching a lost value is one
                 logger.exception("raycache: a storage write failed")
+
+    def _wait_for_spare_core(self, queued: float) -> None:
+        """Hold a write back while the machine is busy; see :mod:`raycache.core.idle`."""
+        if self._gate.max_wait_s <= 0:
+            return
+        while True:
+            hurried = self._waiters > 0 or self._queue.qsize() >= MAX_QUEUED // 2
+            waited = time.monotonic() - queued
+            if self._gate.may_write(0.0, waited, hurried):  # decided without the CPUs
+                return
+            if self._gate.may_write(spare_cores_now(SAMPLE_S), waited, hurried):
+                return
+
+
+def _defer_limit() -> float:
+    """Return the longest a write waits for a spare core, from :data:`DEFER_ENV`."""
+    text = os.environ.get(DEFER_ENV, "").strip()
+    try:
+        return max(0.0, float(text)) if text else MAX_WAIT_S
+    except ValueError:
+        logger.warning("raycache: %s=%r is not a number of seconds; using %s", DEFER_ENV, text,
+                       MAX_WAIT_S)  # fmt: skip
+        return MAX_WAIT_S
