@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-unit lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/raycache demo
 
+# Every test: unit (no Ray), cluster (a real Ray) and reliability (chaos, faults, fuzzing).
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
+
+# The unit tests and the doctests alone, without Ray: a minute or two.
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit raycache
 
 lint: $(STAMP)
 	$(BIN)/ruff check raycache tests benchmarks examples

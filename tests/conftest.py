@@ -18,7 +18,7 @@ _names = itertools.count()
 # longer than the 0.25 s read bound to answer. Tests of that bound set it on the handle.
 os.environ.setdefault("RAYCACHE_TIMEOUT", "10")
 # Storage writes wait for a spare core, which a loaded test machine rarely has: tests
-# write at once, and tests/test_write_deferral.py shows the wait.
+# write at once, and tests/unit/test_write_deferral.py shows the wait.
 os.environ.setdefault("RAYCACHE_STORAGE_DEFER_S", "0")
 
 

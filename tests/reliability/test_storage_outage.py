@@ -17,7 +17,7 @@ from raycache.client.steps import run
 from raycache.core.keys import key_digest
 from raycache.core.storage import StorageTier, parse_storage
 from raycache.core.storage.tier import RETRY_S
-from tests.test_storage_tier import Clock
+from tests.unit.test_storage_tier import Clock
 
 
 @contextmanager

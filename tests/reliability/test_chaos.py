@@ -14,6 +14,7 @@ import ray
 
 import raycache
 from raycache.core.naming import NAMESPACE, shard_actor_name, shard_id
+from tests.cluster.test_placement import run_on_cluster
 from tests.helpers.chaos import (
     RECOVERY_OPERATIONS,
     Outcome,
@@ -22,7 +23,6 @@ from tests.helpers.chaos import (
     router_kills,
     shard_kills,
 )
-from tests.test_placement import run_on_cluster
 
 
 def assert_clean(outcome: Outcome) -> None:

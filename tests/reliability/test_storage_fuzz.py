@@ -153,7 +153,7 @@ def test_damaged_and_crafted_files_never_raise_crash_or_lie(
     command = [sys.executable, "-m", "tests.helpers.fuzz_reader", str(tmp_path), str(report)]
     finished = subprocess.run(
         [*command, *([key] if key else [])],
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).parents[2],
         capture_output=True,
         text=True,
         timeout=540,

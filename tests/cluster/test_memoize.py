@@ -20,7 +20,7 @@ import ray
 import raycache
 from tests.helpers.memo_funcs import big_range, plain_total, ran, slow_square
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:

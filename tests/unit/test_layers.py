@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "raycache"
+PACKAGE = Path(__file__).resolve().parents[2] / "raycache"
 
 FORBIDDEN = {
     "core": ("ray", "raycache.actors", "raycache.client"),

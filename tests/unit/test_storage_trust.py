@@ -1,7 +1,7 @@
 """The storage as a trust boundary, at the tier: signing, crafted files, names, modes, URLs.
 
 No Ray here: a tier is built as a shard builds it, and a new tier on the same folder is a
-restart. ``tests/test_storage_trust_cache.py`` shows the same through ``Cache``.
+restart. ``tests/cluster/test_storage_trust_cache.py`` shows the same through ``Cache``.
 """
 
 from __future__ import annotations

@@ -22,10 +22,10 @@ import pandas as pd
 import pytest
 
 import raycache
+from tests.cluster.test_storage_s3 import BUCKET, endpoint  # noqa: F401  (a fixture)
 from tests.helpers.aio import asyncio_test
 from tests.helpers.cli import run_cli
 from tests.helpers.disk import allocated
-from tests.test_storage_s3 import BUCKET, endpoint  # noqa: F401  (a fixture)
 
 DRIVER = """
 import json, ray, raycache, numpy as np

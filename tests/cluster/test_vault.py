@@ -19,8 +19,8 @@ import ray
 
 import raycache
 from raycache.core.naming import NAMESPACE, shard_actor_name, shard_id
+from tests.cluster.test_placement import run_on_cluster
 from tests.helpers.memory import object_store_bytes, settled_object_store_bytes
-from tests.test_placement import run_on_cluster
 
 LARGE = 25_000
 """Elements of an int64 array above Ray's inline limit: the vault keeps it."""

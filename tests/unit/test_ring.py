@@ -384,7 +384,7 @@ def test_same_ring_routes_identically_in_a_fresh_process(derived: bool) -> None:
         "ring, keys = pickle.loads(sys.stdin.buffer.read())\n"
         "sys.stdout.write(','.join(ring.owner(k) for k in keys) + '|' + repr(ring.epoch))\n"
     )
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     env = {
         **os.environ,
         "PYTHONHASHSEED": "12345",

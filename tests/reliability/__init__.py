@@ -1,0 +1,1 @@
+"""Reliability tests: chaos, injected faults, stalls, load, and fuzzed input and files."""
