@@ -27,7 +27,7 @@ from raycache.core import protocol
 from raycache.core.naming import vault_name
 from raycache.core.protocol import WireReply
 from raycache.core.singleflight import SingleFlight
-from raycache.core.storage.mapped import FileEntry
+from raycache.core.storage.file_entry import FileEntry
 from raycache.core.store import Entry, Store
 
 Put = Callable[[bytes, Any, int, float | None, tuple[str, ...], float], Any]

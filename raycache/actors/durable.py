@@ -210,7 +210,7 @@ class Durable:
         """Return the entry stored under ``digest``, or None for a miss of any kind.
 
         A local entry of ``map_above`` bytes or more comes back as its verified
-        :class:`~raycache.core.storage.mapped.FileEntry`, for its readers to map.
+        :class:`~raycache.core.storage.file_entry.FileEntry`, for its readers to map.
         """
         if not self.enabled:
             return None

@@ -19,7 +19,7 @@ from typing import Any
 import ray
 
 from raycache.actors.stored import StoredRef
-from raycache.core.storage.mapped import FileEntry
+from raycache.core.storage.file_entry import FileEntry
 
 
 class Mapped:

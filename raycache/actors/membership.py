@@ -3,8 +3,8 @@
 Every request carries the caller's ring epoch. A caller whose ring is older than the
 shard's gets STALE back and refreshes its ring; a shard whose ring is older (it restarted
 after a membership change) fetches the router's. On a resize the router also sends a
-:class:`~raycache.actors.migration.Move`, and the shard takes part in it as
-:mod:`raycache.actors.migration` describes.
+:class:`~raycache.actors.resizing.Move`, and the shard takes part in it as
+:mod:`raycache.actors.resizing` describes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import ray
 
 from raycache.actors.custody import Custody, Put
-from raycache.actors.migration import Migration, Move
+from raycache.actors.resizing import Migration, Move
 from raycache.core import protocol
 from raycache.core.keys import key_point
 from raycache.core.migration import Parcel

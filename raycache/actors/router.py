@@ -27,8 +27,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from raycache.actors import registry
 from raycache.actors.cluster import alive_nodes, lasting
 from raycache.actors.leases import MAX_WAITERS, WAITERS
-from raycache.actors.migration import Move, hand_over
 from raycache.actors.outage import SHARD_DOWN, SHARD_GONE
+from raycache.actors.resizing import Move, hand_over
 from raycache.actors.shard import Shard
 from raycache.actors.vault import drop_everywhere
 from raycache.core.config import CacheConfig
@@ -100,7 +100,7 @@ class Router:
         """Grow or shrink to ``shards`` shards, moving as few keys as the ring allows.
 
         The entries whose owner changes move to their new owner, as
-        :mod:`raycache.actors.migration` describes, while reads and writes go on; a
+        :mod:`raycache.actors.resizing` describes, while reads and writes go on; a
         removed shard is killed once it has handed its entries over. A cache resized by
         hand no longer follows the number of nodes.
         """

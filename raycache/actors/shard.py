@@ -27,7 +27,7 @@ from raycache.actors.durable import Durable
 from raycache.actors.leases import Leases
 from raycache.actors.membership import Member
 from raycache.actors.metrics import ShardMetrics
-from raycache.actors.migration import Move
+from raycache.actors.resizing import Move
 from raycache.actors.stored import StoredRef
 from raycache.actors.vault import sent_size
 from raycache.core import protocol
@@ -37,7 +37,7 @@ from raycache.core.libraries import preload_in_background
 from raycache.core.protocol import Code, KeyRequest, LookupReply, WireReply, unpack_request
 from raycache.core.ring import Ring
 from raycache.core.singleflight import SingleFlight
-from raycache.core.storage.mapped import FileEntry
+from raycache.core.storage.file_entry import FileEntry
 from raycache.core.store import Entry, Store
 
 

@@ -30,8 +30,8 @@ from raycache.actors.compute import Call, large_size, submit
 from raycache.actors.priority import lower_priority
 from raycache.core.naming import NAMESPACE, VAULT_PREFIX, vault_name
 from raycache.core.sizing import size_of
+from raycache.core.storage.file_entry import FileEntry
 from raycache.core.storage.files import Contents
-from raycache.core.storage.mapped import FileEntry
 from raycache.core.storage.signing import Signer
 
 Holder = tuple[str, str]

@@ -14,7 +14,7 @@ import pytest
 import ray
 
 import raycache
-from raycache.actors.migration import Move
+from raycache.actors.resizing import Move
 from raycache.actors.router import Snapshot
 from raycache.core.keys import key_digest, key_point
 from raycache.core.migration import Arrivals, Parcel, parcel

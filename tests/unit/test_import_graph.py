@@ -1,8 +1,9 @@
 """No import cycles in raycache: the import graph, read from the source, is acyclic.
 
 Files are parsed, not imported, so the test needs neither Ray nor the optional
-libraries. Every import counts, lazy ones inside functions included, except those under
-``if TYPE_CHECKING:``, which never run. An import names the deepest raycache module it
+libraries. Every import counts: lazy ones inside functions, and those under
+``if TYPE_CHECKING:`` too, since a cycle that only the type checker follows still ties
+two modules together. An import names the deepest raycache module it
 reaches: ``from raycache.core.hashing import arrays`` is an edge to the submodule, and
 importing a submodule does not count as importing its package's ``__init__``.
 """
@@ -22,16 +23,11 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def runtime_imports(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
-    """Every import statement under ``node`` except those under ``if TYPE_CHECKING:``."""
-    for child in ast.iter_child_nodes(node):
+def every_import(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import statement under ``node``, wherever it is."""
+    for child in ast.walk(node):
         if isinstance(child, (ast.Import, ast.ImportFrom)):
             yield child
-        elif isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-            for branch in child.orelse:
-                yield from runtime_imports(ast.Module(body=[branch], type_ignores=[]))
-        else:
-            yield from runtime_imports(child)
 
 
 def absolute_base(node: ast.ImportFrom, importer: str, is_package: bool) -> str:
@@ -57,7 +53,7 @@ def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for name, path in paths.items():
         names: list[str] = []
-        for node in runtime_imports(ast.parse(path.read_text(), str(path))):
+        for node in every_import(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 names.extend(alias.name for alias in node.names)
             else:

@@ -16,7 +16,7 @@ Values with no canonical content (open files, locks, arbitrary objects) raise
 :class:`~raycache.errors.UnhashableValueError`; pickling them would not give stable keys.
 
 Each kind of value has a module here: :mod:`~.builtins`, :mod:`~.stdlib`,
-:mod:`~.callables`, :mod:`~.arrays` (numpy), :mod:`~.frames` (pandas) and
+:mod:`~.callables`, :mod:`~.arrays` (numpy), :mod:`~.dataframes` (pandas) and
 :mod:`~.arrow` (pyarrow), all writing into the :class:`~.hasher.Hasher`.
 
 >>> hash_value([1, 2]) == hash_value([1, 2])
@@ -33,7 +33,7 @@ raycache.errors.UnhashableValueError: object objects cannot be hashed
 
 from __future__ import annotations
 
-from raycache.core.hashing import arrays, arrow, builtins, frames, stdlib
+from raycache.core.hashing import arrays, arrow, builtins, dataframes, stdlib
 from raycache.core.hashing.callables import (
     FINGERPRINT_VERSION,
     callable_name,
@@ -58,7 +58,7 @@ EXACT.update(stdlib.EXACT)
 FALLBACKS.extend(
     [
         arrays.hash_numpy,
-        frames.hash_pandas,
+        dataframes.hash_pandas,
         arrow.hash_arrow,
         stdlib.hash_record,
         hash_callable,

@@ -21,7 +21,7 @@ from raycache.core.policies.tinylfu import TinyLFUPolicy
 from raycache.core.sketch import MIX
 
 if TYPE_CHECKING:
-    from raycache.core.store import Entry
+    from raycache.core.entry import Entry
 
 __all__ = ["SHARES", "AdaptivePolicy"]
 

@@ -4,98 +4,22 @@ A :class:`~raycache.core.store.Store` does all the bookkeeping common to every p
 (bytes, TTLs, tags, counters) and asks its :class:`Policy` one question: which entry
 goes next? That is the split cachetools makes, and it keeps each policy short.
 
-Policies order the store's own :class:`~raycache.core.store.Entry` objects: an entry
-is a :class:`Node` of a doubly linked :class:`Queue`, so a policy needs no dict of its
-own. At a million entries a per-policy ``OrderedDict`` would cost about 90 bytes an
-entry; three link fields in the entry cost 24.
+Policies order the store's own :class:`~raycache.core.entry.Entry` objects: an entry
+is a :class:`~raycache.core.entry.Node` of a doubly linked
+:class:`~raycache.core.entry.Queue`, so a policy needs no dict of its own. At a million
+entries a per-policy ``OrderedDict`` would cost about 90 bytes an entry; three link
+fields in the entry cost 24.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterator
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
-if TYPE_CHECKING:
-    from raycache.core.store import Entry
+from raycache.core.entry import Entry, Node, Queue
 
 __all__ = ["LinkedPolicy", "Node", "Policy", "Queue", "empty"]
-
-
-class Node:
-    """Something a :class:`Queue` can hold: the links a policy sets on an entry it tracks.
-
-    The fields belong to the store's policy; nothing else reads or writes them.
-    """
-
-    __slots__ = ("_next", "_prev", "_queue")
-
-    _prev: Entry
-    _next: Entry
-    _queue: Queue
-
-
-class Queue(Node):
-    """Entries in a doubly linked ring, oldest first; the queue is the ring's sentinel.
-
-    Every operation is O(1). ``bytes`` and ``count`` sum the entries held.
-    """
-
-    __slots__ = ("bytes", "count")
-
-    def __init__(self) -> None:
-        # The sentinel stands in for an entry at both ends of the ring.
-        self._prev = self._next = self  # type: ignore[assignment]
-        self._queue = self
-        self.bytes = 0
-        self.count = 0
-
-    def append(self, entry: Entry) -> None:
-        """Add ``entry`` as the newest."""
-        last = self._prev
-        entry._prev, entry._next, entry._queue = last, last._next, self
-        last._next = self._prev = entry
-        self.bytes += entry.size
-        self.count += 1
-
-    def unlink(self, entry: Entry) -> None:
-        """Take ``entry`` out of the queue."""
-        prev, nxt = entry._prev, entry._next
-        prev._next, nxt._prev = nxt, prev
-        self.bytes -= entry.size
-        self.count -= 1
-
-    def move_to_end(self, entry: Entry) -> None:
-        """Make ``entry``, which is in this queue, the newest."""
-        prev, nxt = entry._prev, entry._next
-        prev._next, nxt._prev = nxt, prev
-        last = self._prev
-        entry._prev, entry._next = last, last._next
-        last._next = self._prev = entry
-
-    def replace(self, old: Entry, new: Entry) -> None:
-        """Put ``new`` where ``old`` is, and take ``old`` out."""
-        prev, nxt = old._prev, old._next
-        new._prev, new._next, new._queue = prev, nxt, self
-        prev._next = nxt._prev = new
-        self.bytes += new.size - old.size
-
-    def first(self) -> Entry | None:
-        """Return the oldest entry, or None if the queue is empty."""
-        return self._next if self.count else None
-
-    def last(self) -> Entry | None:
-        """Return the newest entry, or None if the queue is empty."""
-        return self._prev if self.count else None
-
-    def __iter__(self) -> Iterator[Entry]:
-        node = self._next
-        for _ in range(self.count):
-            yield node
-            node = node._next
-
-    def __len__(self) -> int:
-        return self.count
 
 
 class Policy(ABC):

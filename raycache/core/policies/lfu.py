@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, cast
 from raycache.core.policies.base import Policy, Queue, empty
 
 if TYPE_CHECKING:
-    from raycache.core.store import Entry
+    from raycache.core.entry import Entry
 
 __all__ = ["LFUPolicy"]
 

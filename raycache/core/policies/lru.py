@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from raycache.core.policies.base import LinkedPolicy
 
 if TYPE_CHECKING:
-    from raycache.core.store import Entry
+    from raycache.core.entry import Entry
 
 __all__ = ["LRUPolicy"]
 

@@ -15,7 +15,7 @@ from raycache.core.policies.base import Policy, Queue, empty
 from raycache.core.sketch import FrequencySketch
 
 if TYPE_CHECKING:
-    from raycache.core.store import Entry
+    from raycache.core.entry import Entry
 
 __all__ = ["TinyLFUPolicy"]
 

@@ -15,12 +15,12 @@
   over :mod:`~raycache.core.storage.ledger` (the files it knows, in eviction order),
   :mod:`~raycache.core.storage.pending` (removals the storage refused) and
   :mod:`~raycache.core.storage.counters` (its counters and health);
-- :mod:`~raycache.core.storage.mapped`: a large local entry that readers map themselves.
+- :mod:`~raycache.core.storage.file_entry`: a large local entry that readers map themselves.
 """
 
 from raycache.core.storage.counters import StorageStats
-from raycache.core.storage.entry import StoredValue
 from raycache.core.storage.location import ENV_VAR, Storage, parse_storage, storage_from_env
+from raycache.core.storage.packing import StoredValue
 from raycache.core.storage.tier import StorageTier
 
 __all__ = [

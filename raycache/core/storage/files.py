@@ -11,7 +11,7 @@ map the file, so values are views of the page cache.
 
 The folder of a cache is a trust boundary. Nothing here writes, lists or removes a file
 outside it, and it touches only the names the tier makes: entries (``<hex>.rc``, see
-:func:`~raycache.core.storage.entry.entry_path`) and temporary files
+:func:`~raycache.core.storage.packing.entry_path`) and temporary files
 (``.<hex>.rc.<host>.<pid>.<random>.tmp``). A symlink is never followed: a cache folder
 that is one is refused, and entries that are one are neither read nor listed. A
 temporary file names its writer, so a listing removes those of writers that died (see

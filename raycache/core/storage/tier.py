@@ -48,7 +48,12 @@ from collections.abc import Callable, Iterable
 
 from raycache.core import validation
 from raycache.core.storage.counters import Counters, StorageStats
-from raycache.core.storage.entry import (
+from raycache.core.storage.file_entry import FileEntry
+from raycache.core.storage.files import Contents, Files, Listed, Listing, LocalFiles
+from raycache.core.storage.format import Header, UnknownVersion
+from raycache.core.storage.ledger import Budget, Known, Ledger, storage_budget
+from raycache.core.storage.location import Storage
+from raycache.core.storage.packing import (
     Opened,
     Rejected,
     StoredValue,
@@ -61,11 +66,6 @@ from raycache.core.storage.entry import (
     unpack,
     value_of,
 )
-from raycache.core.storage.files import Contents, Files, Listed, Listing, LocalFiles
-from raycache.core.storage.format import Header, UnknownVersion
-from raycache.core.storage.ledger import Budget, Known, Ledger, storage_budget
-from raycache.core.storage.location import Storage
-from raycache.core.storage.mapped import FileEntry
 from raycache.core.storage.pending import Owns, PendingRemovals
 from raycache.core.storage.remote import RemoteFiles
 from raycache.core.storage.signing import Signer
@@ -212,7 +212,7 @@ class StorageTier:
         With ``arrow``, a DataFrame stored as Arrow comes back as its memory-mapped
         ``pyarrow.Table``, without conversion to pandas. With ``map_above``, a local
         entry of at least that many bytes comes back verified but not decoded, as the
-        :class:`~raycache.core.storage.mapped.FileEntry` its readers open themselves.
+        :class:`~raycache.core.storage.file_entry.FileEntry` its readers open themselves.
         """
         check_digest(digest)
         self.settle()

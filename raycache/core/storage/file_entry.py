@@ -13,7 +13,7 @@ replaced or removed since, or a reader on a node without the directory, raises, 
 reader falls back to the copy promoted into the object store.
 
 >>> import tempfile
->>> from raycache.core.storage.entry import entry_path, pack
+>>> from raycache.core.storage.packing import entry_path, pack
 >>> from raycache.core.storage.files import LocalFiles
 >>> root, digest = tempfile.mkdtemp(), bytes(16)
 >>> packed = pack(digest, list(range(3)), expires_at=None, tags=(), size=None, cost=0.0)
@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from raycache.core.storage.entry import check, unpack, value_of
 from raycache.core.storage.files import Contents, LocalFiles
 from raycache.core.storage.format import FormatError
+from raycache.core.storage.packing import check, unpack, value_of
 from raycache.core.storage.signing import Signer
 
 
