@@ -19,12 +19,11 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError
 
+from raycache.actors.cluster import vault_name
 from raycache.actors.compute import Call
 from raycache.actors.mapped import Mapped
-from raycache.actors.stored import StoredRef
-from raycache.actors.vault import Record, drop_everywhere, local_vault
+from raycache.actors.vault import Record, StoredRef, drop_everywhere, local_vault
 from raycache.core import protocol
-from raycache.core.naming import vault_name
 from raycache.core.protocol import WireReply
 from raycache.core.singleflight import SingleFlight
 from raycache.core.storage.file_entry import FileEntry

@@ -18,7 +18,7 @@ from typing import Any
 
 import ray
 
-from raycache.actors.stored import StoredRef
+from raycache.actors.vault import StoredRef
 from raycache.core.storage.file_entry import FileEntry
 
 

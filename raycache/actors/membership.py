@@ -14,12 +14,12 @@ from typing import Any
 
 import ray
 
+from raycache.actors.cluster import NAMESPACE, router_name
 from raycache.actors.custody import Custody, Put
 from raycache.actors.resizing import Migration, Move
 from raycache.core import protocol
 from raycache.core.keys import key_point
 from raycache.core.migration import Parcel
-from raycache.core.naming import NAMESPACE, router_name
 from raycache.core.protocol import WireReply
 from raycache.core.ring import Ring
 from raycache.core.singleflight import SingleFlight

@@ -16,9 +16,9 @@ import ray
 from ray.exceptions import RayActorError
 from ray.experimental import internal_kv
 
+from raycache.actors.cluster import NAMESPACE, router_name, shard_actor_name, shard_index
 from raycache.actors.vault import drop_everywhere, wait_dropped
 from raycache.core.config import CacheConfig
-from raycache.core.naming import NAMESPACE, router_name, shard_actor_name, shard_index
 
 _PREFIX = "cache:"
 

@@ -33,9 +33,9 @@ from typing import Any
 import ray
 from ray.exceptions import ObjectLostError
 
+from raycache.actors.cluster import SHARD_DOWN
 from raycache.actors.custody import Put
-from raycache.actors.outage import SHARD_DOWN
-from raycache.actors.stored import StoredRef
+from raycache.actors.vault import StoredRef
 from raycache.core.keys import key_point
 from raycache.core.migration import Arrivals, Parcel, parcel
 from raycache.core.protocol import Code

@@ -25,14 +25,21 @@ from ray.exceptions import GetTimeoutError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raycache.actors import registry
-from raycache.actors.cluster import alive_nodes, lasting
+from raycache.actors.cluster import (
+    NAMESPACE,
+    SHARD_DOWN,
+    SHARD_GONE,
+    alive_nodes,
+    lasting,
+    router_name,
+    shard_actor_name,
+    shard_id,
+)
 from raycache.actors.leases import MAX_WAITERS, WAITERS
-from raycache.actors.outage import SHARD_DOWN, SHARD_GONE
 from raycache.actors.resizing import Move, hand_over
 from raycache.actors.shard import Shard
 from raycache.actors.vault import drop_everywhere
 from raycache.core.config import CacheConfig
-from raycache.core.naming import NAMESPACE, router_name, shard_actor_name, shard_id
 from raycache.core.ring import Ring
 
 HEAD_NODE_RESOURCE = "node:__internal_head__"

@@ -28,8 +28,7 @@ from raycache.actors.leases import Leases
 from raycache.actors.membership import Member
 from raycache.actors.metrics import ShardMetrics
 from raycache.actors.resizing import Move
-from raycache.actors.stored import StoredRef
-from raycache.actors.vault import sent_size
+from raycache.actors.vault import StoredRef, sent_size
 from raycache.core import protocol
 from raycache.core.config import CacheConfig
 from raycache.core.hotkeys import Heat

@@ -25,10 +25,9 @@ import ray
 from ray.exceptions import RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from raycache.actors.cluster import lasting
+from raycache.actors.cluster import NAMESPACE, VAULT_PREFIX, lasting, vault_name
 from raycache.actors.compute import Call, large_size, submit
 from raycache.actors.priority import lower_priority
-from raycache.core.naming import NAMESPACE, VAULT_PREFIX, vault_name
 from raycache.core.sizing import size_of
 from raycache.core.storage.file_entry import FileEntry
 from raycache.core.storage.files import Contents
@@ -47,6 +46,15 @@ Ray learns who borrows an object from the process that passed the reference on, 
 that process lets go of it. A reader that got its reference from a shard that then died
 is unknown to the vault, so its object lives only as long as the vault holds it itself.
 """
+
+
+class StoredRef:
+    """A large value held in Ray's object store, owned by the vault of its shard's node."""
+
+    __slots__ = ("ref",)
+
+    def __init__(self, ref: ray.ObjectRef[Any]) -> None:
+        self.ref = ref
 
 
 @dataclass(frozen=True)

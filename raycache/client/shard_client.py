@@ -29,8 +29,8 @@ import numpy as np
 import ray
 from ray.exceptions import GetTimeoutError, ObjectLostError, RayActorError, WorkerCrashedError
 
+from raycache.actors.cluster import SHARD_DOWN, SHARD_GONE
 from raycache.actors.compute import Call, Job
-from raycache.actors.outage import SHARD_DOWN, SHARD_GONE
 from raycache.actors.router import Snapshot, find_router
 from raycache.client.health import ShardHealth, default_timeout
 from raycache.client.steps import Run, Steps, Wait

@@ -13,7 +13,7 @@ import pytest
 import ray
 
 import raycache
-from raycache.core.naming import NAMESPACE
+from raycache.actors.cluster import NAMESPACE
 from tests.helpers.aio import asyncio_test, loop_lag
 
 MAX_LAG_S = 0.25

@@ -13,7 +13,7 @@ import pytest
 import ray
 
 import raycache
-from raycache.core.naming import NAMESPACE
+from raycache.actors.cluster import NAMESPACE
 
 
 @ray.remote(num_cpus=0)

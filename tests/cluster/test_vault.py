@@ -18,7 +18,7 @@ import pytest
 import ray
 
 import raycache
-from raycache.core.naming import NAMESPACE, shard_actor_name, shard_id
+from raycache.actors.cluster import NAMESPACE, shard_actor_name, shard_id
 from tests.cluster.test_placement import run_on_cluster
 from tests.helpers.memory import object_store_bytes, settled_object_store_bytes
 

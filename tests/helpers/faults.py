@@ -10,7 +10,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 import raycache
-from raycache.core.naming import NAMESPACE, router_name, shard_actor_name, shard_id
+from raycache.actors.cluster import NAMESPACE, router_name, shard_actor_name, shard_id
 
 
 class ShardKiller:

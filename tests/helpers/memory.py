@@ -9,7 +9,7 @@ import ray
 from ray._private.internal_api import get_memory_info_reply, get_state_from_address
 
 import raycache
-from raycache.core.naming import NAMESPACE, shard_actor_name, shard_id
+from raycache.actors.cluster import NAMESPACE, shard_actor_name, shard_id
 
 
 def object_store_bytes() -> int:

@@ -16,8 +16,8 @@ import ray
 
 import raycache
 from raycache.actors import registry
+from raycache.actors.cluster import NAMESPACE, router_name
 from raycache.client.admin import cache_names
-from raycache.core.naming import NAMESPACE, router_name
 from tests.helpers.cli import run_cli
 
 KEYS = 100

@@ -9,7 +9,7 @@ import pytest
 import ray
 
 import raycache
-from raycache.core.naming import NAMESPACE, shard_actor_name, shard_id
+from raycache.actors.cluster import NAMESPACE, shard_actor_name, shard_id
 
 TIMEOUT = 0.25
 SLACK = 0.35  # the machine's own noise: two cores shared by every Ray process of the suite
