@@ -4,19 +4,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-unit lint bench clean
+.PHONY: demo test test-unit lint docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[test,bench,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/raycache demo
 
 # Every test: unit (no Ray), cluster (a real Ray) and reliability (chaos, faults, fuzzing).
-test: $(STAMP) lint
+test: $(STAMP) lint docs
 	$(BIN)/python -m pytest
 
 # The unit tests and the doctests alone, without Ray: a minute or two.
@@ -27,6 +27,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check raycache tests benchmarks examples
 	$(BIN)/ruff format --check raycache tests benchmarks examples
 	$(BIN)/mypy
+
+# The documentation site, from docs/ and the docstrings, into build/site; warnings fail it.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 # Redis and memcached are baselines: installed here if missing (as root, with apt-get), and
 # when that fails the benchmark skips them and says so.
