@@ -1,4 +1,4 @@
-"""The layers of docs/architecture.md: core imports no Ray and nothing above it; actors no client."""
+"""The layers of docs/architecture.md: core imports no Ray nor anything above; actors no client."""
 
 from __future__ import annotations
 
