@@ -304,8 +304,6 @@ class Durable:
 
     def _wait_for_spare_core(self, queued: float) -> None:
         """Hold a write back while the machine is busy; see :mod:`raycache.core.idle`."""
-        if self._gate.max_wait_s <= 0:
-            return
         while True:
             hurried = self._waiters > 0 or self._queue.qsize() >= MAX_QUEUED // 2
             waited = time.monotonic() - queued

@@ -82,10 +82,14 @@ class Written(NamedTuple):
 
 
 class Contents(NamedTuple):
-    """A whole file as a buffer, and what identifies this version of it (None if unknown)."""
+    """A whole file as a buffer, and what identifies this version of it (None if unknown).
+
+    ``allocated`` is the bytes the disk gives it, which the budget counts.
+    """
 
     buffer: memoryview
     identity: tuple[int, ...] | None
+    allocated: int
 
 
 class Files(ABC):
@@ -160,11 +164,11 @@ class LocalFiles(Files):
             if not stat.S_ISREG(status.st_mode):
                 raise FileNotFoundError(f"{path} is not a regular file")
             if status.st_size == 0:
-                return Contents(memoryview(b""), _identity(status))
+                return Contents(memoryview(b""), _identity(status), status.st_blocks * BLOCK)
             mapping = mmap.mmap(descriptor, 0, access=mmap.ACCESS_READ)
         finally:
             os.close(descriptor)
-        return Contents(memoryview(mapping), _identity(status))
+        return Contents(memoryview(mapping), _identity(status), status.st_blocks * BLOCK)
 
     def head(self, path: str, length: int) -> bytes:
         """Read the first ``length`` bytes."""

@@ -126,11 +126,6 @@ class Ledger:
             for digest in set(self._known) - digests:
                 self._unaccount(digest)
 
-    def digests(self) -> list[bytes]:
-        """Return the digest of every file known."""
-        with self._lock:
-            return list(self._known)
-
     def tagged(self, tag: str) -> list[bytes]:
         """Return the digests of the files carrying ``tag``."""
         with self._lock:

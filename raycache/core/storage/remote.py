@@ -55,7 +55,8 @@ class RemoteFiles(Files):
     def read(self, path: str) -> Contents:
         """Download the whole file into one buffer, with one request."""
         with self._filesystem.open_input_stream(self._full(path)) as stream:
-            return Contents(memoryview(stream.read_buffer()), None)
+            buffer = memoryview(stream.read_buffer())
+            return Contents(buffer, None, buffer.nbytes)
 
     def head(self, path: str, length: int) -> bytes:
         """Read the first ``length`` bytes with one ranged request."""

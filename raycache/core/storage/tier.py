@@ -104,9 +104,8 @@ class StorageTier:
         share: float = 1.0,
     ) -> None:
         self._name = validation.name(name)
-        root = storage.local_root
-        self._files: Files = LocalFiles(root, storage) if root else RemoteFiles(storage)
         self._root = storage.local_root
+        self._files: Files = LocalFiles(self._root, storage) if self._root else RemoteFiles(storage)
         self._signer = None if storage.key is None else Signer(storage.key)
         self._budget = Budget(storage_budget(capacity, self._files.volume_bytes))
         chosen = make_policy(validation.choice(policy, STORAGE_POLICIES, "policy"))
@@ -401,7 +400,7 @@ class StorageTier:
             known.verified = contents.identity
             return
         if self._owns is None or self._owns(digest):
-            known = Known(contents.buffer.nbytes, header.expires_at, header.tags, None)
+            known = Known(contents.allocated, header.expires_at, header.tags, None)
             known.verified = contents.identity
             self._ledger.remember(digest, known, header.cost)
 
