@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterable
 from raycache.core import validation
 from raycache.core.storage.counters import Counters, StorageStats
 from raycache.core.storage.file_entry import FileEntry
-from raycache.core.storage.files import Contents, Files, Listed, Listing, LocalFiles
+from raycache.core.storage.files import Contents, Files, Listing, LocalFiles
 from raycache.core.storage.format import Header, UnknownVersion
 from raycache.core.storage.ledger import Budget, Known, Ledger, storage_budget
 from raycache.core.storage.location import Storage
@@ -62,13 +62,13 @@ from raycache.core.storage.packing import (
     digest_of,
     entry_path,
     pack,
-    read_header,
     unpack,
     value_of,
 )
 from raycache.core.storage.pending import Owns, PendingRemovals
 from raycache.core.storage.remote import RemoteFiles
 from raycache.core.storage.signing import Signer
+from raycache.core.storage.survey import survey
 from raycache.core.store import Clock, make_policy
 
 STORAGE_POLICIES = ("lru", "gdsf")
@@ -295,18 +295,11 @@ class StorageTier:
         self._counters.succeed()
         self._budget.overhead = listing.overhead
         self._ledger.set_capacity(self._budget.capacity)
-        found: dict[bytes, Known] = {}
-        self._unread = False
-        for entry in sorted(listing.entries, key=lambda entry: entry.used):
-            digest = digest_of(entry.path)
-            if digest is None or entry.path != entry_path(self._name, digest):
-                continue  # an older format's file: left alone, but for a clear
-            if self._owns is None or self._owns(digest):
-                known = self._known_version(digest, entry)
-                if known is not None:
-                    found[digest] = known
-        self._ledger.keep_only(set(found))
-        for digest, known in found.items():
+        surveyed = survey(self._files, self._name, listing, self._ledger.get, self._owns)
+        self._unread = surveyed.unread
+        self._delete(surveyed.corrupt, "corrupt")
+        self._ledger.keep_only(set(surveyed.found))
+        for digest, known in surveyed.found.items():
             self._ledger.remember(digest, known, 0.0)
         self._delete(self._ledger.over_budget(), "evictions")
         return listing
@@ -403,26 +396,6 @@ class StorageTier:
             known = Known(contents.allocated, header.expires_at, header.tags, None)
             known.verified = contents.identity
             self._ledger.remember(digest, known, header.cost)
-
-    def _known_version(self, digest: bytes, entry: Listed) -> Known | None:
-        version = (entry.size, entry.modified)
-        known = self._ledger.get(digest)
-        if known is not None and known.version == version:
-            known.bytes = entry.allocated
-            return known
-        try:
-            header = read_header(self._files, entry.path)
-        except UnknownVersion:
-            return None  # a newer raycache's: neither counted nor evicted here
-        except FileNotFoundError:
-            return None  # removed meanwhile
-        except OSError:
-            self._unread = True
-            return None  # unreadable now: the next scan tries again
-        except Exception:  # damaged or crafted, whatever it raises: gone
-            self._delete([digest], "corrupt")
-            return None
-        return Known(entry.allocated, header.expires_at, header.tags, version)
 
     def _delete(self, digests: list[bytes], reason: str | None = None) -> int:
         removed = 0
