@@ -22,15 +22,9 @@ import ray
 from ray import cloudpickle
 from ray.remote_function import RemoteFunction
 
+from raycache.actors.references import INLINE_LIMIT, large_size
 from raycache.core.frames import warn_if_unpickled_on_hit
-from raycache.core.sizing import buffer_size, size_of
-
-INLINE_LIMIT = 100 * 1024
-"""Values smaller than this many bytes are kept in the shard and returned inline.
-
-It matches Ray's own limit for returning objects inline, above which Ray would put a
-returned value in the object store anyway.
-"""
+from raycache.core.sizing import size_of
 
 
 @dataclass(frozen=True)
@@ -100,16 +94,6 @@ class Call:
         shipped = {name: _by_ref(value) for name, value in kwargs.items()}
         args_by_ref = [_by_ref(value) for value in args]
         return cls(job.pickled_fn, job.options, args_by_ref, shipped, ttl, tags)
-
-
-def large_size(value: Any) -> int | None:
-    """Return the size of a value worth sending by reference (large, with buffers); else None.
-
-    Such a value is put in the object store by the caller, so that the actors it passes
-    through forward a reference instead of deserialising and serialising it again.
-    """
-    size = buffer_size(value)
-    return size if size is not None and size >= INLINE_LIMIT else None
 
 
 def _by_ref(value: Any) -> Any:

@@ -21,10 +21,8 @@ from ray.exceptions import RayActorError
 
 from raycache.actors.cluster import vault_name
 from raycache.actors.compute import Call
-from raycache.actors.mapped import Mapped
-from raycache.actors.vault import Record, StoredRef, drop_everywhere, local_vault
-from raycache.core import protocol
-from raycache.core.protocol import WireReply
+from raycache.actors.references import Mapped, StoredRef, stored_hex
+from raycache.actors.vault import Record, drop_everywhere, local_vault
 from raycache.core.singleflight import SingleFlight
 from raycache.core.storage.file_entry import FileEntry
 from raycache.core.store import Entry, Store
@@ -165,22 +163,6 @@ class Custody:
             None if flight is None or flight.handle is None else flight.handle.hex(),
         }
         return {hex_id for hex_id in in_use if hex_id is not None}
-
-
-def reply_for(entry: Entry | None, *, hot: bool = False) -> WireReply:
-    """Return the reply to a read of ``entry``: MISS, HIT with the value, or REF with ``[ref]``."""
-    if entry is None:
-        return protocol.miss()
-    value = entry.value
-    if isinstance(value, StoredRef):
-        return protocol.ref(value.ref, hot=hot)
-    return protocol.hit(value, hot=hot)
-
-
-def stored_hex(entry: Entry) -> str | None:
-    """Return the hex id of the object an entry holds by reference; None for an inline one."""
-    value = entry.value
-    return str(value.ref.hex()) if isinstance(value, StoredRef) else None
 
 
 def _record(digest: bytes, entry: Entry) -> Record:

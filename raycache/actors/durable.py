@@ -35,7 +35,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from dataclasses import asdict
 from typing import Any, NamedTuple, TypeVar
 
 from raycache.actors.priority import lower_priority, spare_cores_now
@@ -43,6 +42,7 @@ from raycache.core.config import CacheConfig
 from raycache.core.idle import MAX_WAIT_S, WriteGate
 from raycache.core.storage import StorageStats, StorageTier
 from raycache.core.storage.pending import Owns
+from raycache.core.storage.watch import StorageWatch
 
 logger = logging.getLogger(__name__)
 
@@ -73,21 +73,6 @@ SAMPLE_S = 0.1
 ORDERED_TIMEOUT_S = 30.0
 """The longest a removal or a flush waits behind queued writes before the shard moves on."""
 
-STAT_FIELDS = {
-    "storage_hits": "storage_hits",
-    "storage_misses": "storage_misses",
-    "storage_entries": "storage_entries",
-    "storage_bytes": "storage_bytes",
-    "storage_write_errors": "write_errors",
-    "storage_read_errors": "read_errors",
-    "storage_corrupt": "corrupt",
-    "storage_rejected": "rejected",
-}
-"""A shard's stats row's storage fields, and the tier counters they come from."""
-
-_EMPTY = StorageStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, healthy=True)
-
-
 class _Job(NamedTuple):
     """Work for the writer thread; a write waits for a spare core first."""
 
@@ -111,9 +96,8 @@ class Durable:
 
     def __init__(self, cache: str, config: CacheConfig, owns: Owns, shards: int) -> None:
         self._tier: StorageTier | None = None
-        self._warned = False
         self._dropped = 0
-        self._probed = time.monotonic()
+        self._watch = StorageWatch(PROBE_S)
         if config.storage is None:
             return
         self._url = config.storage.url
@@ -134,24 +118,22 @@ class Durable:
         # the expired ones, without holding up the shard's start.
         self._queue.put(_Job(self._tier.expire))
 
-    @property
-    def enabled(self) -> bool:
-        """Whether this shard uses storage: it has some, and it has not failed."""
+    def usable(self) -> bool:
+        """Return whether to use storage now: there is some, and it has not failed.
+
+        A failed storage is warned of once per outage, and probed every :data:`PROBE_S`.
+        """
         if self._tier is None:
             return False
-        if self._tier.healthy:
-            self._warned = False  # a later outage is warned about again
-            return True
-        if not self._warned:
-            self._warned = True
+        verdict = self._watch.check(healthy=self._tier.healthy)
+        if verdict.warn:
             logger.warning(
                 "raycache: storage %s failed repeatedly; serving from memory only", self._url
             )
-        if time.monotonic() - self._probed > PROBE_S:
-            self._probed = time.monotonic()
+        if verdict.probe:
             with contextlib.suppress(queue.Full):
                 self._queue.put_nowait(_Job(self._tier.recover))
-        return False
+        return verdict.usable
 
     def rescan(self, shards: int) -> None:
         """Learn which files this shard owns now that the ring has ``shards`` shards."""
@@ -180,7 +162,7 @@ class Durable:
         tier = self._tier
         if tier is None:
             return
-        if not self.enabled:
+        if not self.usable():
             tier.owe(digest=digest)
             return
         expires_at = None if ttl is None else time.time() + ttl
@@ -212,7 +194,7 @@ class Durable:
         A local entry of ``map_above`` bytes or more comes back as its verified
         :class:`~raycache.core.storage.file_entry.FileEntry`, for its readers to map.
         """
-        if not self.enabled:
+        if not self.usable():
             return None
         assert self._tier is not None
         stored = self._tier.read(digest, map_above=map_above)
@@ -249,24 +231,20 @@ class Durable:
         """
         self._in_order(lambda tier: tier.settle(now=True), None)
 
-    def stats(self) -> dict[str, Any]:
-        """Return the storage fields of the shard's stats row (zeros without storage)."""
-        stats = asdict(_EMPTY if self._tier is None else self._tier.stats())
-        return {field: stats[counter] for field, counter in STAT_FIELDS.items()} | {
-            "storage_dropped": self._dropped,
-            "storage_healthy": stats["healthy"],
-        }
+    def stats(self) -> tuple[StorageStats | None, int]:
+        """Return the tier's counters (None without storage), and the writes dropped."""
+        return (None if self._tier is None else self._tier.stats()), self._dropped
 
     def _owe_if_down(
         self, *, digest: bytes | None = None, tag: str | None = None, where: Owns | None = None
     ) -> None:
         """With the storage down, owe it a removal, which it gets once it answers again."""
-        if self._tier is not None and not self.enabled:
+        if self._tier is not None and not self.usable():
             self._tier.owe(digest=digest, tag=tag, where=where)
 
     def _in_order(self, act: Callable[[StorageTier], T], otherwise: T) -> T:
         """Return what ``act`` does on the writer thread, after every write queued before it."""
-        if not self.enabled:
+        if not self.usable():
             return otherwise
         tier = self._tier
         assert tier is not None

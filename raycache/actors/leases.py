@@ -14,8 +14,7 @@ from typing import Any, Protocol
 
 import ray
 
-from raycache.actors.custody import reply_for
-from raycache.actors.vault import Shipped, sent_size
+from raycache.actors.references import Shipped, reply_for, sent_size
 from raycache.core import protocol
 from raycache.core.protocol import Code, KeyRequest, WireReply
 from raycache.core.singleflight import SingleFlight

@@ -35,7 +35,7 @@ from ray.exceptions import ObjectLostError
 
 from raycache.actors.cluster import SHARD_DOWN
 from raycache.actors.custody import Put
-from raycache.actors.vault import StoredRef
+from raycache.actors.references import StoredRef
 from raycache.core.keys import key_point
 from raycache.core.migration import Arrivals, Parcel, parcel
 from raycache.core.protocol import Code

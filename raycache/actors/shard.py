@@ -21,14 +21,14 @@ from typing import Any
 import ray
 from ray.exceptions import RayError
 
-from raycache.actors.compute import INLINE_LIMIT, Call, Settlement
-from raycache.actors.custody import as_digest, reply_for, stored_hex
+from raycache.actors.compute import Call, Settlement
+from raycache.actors.custody import as_digest
 from raycache.actors.durable import Durable
 from raycache.actors.leases import Leases
 from raycache.actors.membership import Member
 from raycache.actors.metrics import ShardMetrics
+from raycache.actors.references import INLINE_LIMIT, StoredRef, reply_for, sent_size, stored_hex
 from raycache.actors.resizing import Move
-from raycache.actors.vault import StoredRef, sent_size
 from raycache.core import protocol
 from raycache.core.config import CacheConfig
 from raycache.core.hotkeys import Heat

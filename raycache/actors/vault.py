@@ -26,9 +26,9 @@ from ray.exceptions import RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raycache.actors.cluster import NAMESPACE, VAULT_PREFIX, lasting, vault_name
-from raycache.actors.compute import Call, large_size, submit
+from raycache.actors.compute import Call, submit
 from raycache.actors.priority import lower_priority
-from raycache.core.sizing import size_of
+from raycache.actors.references import Shipped
 from raycache.core.storage.file_entry import FileEntry
 from raycache.core.storage.files import Contents
 from raycache.core.storage.signing import Signer
@@ -46,38 +46,6 @@ Ray learns who borrows an object from the process that passed the reference on, 
 that process lets go of it. A reader that got its reference from a shard that then died
 is unknown to the vault, so its object lives only as long as the vault holds it itself.
 """
-
-
-class StoredRef:
-    """A large value held in Ray's object store, owned by the vault of its shard's node."""
-
-    __slots__ = ("ref",)
-
-    def __init__(self, ref: ray.ObjectRef[Any]) -> None:
-        self.ref = ref
-
-
-@dataclass(frozen=True)
-class Shipped:
-    """A large value sent to a shard by reference, with its size; see :func:`ship`."""
-
-    ref: ray.ObjectRef[Any]
-    size: int
-
-
-def ship(value: Any) -> Any:
-    """Return ``value`` as a client sends it to a shard: large ones as :class:`Shipped`.
-
-    The shard then hands the vault a reference, and the vault's put is the one copy made
-    on the cache's side, as when the shard itself owned its values.
-    """
-    size = large_size(value)
-    return value if size is None else Shipped(ray.put(value), size)
-
-
-def sent_size(value: Any) -> int:
-    """Return the size of a value as a shard received it: shipped, or as it is."""
-    return value.size if isinstance(value, Shipped) else size_of(value)
 
 
 @dataclass(frozen=True)

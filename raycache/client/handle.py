@@ -20,8 +20,8 @@ from ray.remote_function import RemoteFunction
 
 from raycache.actors import registry
 from raycache.actors.compute import Job
+from raycache.actors.references import ship
 from raycache.actors.router import Snapshot
-from raycache.actors.vault import ship
 from raycache.client import connect
 from raycache.client.loader import load_here
 from raycache.client.shard_client import ABSENT, ShardClient

@@ -31,7 +31,7 @@ from ray import cloudpickle
 from ray.exceptions import GetTimeoutError, RayError
 
 from raycache.actors.compute import Call, Job
-from raycache.actors.vault import ship
+from raycache.actors.references import ship
 from raycache.client.shard_client import ABSENT, ShardClient
 from raycache.client.steps import Run, Steps, Wait
 from raycache.core.protocol import Code, pack_key_request
