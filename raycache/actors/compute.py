@@ -22,13 +22,14 @@ import ray
 from ray import cloudpickle
 from ray.remote_function import RemoteFunction
 
+from raycache.actors.handles import RemoteMethod
 from raycache.actors.references import INLINE_LIMIT, large_size
 from raycache.core.frames import warn_if_unpickled_on_hit
 from raycache.core.sizing import size_of
 
 
 @dataclass(frozen=True)
-class Settlement:
+class Computed:
     """What a finished computation tells its shard: its size, its cost, and small values."""
 
     size: int
@@ -100,23 +101,30 @@ def _by_ref(value: Any) -> Any:
     return value if large_size(value) is None else ray.put(value)
 
 
-def submit(call: Call, shard: Any, digest: bytes, token: int) -> ray.ObjectRef[Any]:
-    """Start ``call`` for ``digest`` as a task owned by the caller; it reports to ``shard``.
+Report = RemoteMethod[[bytes, int, "Computed | None"], None]
+"""The shard method a computation reports its outcome to: ``(digest, token, computed)``.
+
+None means it failed.
+"""
+
+
+def submit(call: Call, report: Report, digest: bytes, token: int) -> ray.ObjectRef[Any]:
+    """Start ``call`` for ``digest`` as a task owned by the caller; it tells ``report``.
 
     Arguments go to the task at top level, so Ray resolves ObjectRefs among them just as
     it would for a direct call of the function.
     """
     options = {**call.options, "num_returns": 1}
-    ref: ray.ObjectRef[Any] = _run.options(**options).remote(
-        (shard, digest, token, call.pickled_fn), *call.args, **call.kwargs
+    ref: ray.ObjectRef[Any] = _run_task.options(**options).remote(
+        (report, digest, token, call.pickled_fn), *call.args, **call.kwargs
     )
     return ref
 
 
 @ray.remote
-def _run(_raycache_call: tuple[Any, bytes, int, bytes], *args: Any, **kwargs: Any) -> Any:
+def _run_task(_raycache_call: tuple[Report, bytes, int, bytes], *args: Any, **kwargs: Any) -> Any:
     """Run the user's function, then report the outcome to the shard that asked."""
-    shard, digest, token, pickled_fn = _raycache_call
+    report, digest, token, pickled_fn = _raycache_call
     fn = _unpickled(pickled_fn)
     started = time.perf_counter()
     try:
@@ -125,9 +133,9 @@ def _run(_raycache_call: tuple[Any, bytes, int, bytes], *args: Any, **kwargs: An
             value = asyncio.run(value)
         # Inside the try: a result that cannot be pickled fails here, and its shard must
         # still hear of it, or the key would stay stuck on a computation that never lands.
-        shard.settle.remote(digest, token, _measure(value, time.perf_counter() - started))
+        report.remote(digest, token, _measure(value, time.perf_counter() - started))
     except BaseException:
-        shard.settle.remote(digest, token, None)
+        report.remote(digest, token, None)
         raise
     warn_if_unpickled_on_hit(value, "the result of", getattr(fn, "__qualname__", fn))
     return value
@@ -139,8 +147,8 @@ def _unpickled(pickled_fn: bytes) -> Callable[..., Any]:
     return fn
 
 
-def _measure(value: Any, seconds: float) -> Settlement:
+def _measure(value: Any, seconds: float) -> Computed:
     size = size_of(value)
     if size < INLINE_LIMIT:
-        return Settlement(size, seconds, value, inline=True)
-    return Settlement(size, seconds)
+        return Computed(size, seconds, value, inline=True)
+    return Computed(size, seconds)

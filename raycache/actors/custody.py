@@ -20,14 +20,16 @@ import ray
 from ray.exceptions import RayActorError
 
 from raycache.actors.cluster import vault_name
-from raycache.actors.compute import Call
+from raycache.actors.compute import Call, Report
+from raycache.actors.handles import call_remote
 from raycache.actors.references import Mapped, StoredRef, stored_hex
-from raycache.actors.vault import Record, drop_everywhere, local_vault
+from raycache.actors.vault import Record, Vault, drop_everywhere, local_vault
+from raycache.core.protocol import WireReply
 from raycache.core.singleflight import SingleFlight
 from raycache.core.storage.file_entry import FileEntry
 from raycache.core.store import Entry, Store
 
-Put = Callable[[bytes, Any, int, float | None, tuple[str, ...], float], Any]
+Put = Callable[[bytes, Any, int, float | None, tuple[str, ...], float], WireReply]
 """A shard's put: ``put(digest, value, size, ttl, tags, cost)``."""
 
 
@@ -53,7 +55,7 @@ class Custody:
     def keep(self, value: Any) -> StoredRef | None:
         """Put ``value`` in the object store under the vault's ownership; None if it is down."""
         try:
-            nested = ray.get(self._vault.keep.remote(*self._shard, value))
+            nested = ray.get(call_remote(self._vault, Vault.keep, *self._shard, value))
         except RayActorError:
             return None  # restarting: this value goes uncached
         return StoredRef(nested[0])
@@ -68,7 +70,7 @@ class Custody:
         :meth:`serving` hands out the file for the copy's entry too.
         """
         try:
-            nested = ray.get(self._vault.promote.remote(*self._shard, file, key))
+            nested = ray.get(call_remote(self._vault, Vault.promote, *self._shard, file, key))
         except RayActorError:
             return None
         if nested is None:
@@ -89,21 +91,22 @@ class Custody:
         del self._promoting[digest]
         return entry
 
-    def submit(self, call: Call, shard: Any, digest: bytes, token: int) -> ray.ObjectRef[Any]:
+    def submit(self, call: Call, report: Report, digest: bytes, token: int) -> ray.ObjectRef[Any]:
         """Start ``call`` as a task the vault owns; return the reference to its result."""
         ref: ray.ObjectRef[Any] = ray.get(
-            self._vault.submit.remote(*self._shard, call, shard, digest, token)
+            call_remote(self._vault, Vault.submit, *self._shard, call, report, digest, token)
         )[0]
         self._held.setdefault(digest, set()).add(ref.hex())
         return ref
 
-    def adopt_large(self, ref: ray.ObjectRef[Any]) -> StoredRef:
+    def take_large(self, ref: ray.ObjectRef[Any]) -> StoredRef:
         """Take over a large value that another shard held, such as one a resize migrates.
 
         A reference this node's vault owns is only held once more; any other is copied
         into it, so that the value is owned and placed like this shard's own.
         """
-        return StoredRef(ray.get(self._vault.adopt.remote(*self._shard, [ref]))[0])
+        taken = call_remote(self._vault, Vault.take_custody, *self._shard, [ref])
+        return StoredRef(ray.get(taken)[0])
 
     def stored(self, digest: bytes, value: Any) -> None:
         """Note that ``value`` was just put in the store under ``digest``."""
@@ -115,33 +118,32 @@ class Custody:
         if entry is not None and entry.value is value:  # admitted by the policy
             self._records.append((hex_id, _record(digest, entry)))
 
-    def tidy(self, digests: Iterable[bytes] = ()) -> None:
-        """Release what neither the store nor a flight holds under ``digests``; tell the vault."""
+    def release_unheld(self, digests: Iterable[bytes] | None = None) -> None:
+        """Release what neither the store nor a flight holds under ``digests``; tell the vault.
+
+        None checks every reference held: after a bulk removal.
+        """
         expirations = self._store.stats().expirations
-        if expirations != self._expirations:
+        if digests is None or expirations != self._expirations:
             self._expirations = expirations
-            digests = list(self._held)  # entries expired without the shard seeing them leave
+            digests = list(self._held)  # entries may have expired without the shard seeing
         for digest in digests:
             self._release_unused(digest)
         if self._records or self._released:
-            self._vault.update.remote(*self._shard, self._records, self._released)
+            call_remote(self._vault, Vault.update, *self._shard, self._records, self._released)
             self._records, self._released = [], []
-
-    def sweep(self) -> None:
-        """Release every reference that nothing holds any more; after a bulk removal."""
-        self.tidy(list(self._held))
 
     def restore(self, put: Put) -> None:
         """Put back, with the shard's ``put``, the large entries it held before it restarted.
 
         Entries that expired meanwhile, or that it refuses now, are released.
         """
-        for record, nested in ray.get(self._vault.recover.remote(*self._shard)):
+        for record, nested in ray.get(call_remote(self._vault, Vault.recover, *self._shard)):
             self._held.setdefault(record.digest, set()).add(nested[0].hex())
             ttl = record.ttl()
             if ttl is None or ttl > 0:
                 put(record.digest, StoredRef(nested[0]), record.size, ttl, record.tags, record.cost)
-        self.sweep()
+        self.release_unheld()
 
     def _release_unused(self, digest: bytes) -> None:
         hexes = self._held.get(digest)

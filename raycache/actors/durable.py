@@ -73,6 +73,7 @@ SAMPLE_S = 0.1
 ORDERED_TIMEOUT_S = 30.0
 """The longest a removal or a flush waits behind queued writes before the shard moves on."""
 
+
 class _Job(NamedTuple):
     """Work for the writer thread; a write waits for a spare core first."""
 

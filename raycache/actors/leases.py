@@ -9,15 +9,17 @@ ends it with :meth:`Leases.fulfil` or :meth:`Leases.fail`. Other callers block i
 
 from __future__ import annotations
 
-import time
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import ray
 
+from raycache.actors.custody import Put
 from raycache.actors.references import Shipped, reply_for, sent_size
 from raycache.core import protocol
-from raycache.core.protocol import Code, KeyRequest, WireReply
+from raycache.core.protocol import WireReply
 from raycache.core.singleflight import SingleFlight
+from raycache.core.stats import ShardCounters
 from raycache.core.store import Store
 
 WAITERS = "waiters"
@@ -27,37 +29,25 @@ MAX_WAITERS = 64
 """How many callers may block in :meth:`Shard.wait` at once; more queue behind them."""
 
 
-class _Shard(Protocol):
-    """What a lease needs of the shard it is part of."""
-
-    _flights: SingleFlight[ray.ObjectRef[Any]]
-    _store: Store
-    _counters: dict[str, int]
-
-    def _is_stale(self, epoch: int, *digests: bytes) -> bool: ...
-
-    def _stale(self) -> WireReply: ...
-
-    def _join(self, digest: bytes) -> WireReply: ...
-
-    def _put(
-        self,
-        digest: bytes,
-        value: Any,
-        size: int,
-        ttl: float | None,
-        tags: tuple[str, ...],
-        cost: float = 1.0,
-        *,
-        persist: bool = True,
-    ) -> WireReply: ...
-
-
 class Leases:
-    """The lease methods of :class:`~raycache.actors.shard.Shard`, which mixes them in."""
+    """The leases of one shard's keys, over the shard's store and flights."""
 
-    def lease(
-        self: _Shard, request: bytes, ttl: float | None, tags: tuple[str, ...], lease_s: float
+    def __init__(
+        self,
+        store: Store,
+        flights: SingleFlight[ray.ObjectRef[Any]],
+        counts: ShardCounters,
+        put: Put,
+        join: Callable[[bytes], WireReply],
+    ) -> None:
+        self._store = store
+        self._flights = flights
+        self._counts = counts
+        self._put = put  # the shard's, so that custody and storage learn of the value
+        self._join = join  # the shard's: a caller joins a task or a live lease
+
+    def grant(
+        self, digest: bytes, ttl: float | None, tags: tuple[str, ...], lease_s: float
     ) -> WireReply:
         """Grant the caller a lease on a missing key, or say how to get its value instead.
 
@@ -66,66 +56,49 @@ class Leases:
         process, renews the lease every so often, and ends with :meth:`fulfil` or
         :meth:`fail`.
         """
-        epoch, digest, _ = KeyRequest.unpack(request)
-        if self._is_stale(epoch, digest):
-            return self._stale()
         entry = self._store.peek(digest)
         if entry is not None:
             return reply_for(entry)
         joined = self._join(digest)
-        if joined[0] != Code.MISS:
+        if protocol.code_of(joined) != protocol.Code.MISS:
             return joined
-        self._counters["leases"] += 1
-        return protocol.leased(
-            self._flights.lease(digest, ttl=ttl, tags=tags, lease_s=lease_s).token
-        )
+        self._counts.leases += 1
+        flight = self._flights.lease(digest, ttl=ttl, tags=tags, lease_s=lease_s)
+        return protocol.leased(flight.token)
 
-    @ray.method(concurrency_group=WAITERS)
-    def wait(self: _Shard, request: bytes, token: int, timeout_s: float) -> WireReply:
+    def wait(self, digest: bytes, token: int, timeout_s: float) -> WireReply:
         """Block until lease ``token`` ends, for up to ``timeout_s``; return its outcome.
 
-        Runs on a thread of its own, so that waiting blocks no other request: it only
-        reads the flight, whose event the shard's own thread sets. RETRY means the lease
-        ended without a value (deleted, expired, replaced) or is still running: look again.
+        RETRY means the lease ended without a value (deleted, expired, replaced) or is
+        still running: look again.
         """
-        _, digest, _ = KeyRequest.unpack(request)
         flight = self._flights.get(digest)
         if flight is None or flight.token != token:
             return protocol.retry()
-        give_up = time.monotonic() + timeout_s
-        # Wake when the lease ends, or when it would expire: its holder renews it (moving
-        # the deadline on) for as long as it lives.
-        while not flight.done.is_set() and not self._flights.expired(flight):
-            wake = min(give_up, time.monotonic() + self._flights.remaining(flight))
-            if wake <= time.monotonic() or flight.done.wait(wake - time.monotonic()):
-                break
-        outcome: WireReply | None = flight.outcome
+        outcome: WireReply | None = self._flights.wait_out(flight, timeout_s)
         return outcome if outcome is not None else protocol.retry()
 
-    def renew(self: _Shard, request: bytes, token: int, lease_s: float) -> bool:
+    def renew(self, digest: bytes, token: int, lease_s: float) -> bool:
         """Extend lease ``token`` by ``lease_s`` seconds; False if it is no longer current."""
-        _, digest, _ = KeyRequest.unpack(request)
         return self._flights.renew(digest, token, lease_s)
 
-    def fulfil(self: _Shard, request: bytes, token: int, value: Any, cost: float) -> WireReply:
+    def fulfil(self, digest: bytes, token: int, value: Any, cost: float) -> WireReply:
         """Store the value that lease ``token`` computed, and hand it to the waiters.
 
         A lease deleted, invalidated or superseded meanwhile stores nothing.
         """
-        _, digest, _ = KeyRequest.unpack(request)
         flight = self._flights.get(digest)
         if flight is None or flight.token != token:
             return protocol.ok()
         stored = self._put(digest, value, sent_size(value), flight.ttl, flight.tags, cost)
         entry = self._store.peek(digest)
         outcome = reply_for(entry) if entry is not None else _unstored(value)
-        self._flights.settle(digest, token, outcome)
+        self._flights.finish(digest, token, outcome)
         return stored
 
-    def fail(self: _Shard, request: bytes, token: int, error: bytes) -> None:
+    def fail(self, digest: bytes, token: int, error: bytes) -> None:
         """End lease ``token`` with the pickled exception its computation raised."""
-        _, digest, _ = KeyRequest.unpack(request)
-        self._flights.settle(digest, token, protocol.failed(error))
+        self._flights.finish(digest, token, protocol.failed(error))
 
 
 def _unstored(value: Any) -> WireReply:

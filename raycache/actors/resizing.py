@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,7 +117,7 @@ class Migration:
                 break
         return self.give(chosen, owns)
 
-    def arrive(self, digests: list[bytes]) -> None:
+    def arrive(self, digests: Iterable[bytes]) -> None:
         """Fetch, from their previous owner, the entries of ``digests`` still on their way."""
         if self._arrivals is None:
             return
@@ -152,10 +152,10 @@ class Migration:
             landed += self._put(packed.digest, value, packed.size, ttl, tags, cost)[0] == Code.OK
         return landed
 
-    def settle(self, digest: bytes) -> None:
+    def supersede(self, digest: bytes) -> None:
         """Note a write or delete of ``digest`` here: an older value must not land on it."""
         if self._arrivals is not None:
-            self._arrivals.settle(digest)
+            self._arrivals.supersede(digest)
 
     def drop_tag(self, tag: str) -> None:
         """Note that ``tag`` was invalidated here."""

@@ -15,46 +15,64 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 import ray
+from ray.actor import ActorHandle
 from ray.exceptions import RayError
 
-from raycache.actors.compute import Call, Settlement
-from raycache.actors.custody import as_digest
+from raycache.actors.cluster import NAMESPACE, router_name
+from raycache.actors.compute import Call, Computed, Report
+from raycache.actors.custody import Custody, as_digest
 from raycache.actors.durable import Durable
-from raycache.actors.leases import Leases
-from raycache.actors.membership import Member
+from raycache.actors.flights import Computations
+from raycache.actors.handles import bind, in_group
+from raycache.actors.leases import WAITERS, Leases
 from raycache.actors.metrics import ShardMetrics
+from raycache.actors.placement import Placement
 from raycache.actors.references import INLINE_LIMIT, StoredRef, reply_for, sent_size, stored_hex
-from raycache.actors.resizing import Move
+from raycache.actors.resizing import Migration, Move
 from raycache.core import protocol
 from raycache.core.config import CacheConfig
 from raycache.core.hotkeys import Heat
 from raycache.core.libraries import preload_in_background
+from raycache.core.migration import Parcel
 from raycache.core.protocol import Code, KeyRequest, LookupReply, WireReply, unpack_request
 from raycache.core.ring import Ring
 from raycache.core.singleflight import SingleFlight
+from raycache.core.stats import ShardCounters, ShardStats
 from raycache.core.storage.file_entry import FileEntry
 from raycache.core.store import Entry, Store
 
 
-class Shard(Leases, Member):
-    """One shard of a cache. Created by the router; not meant to be used directly."""
+class Shard:
+    """One shard of a cache. Created by the router; not meant to be used directly.
+
+    It builds its parts and wires them to Ray: the store, the flights in progress, its
+    custody of large values in the vault, its place in the ring, its leases, and its
+    durable tier. Each method unpacks a request, turns away a caller with an older ring,
+    and hands the work to the part it concerns.
+    """
 
     def __init__(self, cache: str, member: str, config: CacheConfig, ring: Ring) -> None:
-        store = Store(config.shard_capacity(len(ring)), policy=config.policy)
-        super().__init__(cache, member, ring, store, SingleFlight(), self._put)
+        self._cache = cache
+        self._store = Store(config.shard_capacity(len(ring)), policy=config.policy)
+        self._flights: SingleFlight[ray.ObjectRef[Any]] = SingleFlight()
+        self._counts = ShardCounters()
+        self._custody = Custody(cache, member, self._store, self._flights)
+        self._migration = Migration(self._store, member, self._put, self._custody.take_large)
+        parts = (self._store, self._flights, self._custody, self._migration)
+        self._placement = Placement(member, ring, parts, self._counts)
+        self._computations = Computations(self._flights, self._custody, self._counts, self._put)
+        join = self._computations.join
+        self._leases = Leases(self._store, self._flights, self._counts, self._put, join)
         self._default_ttl = config.ttl
-        self._counters = {
-            "lost": 0, "merged": 0, "computes": 0, "leases": 0, "refreshes": 0, "rejected": 0,
-        }  # fmt: skip
         self._heat = Heat()
-        self._durable = Durable(cache, config, self._owns, len(ring))
+        self._durable = Durable(cache, config, self._placement.owns, len(ring))
         self._storage_key = None if config.storage is None else config.storage.key
+        self._node = ray.get_runtime_context().get_node_id()
         self._custody.restore(self._put)  # after a crash: the large entries it held
-        ShardMetrics(cache, member).start(self._counts)
+        ShardMetrics(cache, member).start(self.stats)
         preload_in_background()
 
     # -- reads -------------------------------------------------------------------------
@@ -66,34 +84,29 @@ class Shard(Leases, Member):
         epoch and one digest, as are the requests of every method below that takes one.
         """
         epoch, digest, _ = KeyRequest.unpack(request)
-        if self._is_stale(epoch, digest):
-            return self._stale()
+        if (stale := self._admit(epoch, digest)) is not None:
+            return stale
         entry = self._entry(digest)
         if entry is None:
-            return self._finished_computation(digest) or protocol.miss()
+            return self._computations.finished(digest) or protocol.miss()
         # A hot key's reply says so: the caller may keep its value for a moment.
         return reply_for(entry, hot=self._heat.hit(digest))
 
     def get_many(self, request: bytes) -> WireReply:
-        """Return OK with ``(codes, payloads)``: a reply code and payload per digest, in order."""
+        """Return OK with :class:`~raycache.core.protocol.Columns`: a reply per digest, in order."""
         epoch, digests = unpack_request(request)
-        if self._is_stale(epoch, *digests):
-            return self._stale()
-        replies = [reply_for(entry) for entry in map(self._entry, digests)]
-        # Columns, a code byte per digest and then the payloads, are cheap to send and
-        # let the client take an all-hits answer without looking at each code. A list,
-        # not a tuple, so that Ray sends it through msgpack rather than pickle.
-        codes = bytes(reply[0] for reply in replies)
-        return protocol.ok([codes, [reply[1] for reply in replies]])
+        if (stale := self._admit(epoch, *digests)) is not None:
+            return stale
+        return protocol.columns([reply_for(entry) for entry in map(self._entry, digests)])
 
     def contains(self, request: bytes) -> WireReply:
         """Return OK with whether the key is present, without counting a hit or a miss."""
         epoch, digest, _ = KeyRequest.unpack(request)
-        if self._is_stale(epoch, digest):
-            return self._stale()
+        if (stale := self._admit(epoch, digest)) is not None:
+            return stale
         present = (
             self._entry(digest, count=False) is not None
-            or self._finished_computation(digest) is not None
+            or self._computations.finished(digest) is not None
         )
         return protocol.ok(present)
 
@@ -104,8 +117,8 @@ class Shard(Leases, Member):
     ) -> WireReply:
         """Store ``value``; return OK, STALE, or TOO_LARGE with ``(size, capacity)``."""
         epoch, digest, _ = KeyRequest.unpack(request)
-        if self._is_stale(epoch):
-            return self._stale()
+        if (stale := self._admit(epoch)) is not None:
+            return stale
         return self._put(digest, value, sent_size(value), ttl, tags)
 
     def put_many(
@@ -113,23 +126,24 @@ class Shard(Leases, Member):
     ) -> WireReply:
         """Store a value per digest of ``request``; return OK or the first TOO_LARGE reply."""
         epoch, digests = unpack_request(request)
-        if self._is_stale(epoch):
-            return self._stale()
+        if (stale := self._admit(epoch)) is not None:
+            return stale
         replies = [
             self._put(digest, value, sent_size(value), ttl, tags)
             for digest, value in zip(digests, values, strict=True)
         ]
-        return next((reply for reply in replies if reply[0] == Code.TOO_LARGE), protocol.ok())
+        too_large = (r for r in replies if protocol.code_of(r) is Code.TOO_LARGE)
+        return next(too_large, protocol.ok())
 
     def delete(self, request: bytes) -> WireReply:
         """Remove the entry asked for, or forget its computation; return OK with whether."""
         epoch, digest, _ = KeyRequest.unpack(request)
-        if self._is_stale(epoch, digest):
-            return self._stale()
-        self._migration.settle(digest)
+        if (stale := self._admit(epoch, digest)) is not None:
+            return stale
+        self._migration.supersede(digest)
         computing = self._flights.forget(digest)
         deleted = self._store.delete(digest)
-        self._custody.tidy((digest,))
+        self._custody.release_unheld((digest,))
         return protocol.ok(self._durable.delete(digest) or deleted or computing)
 
     def invalidate_tag(self, tag: str) -> int:
@@ -141,17 +155,18 @@ class Shard(Leases, Member):
         self._migration.drop_tag(tag)
         computing = self._flights.forget_tagged(tag)
         removed = set(self._store.invalidate_tag(tag))
-        self._custody.sweep()
+        self._custody.release_unheld()
         # A key's file outlives its entry in memory: the larger count is the truer one.
-        return max(len(removed.union(computing)), self._durable.invalidate_tag(tag, self._owns))
+        files = self._durable.invalidate_tag(tag, self._placement.owns)
+        return max(len(removed.union(computing)), files)
 
     def clear(self) -> int:
         """Remove every entry and forget pending computations; return how many entries."""
         self._migration.clear()
         self._flights.clear()
         count = self._store.clear()
-        self._custody.sweep()
-        return max(count, self._durable.clear(self._owns))
+        self._custody.release_unheld()
+        return max(count, self._durable.clear(self._placement.owns))
 
     def flush(self) -> None:
         """Return once every write to storage queued so far is done."""
@@ -169,17 +184,15 @@ class Shard(Leases, Member):
         elected, by the REFRESH flag, to send :meth:`refresh`.
         """
         epoch, digest, refresh_after = KeyRequest.unpack(request)
-        if self._is_stale(epoch, digest):
-            return LookupReply(self._stale())
+        if (stale := self._admit(epoch, digest)) is not None:
+            return LookupReply(stale)
         entry = self._entry(digest)
         if entry is None:
-            return LookupReply(self._join(digest))
+            return LookupReply(self._computations.join(digest))
         if refresh_after is not None and self._flights.elect(
             digest, entry.age(time.monotonic()), refresh_after
         ):
-            reply = reply_for(entry)
-            reply[2] |= protocol.Flag.REFRESH.value
-            return LookupReply(reply)
+            return LookupReply(protocol.flagged(reply_for(entry), protocol.Flag.REFRESH))
         if isinstance(entry.value, StoredRef):
             return LookupReply(protocol.ref(entry.value.ref))
         return entry.value
@@ -191,72 +204,38 @@ class Shard(Leases, Member):
         which this shard submitted and therefore owns.
         """
         epoch, digest, _ = KeyRequest.unpack(request)
-        if self._is_stale(epoch, digest):
-            return self._stale()
+        if (stale := self._admit(epoch, digest)) is not None:
+            return stale
         # The caller's lookup already counted this request's miss: peek, don't count again.
         entry = self._store.peek(digest)
         if entry is not None:
             return reply_for(entry)
-        joined = self._join(digest)
-        if joined[0] != Code.MISS:
+        joined = self._computations.join(digest)
+        if protocol.code_of(joined) is not Code.MISS:
             return joined
         try:
-            return protocol.in_flight(Code.COMPUTING, self._start(digest, call))
+            return protocol.in_flight(
+                Code.COMPUTING, self._computations.start(digest, call, self._report)
+            )
         except RayError:
             return protocol.miss()  # the vault could not start it: the caller runs it itself
 
     def refresh(self, request: bytes, call: Call) -> None:
         """Recompute a stale entry in the background; it is served until the new value lands."""
         epoch, digest, _ = KeyRequest.unpack(request)
-        if not self._is_stale(epoch) and digest not in self._flights:
+        if self._admit(epoch) is None and digest not in self._flights:
             with contextlib.suppress(RayError):  # the stale value is served meanwhile
-                self._start(digest, call)
-                self._counters["refreshes"] += 1
+                self._computations.start(digest, call, self._report)
+                self._counts.refreshes += 1
 
     def tag_summary(self, tag: str) -> tuple[int, int]:
         """Return how many live entries carry ``tag`` and their bytes."""
         entries = self._store.tagged(tag)
         return len(entries), sum(entry.size for entry in entries)
 
-    def _start(self, digest: bytes, call: Call) -> ray.ObjectRef[Any]:
-        me = ray.get_runtime_context().current_actor
-        self._counters["computes"] += 1
-        launch = functools.partial(self._custody.submit, call, me, digest)
-        return self._flights.start(digest, launch, ttl=call.ttl, tags=call.tags)
-
-    def _join(self, digest: bytes) -> WireReply:
-        """Join the key's flight: WAIT on a live lease, PENDING on a task; else MISS."""
-        flight = self._flights.get(digest)
-        if flight is None:
-            return protocol.miss()
-        if flight.is_lease:
-            if self._flights.expired(flight):
-                return protocol.miss()  # its holder stopped renewing: the next may lease
-            self._counters["merged"] += 1
-            return protocol.wait(flight.token)
-        finished = self._finished_computation(digest)
-        if finished is not None:
-            return finished  # done, only not yet reported: a hit
-        self._counters["merged"] += 1
-        return protocol.in_flight(Code.PENDING, flight.handle)
-
-    def _finished_computation(self, digest: bytes) -> WireReply | None:
-        # A computation tells its shard that it finished by a message that may still be
-        # in flight when its caller, already holding the value, reads the key back.
-        flight = self._flights.get(digest)
-        if flight is None or flight.handle is None:
-            return None
-        ready, _ = ray.wait([flight.handle], timeout=0, fetch_local=False)
-        return protocol.ref(flight.handle) if ready else None
-
-    def settle(self, digest: bytes, token: int, settlement: Settlement | None) -> None:
-        """Record the outcome of computation ``token``; None means it failed."""
-        flight = self._flights.settle(digest, token)
-        if flight is None or flight.handle is None or settlement is None:
-            self._custody.tidy((digest,))
-            return  # deleted, cleared or superseded while it ran; or it failed
-        value = settlement.inline_value if settlement.inline else StoredRef(flight.handle)
-        self._put(digest, value, settlement.size, flight.ttl, flight.tags, settlement.seconds)
+    def computed(self, digest: bytes, token: int, outcome: Computed | None) -> None:
+        """Record the outcome of computation ``token``, which its task reports; None: it failed."""
+        self._computations.record(digest, token, outcome)
 
     def report_lost(self, digest: bytes, ref_hex: str) -> bool:
         """Drop the entry under ``digest`` if it still holds the lost object ``ref_hex``."""
@@ -268,52 +247,99 @@ class Shard(Leases, Member):
             if entry is None or stored_hex(entry) != ref_hex:
                 return False
             self._store.delete(digest)
-        self._custody.tidy((digest,))
-        self._counters["lost"] += 1
+        self._custody.release_unheld((digest,))
+        self._counts.lost += 1
         return True
 
-    # -- membership and stats ----------------------------------------------------------------
+    # -- leases ----------------------------------------------------------------------------
+
+    def lease(
+        self, request: bytes, ttl: float | None, tags: tuple[str, ...], lease_s: float
+    ) -> WireReply:
+        """Grant a lease on a missing key, or say how to get its value: :meth:`Leases.grant`."""
+        epoch, digest, _ = KeyRequest.unpack(request)
+        if (stale := self._admit(epoch, digest)) is not None:
+            return stale
+        return self._leases.grant(digest, ttl, tags, lease_s)
+
+    @in_group(WAITERS)
+    def wait(self, request: bytes, token: int, timeout_s: float) -> WireReply:
+        """Block until lease ``token`` ends, for up to ``timeout_s``: :meth:`Leases.wait`.
+
+        Runs on a thread of its own, so that waiting blocks no other request.
+        """
+        return self._leases.wait(KeyRequest.unpack(request).digest, token, timeout_s)
+
+    def renew(self, request: bytes, token: int, lease_s: float) -> bool:
+        """Extend lease ``token`` by ``lease_s`` seconds; False if it is no longer current."""
+        return self._leases.renew(KeyRequest.unpack(request).digest, token, lease_s)
+
+    def fulfil(self, request: bytes, token: int, value: Any, cost: float) -> WireReply:
+        """Store the value that lease ``token`` computed: :meth:`Leases.fulfil`."""
+        return self._leases.fulfil(KeyRequest.unpack(request).digest, token, value, cost)
+
+    def fail(self, request: bytes, token: int, error: bytes) -> None:
+        """End lease ``token`` with the pickled exception its computation raised."""
+        self._leases.fail(KeyRequest.unpack(request).digest, token, error)
+
+    # -- placement and stats -------------------------------------------------------------
 
     def set_ring(self, ring: Ring, capacity: int, move: Move | None = None) -> int:
-        """Adopt a newer ring, as :meth:`Member.set_ring`, once queued writes to storage landed.
+        """Adopt a newer ring, as :meth:`Placement.set_ring`, once queued writes to storage landed.
 
         A moved key's new owner may write its file next: the old owner's must be first.
         Then the durable tier learns which files are this shard's now.
         """
         self._durable.flush()
-        dropped = super().set_ring(ring, capacity, move)
+        dropped = self._placement.set_ring(ring, capacity, move)
         self._durable.rescan(len(ring))
         return dropped
 
-    def stats(self) -> dict[str, Any]:
-        """Return this shard's counters, sizes and placement as one row."""
-        stats = self._store.stats()
-        return {
-            "shard": self._member,
-            "node": ray.get_runtime_context().get_node_id(),
-            "epoch": self._ring.epoch,
-            "hits": stats.hits,
-            "misses": stats.misses,
-            "evictions": stats.evictions,
-            "expirations": stats.expirations,
-            "entries": stats.entries,
-            "bytes": stats.bytes,
-            "capacity": stats.capacity,
-            "pending": len(self._flights),
-            **self._counters,
-            "stale": self._stale_replies,
-            **self._durable.stats(),
-        }
+    def hand_over(self) -> list[Parcel]:
+        """Give up a batch of the entries this shard no longer owns, for their new owners."""
+        return self._placement.hand_over()
 
-    def _counts(self) -> dict[str, Any]:
-        """Return the store's and the durable tier's counters, for the metrics thread."""
-        return {**asdict(self._store.stats()), **self._durable.stats()}
+    def give(self, digests: list[bytes]) -> list[Parcel]:
+        """Give up the entries of ``digests`` that this shard holds but no longer owns."""
+        return self._placement.give(digests)
+
+    def receive(self, parcels: list[Parcel], epoch: int) -> int:
+        """Store the entries a resize to the ring of ``epoch`` moved here; return how many."""
+        return self._migration.land(parcels, epoch)
+
+    def stats(self) -> ShardStats:
+        """Return this shard's counters, sizes and placement as one row."""
+        place = (self._placement.member, self._node, self._placement.ring.epoch)
+        storage, dropped = self._durable.stats()
+        pending = len(self._flights)
+        return ShardStats.of(place, self._store.stats(), self._counts, pending, storage, dropped)
 
     def ping(self) -> str:
         """Return this shard's ring member id; used to wait until the shard is up."""
-        return self._member
+        return self._placement.member
 
     # -- internals ---------------------------------------------------------------------
+
+    @functools.cached_property
+    def _report(self) -> Report:
+        """Where this shard's computations report how they ended: :meth:`computed`."""
+        me: ActorHandle[Shard] = ray.get_runtime_context().current_actor
+        return bind(me, Shard.computed)
+
+    def _admit(self, epoch: int, *digests: bytes) -> WireReply | None:
+        """Return STALE to a caller whose ring is older; else None, once ``digests`` are here.
+
+        A key a resize moves here may not have arrived yet: it is fetched from its
+        previous owner first. A caller whose ring is newer means this shard restarted
+        after a membership change: it fetches the router's ring.
+        """
+        if epoch > self._placement.ring.epoch:
+            router = ray.get_actor(router_name(self._cache), namespace=NAMESPACE)
+            self.set_ring(*ray.get(router.assignment.remote()))
+        if epoch < self._placement.ring.epoch:
+            return self._placement.stale()
+        self._migration.arrive(digests)
+        return None
 
     def _entry(self, digest: bytes, *, count: bool = True) -> Entry | None:
         """Return the key's entry from memory, else from storage (promoted into memory)."""
@@ -346,17 +372,17 @@ class Shard(Leases, Member):
         persist: bool = True,
     ) -> WireReply:
         if size > self._store.capacity:
-            self._counters["rejected"] += 1
+            self._counts.rejected += 1
             return protocol.too_large(size, self._store.capacity)
         if size >= INLINE_LIMIT and not isinstance(value, StoredRef):
             value = self._custody.keep(value)
             if value is None:
                 return protocol.ok()  # its vault is restarting: uncached, as by a dead shard
         ttl = self._default_ttl if ttl is None else ttl
-        self._migration.settle(digest)
+        self._migration.supersede(digest)
         evicted = self._store.put(digest, value, size, ttl=ttl, tags=tags, cost=cost)
         self._custody.stored(digest, value)
-        self._custody.tidy([digest, *(as_digest(entry.key) for entry in evicted)])
+        self._custody.release_unheld([digest, *(as_digest(entry.key) for entry in evicted)])
         if persist:
             self._durable.write(digest, _fetcher(value), size=size, ttl=ttl, tags=tags, cost=cost)
         return protocol.ok()

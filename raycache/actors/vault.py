@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
+from ray.actor import ActorHandle
 from ray.exceptions import RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raycache.actors.cluster import NAMESPACE, VAULT_PREFIX, lasting, vault_name
-from raycache.actors.compute import Call, submit
+from raycache.actors.compute import Call, Report, submit
+from raycache.actors.handles import call_remote, in_group
 from raycache.actors.priority import lower_priority
 from raycache.actors.references import Shipped
 from raycache.core.storage.file_entry import FileEntry
@@ -104,9 +106,9 @@ class Vault:
         token = next(self._tokens)
         self._mapped[token] = (file, contents, None if key is None else Signer(key))
         this = ray.get_runtime_context().current_actor
-        return self._hold((cache, member), [this.copy_mapped.remote(token)])
+        return self._hold((cache, member), [call_remote(this, Vault.copy_mapped, token)])
 
-    @ray.method(concurrency_group=PROMOTIONS)
+    @in_group(PROMOTIONS)
     def copy_mapped(self, token: int) -> Any:
         """Return the value of the file :meth:`promote` mapped, for Ray to copy as the result.
 
@@ -121,12 +123,15 @@ class Vault:
         return file.decode(private, verify=True, signer=signer)
 
     def submit(
-        self, cache: str, member: str, call: Call, shard: Any, digest: bytes, token: int
+        self, cache: str, member: str, call: Call, report: Report, digest: bytes, token: int
     ) -> list[Any]:
-        """Start ``call`` for ``shard`` as a task this vault owns; return ``[ref]``."""
-        return self._hold((cache, member), [submit(call, shard, digest, token)])
+        """Start ``call`` for a shard as a task this vault owns; return ``[ref]``.
 
-    def adopt(self, cache: str, member: str, nested: list[Any]) -> list[Any]:
+        The task tells the shard its outcome through ``report``.
+        """
+        return self._hold((cache, member), [submit(call, report, digest, token)])
+
+    def take_custody(self, cache: str, member: str, nested: list[Any]) -> list[Any]:
         """Hold ``nested[0]`` for a shard as well; return ``[ref]`` to it.
 
         A reference this vault already owns is held as it is; another is copied here,
@@ -196,7 +201,7 @@ _VAULT: Any = ray.remote(concurrency_groups={PROMOTIONS: 1})(Vault)  # type: ign
 """The vault as an actor class; Ray's stubs do not list ``concurrency_groups``."""
 
 
-def local_vault() -> Any:
+def local_vault() -> ActorHandle[Vault]:
     """Return the vault of the calling process's node, starting it if need be.
 
     Detached, so that it outlives the driver and the router that led to it; pinned to its
@@ -204,10 +209,11 @@ def local_vault() -> Any:
     crashes (empty: its objects died with it).
     """
     node = ray.get_runtime_context().get_node_id()
-    return _VAULT.options(
+    vault: ActorHandle[Vault] = _VAULT.options(
         **lasting(vault_name(node)),
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
     ).remote()
+    return vault
 
 
 def drop_everywhere(
@@ -222,7 +228,8 @@ def drop_everywhere(
     for name in _vault_names():
         if name != sparing:
             with contextlib.suppress(ValueError):  # gone with its node meanwhile
-                calls.append(ray.get_actor(name, namespace=NAMESPACE).drop.remote(cache, member))
+                vault = ray.get_actor(name, namespace=NAMESPACE)
+                calls.append(call_remote(vault, Vault.drop, cache, member))
     return calls
 
 

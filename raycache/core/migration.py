@@ -71,7 +71,7 @@ class Arrivals:
                     found.setdefault(before, []).append(digest)
         return found
 
-    def settle(self, digest: bytes) -> None:
+    def supersede(self, digest: bytes) -> None:
         """Note that ``digest`` was written or deleted here: what arrives for it is older."""
         self._settled.add(digest)
 

@@ -28,12 +28,16 @@ from raycache.core.keys import DIGEST_SIZE
 
 __all__ = [
     "Code",
+    "Columns",
     "Flag",
     "KeyRequest",
     "LookupReply",
     "Reply",
     "WireReply",
+    "code_of",
+    "columns",
     "failed",
+    "flagged",
     "hit",
     "in_flight",
     "leased",
@@ -189,6 +193,45 @@ def retry() -> WireReply:
 def in_flight(code: Code, reference: Any) -> WireReply:
     """Return the reference of a computation in flight: PENDING (joined) or COMPUTING."""
     return [code.value, [reference], 0]
+
+
+def code_of(wire: WireReply) -> Code:
+    """Return the code of a wire reply, without decoding the rest."""
+    return Code(wire[0])
+
+
+def flagged(wire: WireReply, flag: Flag) -> WireReply:
+    """Return ``wire`` with ``flag`` set as well."""
+    return [wire[0], wire[1], wire[2] | flag.value]
+
+
+def columns(replies: list[WireReply]) -> WireReply:
+    r"""Return OK with many replies as :class:`Columns`, in the order given.
+
+    >>> Columns.of(Reply.decode(columns([hit("v"), miss()])))
+    Columns(codes=b'\x00\x02', payloads=['v', None])
+    """
+    # A code byte per reply and then the payloads are cheap to send, and let the client
+    # take an all-hits answer without looking at each code. A list, not a tuple, so that
+    # Ray sends it through msgpack rather than pickle.
+    return ok([bytes(reply[0] for reply in replies), [reply[1] for reply in replies]])
+
+
+class Columns(NamedTuple):
+    """Many replies in one OK answer: a code byte per key, then the payloads, in order."""
+
+    codes: bytes
+    payloads: list[Any]
+
+    @classmethod
+    def of(cls, reply: Reply) -> Columns:
+        """Read the columns of an OK reply made by :func:`columns`."""
+        codes, payloads = reply.payload
+        return cls(codes, payloads)
+
+    def all_hits(self) -> bool:
+        """Return whether every key was an inline hit."""
+        return self.codes.count(Code.HIT) == len(self.codes)
 
 
 # ----------------------------------------------------------------------------- requests

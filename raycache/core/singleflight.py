@@ -23,9 +23,9 @@ Pure: handles and outcomes are opaque here, and the clock is injected.
 >>> flights = SingleFlight(clock=lambda: 0.0)
 >>> flights.start(b"k", lambda token: f"task-{token}", ttl=None, tags=("t",))
 'task-0'
->>> flights.settle(b"k", token=7) is None  # not the current flight: ignored
+>>> flights.finish(b"k", token=7) is None  # not the current flight: ignored
 True
->>> flight = flights.settle(b"k", token=0, outcome="value")
+>>> flight = flights.finish(b"k", token=0, outcome="value")
 >>> flight.handle, flight.done.is_set(), flight.outcome
 ('task-0', True, 'value')
 >>> lease = flights.lease(b"k", ttl=None, tags=(), lease_s=10.0)
@@ -125,11 +125,27 @@ class SingleFlight(Generic[H]):
         """Return the seconds until ``flight`` expires unless renewed (inf for a task)."""
         return flight.deadline - self._clock()
 
+    def wait_out(self, flight: Flight[H], timeout_s: float) -> Any:
+        """Block until ``flight`` ends or expires, for up to ``timeout_s``; return its outcome.
+
+        None means it ended without a value, expired, or is still running. Safe from any
+        thread: it only reads the flight, whose event the owning thread sets.
+        """
+        give_up = self._clock() + timeout_s
+        # Wake when the flight ends, or when it would expire: a lease's holder renews it
+        # (moving the deadline on) for as long as it lives.
+        while not flight.done.is_set() and not self.expired(flight):
+            now = self._clock()
+            wake = min(give_up, now + self.remaining(flight))
+            if wake <= now or flight.done.wait(wake - now):
+                break
+        return flight.outcome
+
     def get(self, key: Hashable) -> Flight[H] | None:
         """Return the current flight of ``key``, if any."""
         return self._flights.get(key)
 
-    def settle(self, key: Hashable, token: int, outcome: Any = None) -> Flight[H] | None:
+    def finish(self, key: Hashable, token: int, outcome: Any = None) -> Flight[H] | None:
         """End flight ``token`` of ``key`` with ``outcome`` for its waiters, and return it.
 
         Returns None, and changes nothing, if that flight is no longer current.

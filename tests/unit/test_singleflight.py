@@ -76,7 +76,7 @@ class SingleFlightMachine(RuleBasedStateMachine):
         if not self.launched:
             return
         key, token = data.draw(st.sampled_from(self.launched))
-        flight = self.flights.settle(key, token, outcome="value")
+        flight = self.flights.finish(key, token, outcome="value")
         if self.current.get(key, (None,))[0] == token:
             assert flight is not None and flight.token == token
             assert flight.done.is_set() and flight.outcome == "value"
