@@ -6,7 +6,7 @@ A resize runs in three steps, all driven by the router:
    :class:`Move` (the previous ring, and a handle on each of its members), before any
    client can fetch the new ring. From then on, a client with the old ring gets STALE
    from any shard and refreshes; a client with the new ring goes to the new owner.
-2. The router drains each shard with :func:`hand_over`: the shard gives up, in batches,
+2. The router drains each shard (``Router._hand_over``): the shard gives up, in batches,
    the entries it no longer owns, and the router passes them to their new owner, which
    lands each one unless its key was written, deleted, invalidated or cleared there
    meanwhile (:class:`~raycache.core.migration.Arrivals`).
@@ -35,8 +35,8 @@ from ray.exceptions import ObjectLostError
 
 from raycache.actors.cluster import SHARD_DOWN
 from raycache.actors.custody import Put
+from raycache.actors.handles import RemoteMethod
 from raycache.actors.references import StoredRef
-from raycache.core.keys import key_point
 from raycache.core.migration import Arrivals, Parcel, parcel
 from raycache.core.protocol import Code
 from raycache.core.ring import Ring
@@ -49,12 +49,16 @@ BATCH_BYTES = 8 * 2**20
 """Most bytes of small values one hand-over call carries; large ones travel as references."""
 
 
+Give = RemoteMethod[[list[bytes]], list[Parcel]]
+"""A shard's ``give``: hand over the entries of these digests that it no longer owns."""
+
+
 @dataclass(frozen=True)
 class Move:
-    """A resize in progress: the ring before it, and the handles of that ring's members."""
+    """A resize in progress: the ring before it, and how to pull keys from its members."""
 
     previous: Ring
-    shards: dict[str, Any]
+    givers: dict[str, Give]
 
 
 class Migration:
@@ -68,7 +72,7 @@ class Migration:
         self._put = put  # the shard's, so that its custody tracks what lands
         self._adopt = adopt
         self._arrivals: Arrivals | None = None
-        self._senders: dict[str, Any] = {}
+        self._senders: dict[str, Give] = {}
         self._epoch: int | None = None
 
     def begin(self, move: Move | None, epoch: int) -> None:
@@ -77,7 +81,7 @@ class Migration:
             self._arrivals, self._senders, self._epoch = None, {}, None
         else:
             self._arrivals = Arrivals(move.previous, self._member)
-            self._senders, self._epoch = move.shards, epoch
+            self._senders, self._epoch = move.givers, epoch
 
     @property
     def moving(self) -> bool:
@@ -127,7 +131,7 @@ class Migration:
             if sender is None:
                 continue
             with contextlib.suppress(*SHARD_DOWN):  # a sender that died took its entries
-                self.land(ray.get(sender.give.remote(wanted)))
+                self.land(ray.get(sender.remote(wanted)))
 
     def land(self, parcels: list[Parcel], epoch: int | None = None) -> int:
         """Store each parcel that may still land; return how many did.
@@ -166,34 +170,3 @@ class Migration:
         """Note that the shard was cleared."""
         if self._arrivals is not None:
             self._arrivals.clear()
-
-
-def hand_over(move: Move, ring: Ring, shards: dict[str, Any]) -> int:
-    """Drain each shard of ``move.previous`` of what ``ring`` gives others; return how many landed.
-
-    ``shards`` are the handles of ``ring``'s members. A shard that dies meanwhile loses
-    what it held or was sent, as a crash would anyway: those keys become misses.
-    """
-    landed = 0
-    for sender in move.shards.values():
-        while True:
-            try:
-                parcels = ray.get(sender.hand_over.remote())
-            except SHARD_DOWN:
-                break
-            if not parcels:
-                break
-            landed += _deliver(parcels, ring, shards)
-    return landed
-
-
-def _deliver(parcels: list[Parcel], ring: Ring, shards: dict[str, Any]) -> int:
-    groups: dict[str, list[Parcel]] = {}
-    for packed in parcels:
-        groups.setdefault(ring.owner_at(key_point(packed.digest)), []).append(packed)
-    calls = [shards[owner].adopt.remote(group, ring.epoch) for owner, group in groups.items()]
-    landed = 0
-    for call in calls:
-        with contextlib.suppress(*SHARD_DOWN):
-            landed += int(ray.get(call))
-    return landed

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import ray
+from ray.actor import ActorHandle
 from ray.exceptions import GetTimeoutError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -35,11 +36,14 @@ from raycache.actors.cluster import (
     shard_actor_name,
     shard_id,
 )
+from raycache.actors.handles import bind, call_remote
 from raycache.actors.leases import MAX_WAITERS, WAITERS
-from raycache.actors.resizing import Move, hand_over
+from raycache.actors.resizing import Give, Move
 from raycache.actors.shard import Shard
 from raycache.actors.vault import drop_everywhere
 from raycache.core.config import CacheConfig
+from raycache.core.keys import key_point
+from raycache.core.migration import Parcel
 from raycache.core.ring import Ring
 
 HEAD_NODE_RESOURCE = "node:__internal_head__"
@@ -55,12 +59,16 @@ PING_TIMEOUT_S = 30.0
 """How long a shard may take to answer a health check before it counts as busy."""
 
 
+Shards = dict[str, ActorHandle[Shard]]
+"""Shard handles, by ring member."""
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """What a client needs to route keys: the ring, a handle per member, and the config."""
 
     ring: Ring
-    shards: dict[str, Any]
+    shards: Shards
     config: CacheConfig
 
 
@@ -100,7 +108,7 @@ class Router:
 
     def wait_ready(self) -> int:
         """Block until every shard has started; return the number of shards."""
-        ray.get([shard.ping.remote() for shard in self.snapshot().shards.values()])
+        ray.get([call_remote(shard, Shard.ping) for shard in self.snapshot().shards.values()])
         return len(self._ring)
 
     def resize(self, shards: int) -> Snapshot:
@@ -124,10 +132,13 @@ class Router:
                 self._ring = previous.with_members(members)
                 self._config = replace(self._config, shards=shards, per_node=per_node)
                 registry.save(self._cache, self._config)
-                self._move = Move(previous, {m: self._shards[m] for m in previous.members})
+                givers: dict[str, Give] = {
+                    m: bind(self._shards[m], Shard.give) for m in previous.members
+                }
+                self._move = Move(previous, givers)
                 self._publish_ring()
             # Outside the lock: clients fetch the new ring while the entries move.
-            hand_over(self._move, self._ring, self.snapshot().shards)
+            _hand_over(previous, self._ring, self.snapshot().shards)
             with self._lock:
                 self._move = None
                 self._publish_ring()
@@ -176,8 +187,11 @@ class Router:
         # move, the shards it removes learn it too, so that they turn old clients away.
         capacity = self._config.shard_capacity()
         move = self._move
-        members = set(self._ring.members).union(move.shards if move else ())
-        calls = [self._shards[m].set_ring.remote(self._ring, capacity, move) for m in members]
+        members = set(self._ring.members).union(move.previous.members if move else ())
+        calls = [
+            call_remote(self._shards[m], Shard.set_ring, self._ring, capacity, move)
+            for m in members
+        ]
         for call in calls:
             with contextlib.suppress(*SHARD_DOWN):  # the health watcher replaces it
                 ray.get(call)
@@ -210,9 +224,43 @@ class Router:
         return NodeAffinitySchedulingStrategy(node_id=node, soft=False)
 
 
-def _dead_shards(shards: dict[str, Any]) -> dict[str, Any]:
+def _hand_over(previous: Ring, ring: Ring, shards: Shards) -> int:
+    """Drain each shard of ``previous`` of what ``ring`` gives others; return how many landed.
+
+    ``shards`` holds the handles of both rings' members. A shard that dies meanwhile loses
+    what it held or was sent, as a crash would anyway: those keys become misses.
+    """
+    landed = 0
+    for member in previous.members:
+        while True:
+            try:
+                parcels = ray.get(call_remote(shards[member], Shard.hand_over))
+            except SHARD_DOWN:
+                break
+            if not parcels:
+                break
+            landed += _deliver(parcels, ring, shards)
+    return landed
+
+
+def _deliver(parcels: list[Parcel], ring: Ring, shards: Shards) -> int:
+    groups: dict[str, list[Parcel]] = {}
+    for packed in parcels:
+        groups.setdefault(ring.owner_at(key_point(packed.digest)), []).append(packed)
+    calls = [
+        call_remote(shards[owner], Shard.receive, group, ring.epoch)
+        for owner, group in groups.items()
+    ]
+    landed = 0
+    for call in calls:
+        with contextlib.suppress(*SHARD_DOWN):
+            landed += ray.get(call)
+    return landed
+
+
+def _dead_shards(shards: Shards) -> Shards:
     """Return the members, with their handles, whose shard is dead and will not restart."""
-    pings = {member: shard.ping.remote() for member, shard in shards.items()}
+    pings = {member: call_remote(shard, Shard.ping) for member, shard in shards.items()}
     dead = {}
     for member, ping in pings.items():
         try:
@@ -237,24 +285,22 @@ node's own AWS credential chain (an instance role, say).
 """
 
 
-def start_router(name: str, config: CacheConfig) -> Any:
+def start_router(name: str, config: CacheConfig) -> ActorHandle[Router]:
     """Return the router of cache ``name``, starting one with ``config`` if there is none.
 
     The router is detached, so that the cache outlives the job that created it, and Ray
     restarts it if it crashes; calls made meanwhile wait for the restart.
     """
-    return (
-        ray.remote(Router)
-        .options(
-            **lasting(router_name(name)),
-            max_task_retries=-1,
-            max_concurrency=ROUTER_CONCURRENCY,
-            resources={HEAD_NODE_RESOURCE: 0.001},
-            # The router's environment is its shards' too.
-            runtime_env=_storage_environment(config),
-        )
-        .remote(name, config)
-    )
+    actor: Any = ray.remote(Router)  # Ray's stubs type the handle as a union
+    router: ActorHandle[Router] = actor.options(
+        **lasting(router_name(name)),
+        max_task_retries=-1,
+        max_concurrency=ROUTER_CONCURRENCY,
+        resources={HEAD_NODE_RESOURCE: 0.001},
+        # The router's environment is its shards' too.
+        runtime_env=_storage_environment(config),
+    ).remote(name, config)
+    return router
 
 
 def _storage_environment(config: CacheConfig) -> dict[str, Any] | None:
@@ -263,13 +309,14 @@ def _storage_environment(config: CacheConfig) -> dict[str, Any] | None:
     return {"env_vars": environment} if environment else None
 
 
-def find_router(name: str) -> Any | None:
+def find_router(name: str) -> ActorHandle[Router] | None:
     """Return the router of cache ``name``, starting it again if the cache outlived it.
 
     None means there is no such cache: neither a router nor recorded settings.
     """
     try:
-        return ray.get_actor(router_name(name), namespace=NAMESPACE)
+        router: ActorHandle[Router] = ray.get_actor(router_name(name), namespace=NAMESPACE)
+        return router
     except ValueError:
         config = registry.load(name)
         return None if config is None else start_router(name, config)

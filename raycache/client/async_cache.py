@@ -151,7 +151,7 @@ class AsyncCache(CacheHandle):
 
     def _get_reply(self, client: ShardClient, digest: bytes) -> Steps[Reply]:
         if not self.batching:
-            return client.call(digest, "get")
+            return client.get(digest)
         return self._batched(client, digest)
 
     def _batched(self, client: ShardClient, digest: bytes) -> Steps[Reply]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from raycache.client.handle import nothing
 from raycache.client.shard_client import ShardClient
 from raycache.client.steps import Steps, run_async
 from raycache.core.protocol import Code, Reply
@@ -67,11 +66,11 @@ class GetBatcher:
 
     def _replies(self, digests: list[bytes]) -> Steps[dict[bytes, Reply]]:
         if len(digests) == 1:
-            reply = yield from self._client.call(digests[0], "get")
+            reply = yield from self._client.get(digests[0])
             return {digests[0]: reply}
-        groups = yield from self._client.fan_out("get_many", digests, nothing)
+        groups = yield from self._client.get_many(digests)
         return {
             digests[i]: Reply(Code(code), payload)
-            for indices, reply in groups
-            for i, code, payload in zip(indices, *reply.payload, strict=True)
+            for indices, columns in groups
+            for i, code, payload in zip(indices, *columns, strict=True)
         }

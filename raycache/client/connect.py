@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 import ray
 
 from raycache.actors.cluster import alive_nodes
-from raycache.actors.router import find_router, start_router
+from raycache.actors.handles import call_remote
+from raycache.actors.router import Router, find_router, start_router
 from raycache.client.shard_client import ShardClient
 from raycache.core import validation
 from raycache.core.config import MIN_SHARDS, CacheConfig, parse_capacity, validate_capacity
@@ -66,8 +67,8 @@ def create(name: str, requested: dict[str, Any], timeout: float | None = None) -
         ray.init()
     resolved = _resolve(requested)
     router = start_router(name, resolved)
-    ray.get(router.wait_ready.remote())
-    client = ShardClient(name, router, ray.get(router.snapshot.remote()), timeout)
+    ray.get(call_remote(router, Router.wait_ready))
+    client = ShardClient(name, router, ray.get(call_remote(router, Router.snapshot)), timeout)
     _warn_on_conflict(name, requested, resolved, client.config)
     return client
 
@@ -79,7 +80,7 @@ def attach(name: str, timeout: float | None = None) -> ShardClient:
     router = find_router(name)
     if router is None:
         raise CacheNotFoundError(f"no cache named {name!r} is running")
-    return ShardClient(name, router, ray.get(router.snapshot.remote()), timeout)
+    return ShardClient(name, router, ray.get(call_remote(router, Router.snapshot)), timeout)
 
 
 def in_background(connecting: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:

@@ -32,6 +32,7 @@ from raycache.core.frames import warn_if_unpickled_on_hit
 from raycache.core.hotkeys import NearCache
 from raycache.core.keys import key_digest
 from raycache.core.protocol import Code, Reply
+from raycache.core.stats import totals
 from raycache.core.store import DEFAULT_POLICY
 from raycache.errors import EntryTooLargeError
 
@@ -39,12 +40,6 @@ H = TypeVar("H", bound="CacheHandle")
 
 Connection = concurrent.futures.Future[ShardClient]
 """A shard client, or the connection under way that will give one."""
-
-_STAT_TOTALS = (
-    "hits", "misses", "evictions", "expirations", "entries", "bytes",
-    "storage_hits", "storage_misses", "storage_write_errors", "storage_read_errors",
-    "storage_corrupt", "storage_rejected", "storage_dropped", "storage_entries", "storage_bytes",
-)  # fmt: skip
 
 
 class Settings(NamedTuple):
@@ -143,12 +138,12 @@ class CacheHandle(ABC):
 
     def _get_reply(self, client: ShardClient, digest: bytes) -> Steps[Reply]:
         """Ask the shard for ``digest``; a handle that batches its gets overrides this."""
-        return client.call(digest, "get")
+        return client.get(digest)
 
     def _get_ref(self, key: Any) -> Steps[ray.ObjectRef[Any] | None]:
         digest = key_digest(key)
         client = yield from self._ready()
-        reply = yield from client.call(digest, "get")
+        reply = yield from client.get(digest)
         if reply.code == Code.REF:
             ref: ray.ObjectRef[Any] = reply.reference
             return ref
@@ -161,20 +156,20 @@ class CacheHandle(ABC):
         client = yield from self._ready()
         self._forget(digest)
         warn_if_unpickled_on_hit(value, "the value for", key)
-        reply = yield from client.call(digest, "put", ship(value), seconds, checked_tags)
+        reply = yield from client.put(digest, ship(value), seconds, checked_tags)
         _raise_if_too_large(reply)
 
     def _delete(self, key: Any) -> Steps[bool]:
         digest = key_digest(key)
         client = yield from self._ready()
         self._forget(digest)
-        reply = yield from client.call(digest, "delete")
+        reply = yield from client.delete(digest)
         return bool(reply.payload)
 
     def _contains(self, key: Any) -> Steps[bool]:
         digest = key_digest(key)
         client = yield from self._ready()
-        reply = yield from client.call(digest, "contains")
+        reply = yield from client.contains(digest)
         return bool(reply.payload)
 
     def _get_or_compute(
@@ -202,12 +197,11 @@ class CacheHandle(ABC):
         client = yield from self._ready()
         found: dict[Any, Any] = {}
         refs: dict[bytes, ray.ObjectRef[Any]] = {}
-        for indices, reply in (yield from client.fan_out("get_many", digests, nothing)):
-            codes, payloads = reply.payload
-            if codes.count(Code.HIT) == len(codes):
-                found.update(zip([wanted[i] for i in indices], payloads, strict=True))
+        for indices, columns in (yield from client.get_many(digests)):
+            if columns.all_hits():
+                found.update(zip([wanted[i] for i in indices], columns.payloads, strict=True))
                 continue
-            for i, code, payload in zip(indices, codes, payloads, strict=True):
+            for i, code, payload in zip(indices, *columns, strict=True):
                 if code == Code.HIT:
                     found[wanted[i]] = payload
                 elif code == Code.REF:
@@ -229,11 +223,8 @@ class CacheHandle(ABC):
             self._forget(digest)
         for key, value in mapping.items():
             warn_if_unpickled_on_hit(value, "the value for", key)
-
-        def values_of(indices: list[int]) -> tuple[list[Any]]:
-            return ([ship(values[i]) for i in indices],)
-
-        for _, reply in (yield from client.fan_out("put_many", digests, values_of, seconds, ())):
+        shipped = [ship(value) for value in values]
+        for _, reply in (yield from client.put_many(digests, shipped, seconds, ())):
             _raise_if_too_large(reply)
 
     # -- whole cache -------------------------------------------------------------------
@@ -242,36 +233,34 @@ class CacheHandle(ABC):
         (tag,) = validation.strings((tag,), "tags")
         client = yield from self._ready()
         self._forget(None)
-        return sum((yield from client.broadcast("invalidate_tag", tag)))
+        return (yield from client.invalidate_tag(tag))
 
     def _clear(self) -> Steps[None]:
         client = yield from self._ready()
         self._forget(None)
-        yield from client.broadcast("clear")
+        yield from client.clear()
 
     def _stats(self) -> Steps[dict[str, Any]]:
         client = yield from self._ready()
-        rows = sorted((yield from client.broadcast("stats")), key=lambda row: row["shard"])
-        totals = {field: sum(row[field] for row in rows) for field in _STAT_TOTALS}
-        lookups = totals["hits"] + totals["misses"]
+        rows = yield from client.stats()
+        summed = totals(rows)
+        lookups = summed["hits"] + summed["misses"]
         return {
             "name": self._name,
-            **totals,
-            "hit_ratio": totals["hits"] / lookups if lookups else 0.0,
-            "capacity": sum(row["capacity"] for row in rows),
+            **summed,
+            "hit_ratio": summed["hits"] / lookups if lookups else 0.0,
             "policy": client.config.policy,
-            "shards": rows,
+            "shards": [row.row() for row in rows],
         }
 
     def _flush(self) -> Steps[None]:
         client = yield from self._ready()
-        yield from client.broadcast("flush")
+        yield from client.flush()
 
     def _resize(self, shards: int) -> Steps[None]:
         count = validation.integer(shards, "shards", minimum=1)
         client = yield from self._ready()
-        snapshot = yield from client.ask_router("resize", count)
-        client.adopt(snapshot)
+        yield from client.resize(count)
 
     def _shutdown(self) -> Steps[None]:
         yield from self._flush()  # writes to storage land before shards stop
@@ -318,11 +307,6 @@ def checked_attach(
     """Check the arguments of ``attach``, as the constructor checks its own."""
     seconds = validation.seconds(timeout, "timeout")
     return Settings(validation.name(name), _near_cache(near_cache_ttl), {}, seconds)
-
-
-def nothing(group: list[int]) -> tuple[()]:
-    """No arguments particular to a group of keys."""
-    return ()
 
 
 def _near_cache(ttl: float | None) -> NearCache | None:

@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+
+from ray.actor import ActorHandle
+
+from raycache.actors.handles import call_remote
+from raycache.actors.shard import Shard
 
 DEFAULT_TIMEOUT_S = 0.25
 """How long a read waits for a shard unless told otherwise (``RAYCACHE_TIMEOUT`` too)."""
@@ -49,13 +53,13 @@ class ShardHealth:
         """Return whether calls to ``member`` should be made."""
         return member not in self._avoided
 
-    def timed_out(self, member: str, shard: Any) -> None:
+    def timed_out(self, member: str, shard: ActorHandle[Shard]) -> None:
         """Avoid ``member`` until it answers a ping."""
         with self._lock:
             if member in self._avoided:
                 return
             self._avoided.add(member)
-        probe = shard.ping.remote()
+        probe = call_remote(shard, Shard.ping)
         # Any answer, even an error from a shard gone for good, ends the avoidance: a
         # gone shard then fails fast, and the ring's refresh routes around it.
         probe.future().add_done_callback(lambda _: self._avoided.discard(member))

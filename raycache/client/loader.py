@@ -28,10 +28,13 @@ from typing import Any
 
 import ray
 from ray import cloudpickle
+from ray.actor import ActorHandle
 from ray.exceptions import GetTimeoutError, RayError
 
 from raycache.actors.compute import Call, Job
+from raycache.actors.handles import call_remote
 from raycache.actors.references import ship
+from raycache.actors.shard import Shard
 from raycache.client.shard_client import ABSENT, ShardClient
 from raycache.client.steps import Run, Steps, Wait
 from raycache.core.protocol import Code, pack_key_request
@@ -74,28 +77,30 @@ def load_here(
     """
     merged = False
     for _ in range(MAX_ROUNDS):
-        reply = yield from client.call(digest, "lookup", refresh_after=refresh_after)
+        reply = yield from client.lookup(digest, refresh_after)
         if reply.elected:
             _refresh(client, digest, fn, args, kwargs, ttl, tags)
         if reply.code == Code.MISS:
-            reply = yield from client.call(digest, "lease", ttl, tags, LEASE_S)
+            reply = yield from client.lease(digest, ttl, tags, LEASE_S)
             if reply.code == Code.MISS:  # the shard is down: run uncached
-                return Loaded((yield from _run(fn, args, kwargs)), "miss")
+                return Loaded((yield from _run_loader(fn, args, kwargs)), "miss")
         if reply.code == Code.LEASED:
             computed = yield from _compute(client, digest, reply.payload, fn, args, kwargs)
             return Loaded(computed, "miss")
         if reply.code == Code.WAIT:
             merged = True
-            reply = yield from client.call(digest, "wait", reply.payload, LEASE_S)
+            reply = yield from client.wait(digest, reply.payload, LEASE_S)
         if reply.code == Code.FAILED:
             raise _exception(reply.payload)
         value = yield from client.value(digest, reply)
         if value is not ABSENT:
             return Loaded(value, "merged" if merged or reply.code == Code.PENDING else "hit")
-    return Loaded((yield from _run(fn, args, kwargs)), "miss")
+    return Loaded((yield from _run_loader(fn, args, kwargs)), "miss")
 
 
-def _run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Steps[Any]:
+def _run_loader(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Steps[Any]:
     """Run ``fn`` on the values of ObjectRefs passed as top-level arguments, as a task would."""
     named = list(kwargs.items())
     arguments = [*args, *(value for _, value in named)]
@@ -122,21 +127,21 @@ def _compute(
     renewal = _Renewal(shard, request, token)
     started = time.perf_counter()
     try:
-        value = yield from _run(fn, args, kwargs)
+        value = yield from _run_loader(fn, args, kwargs)
     except BaseException as error:
         renewal.stop()
-        yield from _tell(shard.fail.remote(request, token, _pickled(error)))
+        yield from _tell(call_remote(shard, Shard.fail, request, token, _pickled(error)))
         raise
     renewal.stop()
     # Waited for, within a bound: the value travels as an object this process owns,
     # which must reach the shard before this process may exit. A large one is shipped by
     # reference, so that the vault's put is the only copy the cache makes of it.
     cost = time.perf_counter() - started
-    yield from _tell(shard.fulfil.remote(request, token, ship(value), cost))
+    yield from _tell(call_remote(shard, Shard.fulfil, request, token, ship(value), cost))
     return value
 
 
-def _tell(call: Any) -> Steps[None]:
+def _tell(call: ray.ObjectRef[Any]) -> Steps[None]:
     """Wait for a call that ends a lease; if the shard is slow or down, its waiters take over."""
     try:
         yield Wait([call], HANDOFF_TIMEOUT_S)
@@ -147,16 +152,16 @@ def _tell(call: Any) -> Steps[None]:
 class _Renewal:
     """Renews a lease from a daemon thread until stopped, so a live holder keeps it."""
 
-    def __init__(self, shard: Any, request: bytes, token: int) -> None:
+    def __init__(self, shard: ActorHandle[Shard], request: bytes, token: int) -> None:
         self._stopped = threading.Event()
         self._thread = threading.Thread(
-            target=self._run, args=(shard, request, token), name="raycache-lease", daemon=True
+            target=self._renew, args=(shard, request, token), name="raycache-lease", daemon=True
         )
         self._thread.start()
 
-    def _run(self, shard: Any, request: bytes, token: int) -> None:
+    def _renew(self, shard: ActorHandle[Shard], request: bytes, token: int) -> None:
         while not self._stopped.wait(LEASE_S / 3):
-            shard.renew.remote(request, token, LEASE_S)
+            call_remote(shard, Shard.renew, request, token, LEASE_S)
 
     def stop(self) -> None:
         """Stop renewing."""
@@ -182,8 +187,7 @@ def _refresh(
     except Exception as error:
         logger.debug("not refreshing %s in the background: %s", digest.hex(), error)
         return
-    request = pack_key_request(client.snapshot.ring.epoch, digest)
-    client.shard_of(digest).refresh.remote(request, call)
+    client.refresh_entry(digest, call)
 
 
 def _pickled(error: BaseException) -> bytes:

@@ -1,14 +1,10 @@
 """The shard client: how every client-side operation reaches the shards.
 
 This is raycache's one internal API between user-facing objects (:class:`~raycache.Cache`,
-memoized functions) and the actors. It holds a snapshot of the cache's ring, sends each
-request straight to the shard that owns the key, and turns the cache's own faults into
-misses:
-
-- a shard that is down answers MISS (a restarting shard comes back empty anyway);
-- a STALE answer, or a shard gone for good, makes it fetch a newer ring from the router
-  and try again, a bounded number of times;
-- a cached object that cannot be read is reported to its shard and counted as a miss.
+memoized functions) and the actors: one typed method per shard operation, each routed
+to the shard that owns the key by :class:`~raycache.client.routing.Routing`, which turns
+the cache's own faults into misses. A cached object that cannot be read is reported to
+its shard and counted as a miss.
 
 Replies come back as :class:`~raycache.core.protocol.Reply`, with named fields.
 
@@ -21,54 +17,36 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import Any
 
-import numpy as np
 import ray
-from ray.exceptions import GetTimeoutError, ObjectLostError, RayActorError, WorkerCrashedError
+from ray.actor import ActorHandle
+from ray.exceptions import ObjectLostError, RayActorError, WorkerCrashedError
 
-from raycache.actors.cluster import SHARD_DOWN, SHARD_GONE
+from raycache.actors.cluster import SHARD_DOWN
 from raycache.actors.compute import Call, Job
-from raycache.actors.router import Snapshot, find_router
-from raycache.client.health import ShardHealth, default_timeout
+from raycache.actors.handles import call_remote
+from raycache.actors.shard import Shard
+from raycache.client.routing import Group, GroupSend, Ref, Routing, Send, T
 from raycache.client.steps import Run, Steps, Wait
-from raycache.core.config import CacheConfig
-from raycache.core.keys import DIGEST_SIZE, key_point, key_points
 from raycache.core.protocol import (
     REFERENCES,
     Code,
+    Columns,
     LookupReply,
     Reply,
     pack_key_request,
-    pack_request,
 )
-from raycache.errors import CacheNotFoundError
+from raycache.core.stats import ShardStats
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-MAX_RING_REFRESHES = 5
-"""How many newer rings one call may fetch before it settles for a miss."""
 
 CACHE_FAULTS = (RayActorError, ObjectLostError, WorkerCrashedError)
 """Errors of reading a cached object that mean the cache lost it, not that the user erred."""
 
-BOUNDED = frozenset(("get", "contains", "lookup", "lease", "get_many"))
-"""Shard methods a caller waits on for at most the client's timeout: the reads."""
-
-_MISS = Reply(Code.MISS)
-
-Group = tuple[list[int], Reply]
-"""The indices, into a batch of digests, of the keys one shard owns, and its reply."""
-
-
-class _Call(NamedTuple):
-    member: str
-    group: list[int]
-    call: ray.ObjectRef[Any]
+Many = tuple[list[int], Columns]
+"""The indices of the keys one shard owns, and its reply to each, as columns."""
 
 
 class Absent:
@@ -79,90 +57,103 @@ ABSENT = Absent()
 """The one :class:`Absent` value."""
 
 
-class ShardClient:
-    """Routes requests for one cache to its shards, by a snapshot of the router's ring."""
+class ShardClient(Routing):
+    """A cache's shards, as seen from a client: one method per shard operation."""
 
-    def __init__(
-        self, name: str, router: Any, snapshot: Snapshot, timeout: float | None = None
-    ) -> None:
-        self.name = name
-        self.router = router
-        self.health = ShardHealth(default_timeout() if timeout is None else timeout)
-        self.adopt(snapshot)
+    # -- the shard operations, one method each ---------------------------------------------
 
-    def adopt(self, snapshot: Snapshot) -> None:
-        """Route by ``snapshot`` from now on."""
-        self.snapshot = snapshot
-        self._ring = snapshot.ring
-        self._shards = snapshot.shards
+    def get(self, digest: bytes) -> Steps[Reply]:
+        """Return the shard's HIT, REF or MISS reply for ``digest``."""
+        return self._one(digest, lambda shard, request: call_remote(shard, Shard.get, request))
 
-    @property
-    def config(self) -> CacheConfig:
-        """The settings the cache runs with."""
-        return self.snapshot.config
+    def contains(self, digest: bytes) -> Steps[Reply]:
+        """Return OK with whether ``digest`` is present, counting neither hit nor miss."""
+        return self._one(digest, lambda shard, request: call_remote(shard, Shard.contains, request))
 
-    @property
-    def shards(self) -> dict[str, Any]:
-        """The shard handles, by ring member."""
-        return self._shards
+    def lookup(self, digest: bytes, refresh_after: float | None = None) -> Steps[Reply]:
+        """Return :meth:`Shard.lookup`'s reply: a hit, a computation to join, or MISS."""
+        send: Send = lambda shard, request: call_remote(shard, Shard.lookup, request)  # noqa: E731
+        return self._one(digest, send, refresh_after=refresh_after, decode=_decode_lookup)
 
-    def refresh(self) -> Steps[None]:
-        """Fetch the router's current snapshot; raise if the cache has been shut down."""
-        snapshot = yield from self.ask_router("snapshot")
-        self.adopt(snapshot)
-
-    def ask_router(self, method: str, *args: Any) -> Steps[Any]:
-        """Return what the router's ``method`` answers; raise if the cache has been shut down.
-
-        A router killed for good is started again from what the cache left (see
-        :func:`~raycache.actors.router.find_router`), once per call.
-        """
-        for _ in range(2):
-            try:
-                (answer,) = yield Wait([getattr(self.router, method).remote(*args)])
-                return answer
-            except RayActorError:
-                router = yield Run(find_router, (self.name,))
-                if router is None:
-                    break
-                self.router = router
-        raise CacheNotFoundError(f"cache {self.name!r} has been shut down")
-
-    # -- one key -------------------------------------------------------------------------
-
-    def call(
-        self, digest: bytes, method: str, *args: Any, refresh_after: float | None = None
+    def lease(
+        self, digest: bytes, ttl: float | None, tags: tuple[str, ...], lease_s: float
     ) -> Steps[Reply]:
-        """Call shard ``method`` about ``digest``; a shard that is down answers MISS."""
-        bounded = method in BOUNDED
-        for _ in range(MAX_RING_REFRESHES):
-            epoch = self._ring.epoch
-            member = self._ring.owner_at(key_point(digest))
-            if bounded and not self.health.available(member):
-                return _MISS
-            shard = self._shards[member]
-            try:
-                request = pack_key_request(epoch, digest, refresh_after)
-                call = getattr(shard, method).remote(request, *args)
-                (wire,) = yield Wait([call], self.health.timeout if bounded else None)
-            except GetTimeoutError:
-                self.health.timed_out(member, shard)
-                return _MISS
-            except SHARD_DOWN as error:
-                # A crashed shard restarts under the same handle: a miss meanwhile. A
-                # shard that is gone for good is replaced, and a newer ring routes there.
-                if not (
-                    isinstance(error, SHARD_GONE) and (yield from self._ring_moved_past(epoch))
-                ):
-                    return _MISS
-                continue
-            if method == "lookup" and type(wire) is not LookupReply:
-                return Reply(Code.INLINE, wire, call=call)  # a bare hit: see Shard.lookup
-            reply = Reply.decode(wire)
-            if reply.code != Code.STALE:
-                return reply
-            yield from self._ring_moved_past(epoch)
-        return _MISS
+        """Ask for a lease on a missing key: LEASED, or how to get its value instead."""
+        return self._one(
+            digest,
+            lambda shard, request: call_remote(shard, Shard.lease, request, ttl, tags, lease_s),
+        )
+
+    def wait(self, digest: bytes, token: int, timeout_s: float) -> Steps[Reply]:
+        """Wait, unbounded by the client's timeout, for lease ``token`` to end."""
+        return self._one(
+            digest,
+            lambda shard, request: call_remote(shard, Shard.wait, request, token, timeout_s),
+            bounded=False,
+        )
+
+    def put(
+        self, digest: bytes, value: Any, ttl: float | None, tags: tuple[str, ...]
+    ) -> Steps[Reply]:
+        """Store ``value`` (as :func:`ship` sends it); OK, or TOO_LARGE."""
+        return self._one(
+            digest,
+            lambda shard, request: call_remote(shard, Shard.put, request, value, ttl, tags),
+            bounded=False,
+        )
+
+    def delete(self, digest: bytes) -> Steps[Reply]:
+        """Remove ``digest``; OK with whether there was anything to remove."""
+        send: Send = lambda shard, request: call_remote(shard, Shard.delete, request)  # noqa: E731
+        return self._one(digest, send, bounded=False)
+
+    def compute(self, digest: bytes, call: Call) -> Steps[Reply]:
+        """Return the value of ``digest``, having the shard start ``call`` on a miss."""
+        return self._one(
+            digest,
+            lambda shard, request: call_remote(shard, Shard.compute, request, call),
+            bounded=False,
+        )
+
+    def get_many(self, digests: list[bytes]) -> Steps[list[Many]]:
+        """Return, per shard that answered, the indices of its keys and their replies."""
+        send: GroupSend = lambda shard, request, _: call_remote(shard, Shard.get_many, request)  # noqa: E731
+        groups = yield from self.fan_out(digests, send, bounded=True)
+        return [(indices, Columns.of(reply)) for indices, reply in groups]
+
+    def put_many(
+        self, digests: list[bytes], values: list[Any], ttl: float | None, tags: tuple[str, ...]
+    ) -> Steps[list[Group]]:
+        """Store ``values`` (as :func:`ship` sends them) by ``digests``; a reply per shard."""
+
+        def send(shard: ActorHandle[Shard], request: bytes, group: list[int]) -> Ref:
+            shipped = [values[i] for i in group]
+            return call_remote(shard, Shard.put_many, request, shipped, ttl, tags)
+
+        return (yield from self.fan_out(digests, send, bounded=False))
+
+    def invalidate_tag(self, tag: str) -> Steps[int]:
+        """Remove every entry carrying ``tag``; return how many, over every shard."""
+        counts = yield from self.broadcast(lambda s: call_remote(s, Shard.invalidate_tag, tag))
+        return sum(counts)
+
+    def clear(self) -> Steps[None]:
+        """Remove every entry of every shard."""
+        yield from self.broadcast(lambda shard: call_remote(shard, Shard.clear))
+
+    def flush(self) -> Steps[None]:
+        """Return once every shard's queued writes to storage are done."""
+        yield from self.broadcast(lambda shard: call_remote(shard, Shard.flush))
+
+    def stats(self) -> Steps[list[ShardStats]]:
+        """Return the stats row of every shard that answers, in member order."""
+        rows = yield from self.broadcast(lambda shard: call_remote(shard, Shard.stats))
+        return sorted(rows, key=lambda row: row.shard)
+
+    def tag_summary(self, tag: str) -> Steps[tuple[int, int]]:
+        """Return how many live entries carry ``tag``, and their bytes, across all shards."""
+        rows = yield from self.broadcast(lambda s: call_remote(s, Shard.tag_summary, tag))
+        return sum(row[0] for row in rows), sum(row[1] for row in rows)
 
     def load(
         self,
@@ -180,16 +171,17 @@ class ShardClient:
         A hit older than ``refresh_after`` is returned as it is, and if this caller is
         the one the shard elects, it sends the shard the arguments to recompute it.
         """
-        reply = yield from self.call(digest, "lookup", refresh_after=refresh_after)
+        reply = yield from self.lookup(digest, refresh_after)
         if reply.code == Code.MISS:
-            return (
-                yield from self.call(digest, "compute", Call.ship(job, args, kwargs, ttl, tags))
-            )
+            return (yield from self.compute(digest, Call.ship(job, args, kwargs, ttl, tags)))
         if reply.elected:
-            request = pack_key_request(self._ring.epoch, digest)
-            call = Call.ship(job, args, kwargs, ttl, tags)
-            self.shard_of(digest).refresh.remote(request, call)
+            self.refresh_entry(digest, Call.ship(job, args, kwargs, ttl, tags))
         return reply
+
+    def refresh_entry(self, digest: bytes, call: Call) -> None:
+        """Have the shard recompute a stale entry with ``call``, in the background."""
+        request = pack_key_request(self._ring.epoch, digest)
+        call_remote(self.shard_of(digest), Shard.refresh, request, call)
 
     def value(self, digest: bytes, reply: Reply, default: Any = ABSENT) -> Steps[Any]:
         """Return the value ``reply`` stands for, fetching a reference; else ``default``."""
@@ -218,10 +210,6 @@ class ShardClient:
         computed: T = value
         return computed
 
-    def shard_of(self, digest: bytes) -> Any:
-        """Return the handle of the shard that owns ``digest``."""
-        return self._shards[self._ring.owner_at(key_point(digest))]
-
     # -- objects ---------------------------------------------------------------------------
 
     def fetch_many(self, refs: dict[bytes, ray.ObjectRef[Any]]) -> Steps[dict[bytes, Any]]:
@@ -246,118 +234,11 @@ class ShardClient:
     def _report_lost(self, digest: bytes, ref: ray.ObjectRef[Any]) -> Steps[None]:
         logger.warning("cached object for %s was lost; recomputing", digest.hex())
         with contextlib.suppress(*SHARD_DOWN):  # a dead shard starts again empty anyway
-            yield Wait([self.shard_of(digest).report_lost.remote(digest, ref.hex())])
-
-    # -- many keys, every shard ------------------------------------------------------------
-
-    def fan_out(
-        self,
-        method: str,
-        digests: list[bytes],
-        per_group: Callable[[list[int]], tuple[Any, ...]],
-        *args: Any,
-    ) -> Steps[list[Group]]:
-        """Call ``method`` once per owning shard, concurrently; return each group's reply.
-
-        ``per_group(indices)`` gives the arguments particular to a group. Groups whose
-        shard is down are left out: their keys are misses this time.
-        """
-        joined = b"".join(digests)
-        points = key_points(joined)
-        rows = np.frombuffer(joined, dtype=np.uint8).reshape(-1, DIGEST_SIZE)
-        bounded = method in BOUNDED
-        answered: list[Group] = []
-        for _ in range(MAX_RING_REFRESHES):
-            epoch = self._ring.epoch
-            calls = []
-            for member, indices in self._ring.partition(points).items():
-                if bounded and not self.health.available(member):
-                    continue  # its keys are misses until it answers a probe
-                request = pack_request(epoch, rows[indices].tobytes())
-                group = indices.tolist()
-                shard_method = getattr(self._shards[member], method)
-                call = shard_method.remote(request, *per_group(group), *args)
-                calls.append(_Call(member, group, call))
-            deadline = time.monotonic() + self.health.timeout if bounded else None
-            answered, retry = yield from self._gather(calls, deadline)
-            if not (retry and (yield from self._ring_moved_past(epoch))):
-                break
-        return answered
-
-    def _gather(
-        self, calls: list[_Call], deadline: float | None
-    ) -> Steps[tuple[list[Group], bool]]:
-        """Wait for every call, until ``deadline`` if bounded.
-
-        Return the answers, and whether a newer ring may route better.
-        """
-        answered = []
-        retry = False
-        for member, group, call in calls:
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                (wire,) = yield Wait([call], timeout)
-                reply = Reply.decode(wire)
-            except GetTimeoutError:
-                self.health.timed_out(member, self._shards[member])
-                continue
-            except SHARD_DOWN as error:
-                retry |= isinstance(error, SHARD_GONE)
-                continue
-            if reply.code == Code.STALE:
-                retry = True
-            else:
-                answered.append((group, reply))
-        return answered, retry
-
-    def broadcast(self, method: str, *args: Any) -> Steps[list[Any]]:
-        """Call ``method`` on every shard; return the answers of those that are up.
-
-        The ring is refreshed first, and again whenever a shard is gone for good: a
-        resize may have moved entries to shards, and a shard gone for good has a
-        replacement, that only a newer ring knows of. A clear or an invalidation must
-        not skip them.
-        """
-        answers: dict[str, Any] = {}
-        yield from self._refresh_if_reachable()
-        for _ in range(MAX_RING_REFRESHES):
-            epoch = self._ring.epoch
-            calls = {
-                member: getattr(shard, method).remote(*args)
-                for member, shard in self._shards.items()
-                if member not in answers
-            }
-            gone = yield from _gather_alive(calls, answers)
-            if not (gone and (yield from self._ring_moved_past(epoch))):
-                break
-        return list(answers.values())
-
-    def tag_summary(self, tag: str) -> Steps[tuple[int, int]]:
-        """Return how many live entries carry ``tag``, and their bytes, across all shards."""
-        rows = yield from self.broadcast("tag_summary", tag)
-        return sum(row[0] for row in rows), sum(row[1] for row in rows)
-
-    def _ring_moved_past(self, epoch: int) -> Steps[bool]:
-        """Fetch a newer ring; return whether it is newer than ``epoch``."""
-        yield from self._refresh_if_reachable()
-        return self._ring.epoch != epoch
-
-    def _refresh_if_reachable(self) -> Steps[None]:
-        # With no router to ask, the ring held here is still the best guess: the call
-        # becomes a miss, never an error.
-        try:
-            yield from self.refresh()
-        except CacheNotFoundError:
-            return
+            yield Wait([call_remote(self.shard_of(digest), Shard.report_lost, digest, ref.hex())])
 
 
-def _gather_alive(calls: dict[str, ray.ObjectRef[Any]], answers: dict[str, Any]) -> Steps[bool]:
-    """Add each member's answer to ``answers``; return whether a shard was gone for good."""
-    gone = False
-    for member, call in calls.items():
-        try:
-            (answers[member],) = yield Wait([call])
-        except SHARD_DOWN as error:
-            # A restarting shard answers nothing and comes back empty.
-            gone |= isinstance(error, SHARD_GONE)
-    return gone
+def _decode_lookup(wire: Any, call: ray.ObjectRef[Any]) -> Reply:
+    """Decode a lookup's answer: a bare value is an inline hit (see :meth:`Shard.lookup`)."""
+    if type(wire) is not LookupReply:
+        return Reply(Code.INLINE, wire, call=call)
+    return Reply.decode(wire)

@@ -1,0 +1,278 @@
+"""Routing: how a request for a key reaches the shard that owns it, whatever happens.
+
+A :class:`Routing` holds a snapshot of the cache's ring, sends each request straight to
+the shard that owns the key, and turns the cache's own faults into misses:
+
+- a shard that is down answers MISS (a restarting shard comes back empty anyway);
+- a STALE answer, or a shard gone for good, makes it fetch a newer ring from the router
+  and try again, a bounded number of times;
+- a read waits at most the client's timeout, after which its shard is avoided until it
+  answers a probe (:mod:`raycache.client.health`).
+
+How a request is made is given by the caller, as a typed call
+(:func:`~raycache.actors.handles.call_remote`): :class:`~raycache.client.shard_client.ShardClient`
+has one method per shard operation on top of this.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
+
+import numpy as np
+import ray
+from ray.actor import ActorHandle
+from ray.exceptions import GetTimeoutError, RayActorError
+
+from raycache.actors.cluster import SHARD_DOWN, SHARD_GONE
+from raycache.actors.handles import call_remote
+from raycache.actors.router import Router, Shards, Snapshot, find_router
+from raycache.actors.shard import Shard
+from raycache.client.health import ShardHealth, default_timeout
+from raycache.client.steps import Run, Steps, Wait
+from raycache.core.config import CacheConfig
+from raycache.core.keys import DIGEST_SIZE, key_point, key_points
+from raycache.core.protocol import (
+    Code,
+    Reply,
+    WireReply,
+    pack_key_request,
+    pack_request,
+)
+from raycache.errors import CacheNotFoundError
+
+T = TypeVar("T")
+
+MAX_RING_REFRESHES = 5
+"""How many newer rings one call may fetch before it settles for a miss."""
+
+Send = Callable[[ActorHandle[Shard], bytes], "ray.ObjectRef[Any]"]
+"""How one call reaches a shard, given its handle and the packed request."""
+
+_MISS = Reply(Code.MISS)
+
+Group = tuple[list[int], Reply]
+"""The indices, into a batch of digests, of the keys one shard owns, and its reply."""
+
+Ref = ray.ObjectRef[WireReply]
+
+GroupSend = Callable[[ActorHandle[Shard], bytes, list[int]], Ref]
+"""How a batch reaches one shard: its handle, the packed request, the keys' indices."""
+
+
+class _Call(NamedTuple):
+    member: str
+    group: list[int]
+    call: ray.ObjectRef[WireReply]
+
+
+class Routing:
+    """Routes requests for one cache to its shards, by a snapshot of the router's ring."""
+
+    def __init__(
+        self,
+        name: str,
+        router: ActorHandle[Router],
+        snapshot: Snapshot,
+        timeout: float | None = None,
+    ) -> None:
+        self.name = name
+        self.router = router
+        self.health = ShardHealth(default_timeout() if timeout is None else timeout)
+        self.route_by(snapshot)
+
+    def route_by(self, snapshot: Snapshot) -> None:
+        """Route by ``snapshot`` from now on."""
+        self.snapshot = snapshot
+        self._ring = snapshot.ring
+        self._shards = snapshot.shards
+
+    @property
+    def config(self) -> CacheConfig:
+        """The settings the cache runs with."""
+        return self.snapshot.config
+
+    @property
+    def shards(self) -> Shards:
+        """The shard handles, by ring member."""
+        return self._shards
+
+    def refresh(self) -> Steps[None]:
+        """Fetch the router's current snapshot; raise if the cache has been shut down."""
+        snapshot = yield from self._ask_router(lambda router: call_remote(router, Router.snapshot))
+        self.route_by(snapshot)
+
+    def resize(self, shards: int) -> Steps[None]:
+        """Have the router resize the cache to ``shards`` shards, and route by its new ring."""
+        ask = functools.partial(_resize, shards=shards)
+        self.route_by((yield from self._ask_router(ask)))
+
+    def _ask_router(self, ask: Callable[[ActorHandle[Router]], ray.ObjectRef[T]]) -> Steps[T]:
+        """Return the router's answer to ``ask``; raise if the cache has been shut down.
+
+        A router killed for good is started again from what the cache left (see
+        :func:`~raycache.actors.router.find_router`), once per call.
+        """
+        for _ in range(2):
+            try:
+                (answer,) = yield Wait([ask(self.router)])
+                return answer  # type: ignore[no-any-return]
+            except RayActorError:
+                router = yield Run(find_router, (self.name,))
+                if router is None:
+                    break
+                self.router = router
+        raise CacheNotFoundError(f"cache {self.name!r} has been shut down")
+
+    # -- one key -------------------------------------------------------------------------
+
+    def _one(
+        self,
+        digest: bytes,
+        send: Send,
+        *,
+        bounded: bool = True,
+        refresh_after: float | None = None,
+        decode: Callable[[Any, ray.ObjectRef[Any]], Reply] = lambda wire, _: Reply.decode(wire),
+    ) -> Steps[Reply]:
+        """Send a request about ``digest`` to its shard; a shard that is down answers MISS.
+
+        A ``bounded`` call (a read) waits at most the client's timeout.
+        """
+        for _ in range(MAX_RING_REFRESHES):
+            epoch = self._ring.epoch
+            member = self._ring.owner_at(key_point(digest))
+            if bounded and not self.health.available(member):
+                return _MISS
+            shard = self._shards[member]
+            try:
+                call = send(shard, pack_key_request(epoch, digest, refresh_after))
+                (wire,) = yield Wait([call], self.health.timeout if bounded else None)
+            except GetTimeoutError:
+                self.health.timed_out(member, shard)
+                return _MISS
+            except SHARD_DOWN as error:
+                # A crashed shard restarts under the same handle: a miss meanwhile. A
+                # shard that is gone for good is replaced, and a newer ring routes there.
+                if not (
+                    isinstance(error, SHARD_GONE) and (yield from self._ring_moved_past(epoch))
+                ):
+                    return _MISS
+                continue
+            reply = decode(wire, call)
+            if reply.code != Code.STALE:
+                return reply
+            yield from self._ring_moved_past(epoch)
+        return _MISS
+
+    def shard_of(self, digest: bytes) -> ActorHandle[Shard]:
+        """Return the handle of the shard that owns ``digest``."""
+        return self._shards[self._ring.owner_at(key_point(digest))]
+
+    # -- many keys, every shard ------------------------------------------------------------
+
+    def fan_out(
+        self, digests: list[bytes], send: GroupSend, *, bounded: bool
+    ) -> Steps[list[Group]]:
+        """Send one request per owning shard, concurrently; return each group's reply.
+
+        ``send(shard, request, indices)`` makes the call for the keys at ``indices``.
+        Groups whose shard is down are left out: their keys are misses this time.
+        """
+        joined = b"".join(digests)
+        points = key_points(joined)
+        rows = np.frombuffer(joined, dtype=np.uint8).reshape(-1, DIGEST_SIZE)
+        answered: list[Group] = []
+        for _ in range(MAX_RING_REFRESHES):
+            epoch = self._ring.epoch
+            calls = []
+            for member, indices in self._ring.partition(points).items():
+                if bounded and not self.health.available(member):
+                    continue  # its keys are misses until it answers a probe
+                request = pack_request(epoch, rows[indices].tobytes())
+                group = indices.tolist()
+                calls.append(_Call(member, group, send(self._shards[member], request, group)))
+            deadline = time.monotonic() + self.health.timeout if bounded else None
+            answered, retry = yield from self._gather(calls, deadline)
+            if not (retry and (yield from self._ring_moved_past(epoch))):
+                break
+        return answered
+
+    def _gather(
+        self, calls: list[_Call], deadline: float | None
+    ) -> Steps[tuple[list[Group], bool]]:
+        """Wait for every call, until ``deadline`` if bounded.
+
+        Return the answers, and whether a newer ring may route better.
+        """
+        answered = []
+        retry = False
+        for member, group, call in calls:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                (wire,) = yield Wait([call], timeout)
+                reply = Reply.decode(wire)
+            except GetTimeoutError:
+                self.health.timed_out(member, self._shards[member])
+                continue
+            except SHARD_DOWN as error:
+                retry |= isinstance(error, SHARD_GONE)
+                continue
+            if reply.code == Code.STALE:
+                retry = True
+            else:
+                answered.append((group, reply))
+        return answered, retry
+
+    def broadcast(self, ask: Callable[[ActorHandle[Shard]], ray.ObjectRef[T]]) -> Steps[list[T]]:
+        """Call ``ask`` on every shard; return the answers of those that are up.
+
+        The ring is refreshed first, and again whenever a shard is gone for good: a
+        resize may have moved entries to shards, and a shard gone for good has a
+        replacement, that only a newer ring knows of. A clear or an invalidation must
+        not skip them.
+        """
+        answers: dict[str, T] = {}
+        yield from self._refresh_if_reachable()
+        for _ in range(MAX_RING_REFRESHES):
+            epoch = self._ring.epoch
+            calls = {
+                member: ask(shard)
+                for member, shard in self._shards.items()
+                if member not in answers
+            }
+            gone = yield from _gather_alive(calls, answers)
+            if not (gone and (yield from self._ring_moved_past(epoch))):
+                break
+        return list(answers.values())
+
+    def _ring_moved_past(self, epoch: int) -> Steps[bool]:
+        """Fetch a newer ring; return whether it is newer than ``epoch``."""
+        yield from self._refresh_if_reachable()
+        return self._ring.epoch != epoch
+
+    def _refresh_if_reachable(self) -> Steps[None]:
+        # With no router to ask, the ring held here is still the best guess: the call
+        # becomes a miss, never an error.
+        try:
+            yield from self.refresh()
+        except CacheNotFoundError:
+            return
+
+
+def _gather_alive(calls: dict[str, ray.ObjectRef[T]], answers: dict[str, T]) -> Steps[bool]:
+    """Add each member's answer to ``answers``; return whether a shard was gone for good."""
+    gone = False
+    for member, call in calls.items():
+        try:
+            (answers[member],) = yield Wait([call])
+        except SHARD_DOWN as error:
+            # A restarting shard answers nothing and comes back empty.
+            gone |= isinstance(error, SHARD_GONE)
+    return gone
+
+
+def _resize(router: ActorHandle[Router], shards: int) -> ray.ObjectRef[Snapshot]:
+    return call_remote(router, Router.resize, shards)
