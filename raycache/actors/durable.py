@@ -230,7 +230,7 @@ class Durable:
 
         A cache's shutdown flushes, so a storage that is back by then gets its removals.
         """
-        self._in_order(lambda tier: tier.settle(now=True), None)
+        self._in_order(lambda tier: tier.pay_owed(now=True), None)
 
     def stats(self) -> tuple[StorageStats | None, int]:
         """Return the tier's counters (None without storage), and the writes dropped."""

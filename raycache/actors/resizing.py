@@ -65,12 +65,12 @@ class Migration:
     """One shard's side of a resize: giving what it no longer owns, landing what it now owns."""
 
     def __init__(
-        self, store: Store, member: str, put: Put, adopt: Callable[[Any], StoredRef]
+        self, store: Store, member: str, put: Put, take_large: Callable[[Any], StoredRef]
     ) -> None:
         self._store = store
         self._member = member
         self._put = put  # the shard's, so that its custody tracks what lands
-        self._adopt = adopt
+        self._take_large = take_large
         self._arrivals: Arrivals | None = None
         self._senders: dict[str, Give] = {}
         self._epoch: int | None = None
@@ -149,7 +149,7 @@ class Migration:
             value = packed.value
             if packed.large:
                 try:
-                    value = self._adopt(value)
+                    value = self._take_large(value)
                 except ObjectLostError:
                     continue  # its holder died: the value went with it
             ttl, tags, cost = packed.ttl, packed.tags, packed.cost

@@ -49,7 +49,7 @@ def test_the_durable_tiers_counters_are_exported(cache_name: str, storage: str) 
     cache = raycache.Cache(cache_name, shards=2, capacity="64MiB", storage=storage)
     try:
         cache.put_many({i: b"x" * 100 for i in range(3)})
-        run(cache.shard_client.broadcast("flush"))
+        run(cache.shard_client.flush())
         deadline = time.time() + 60
         while time.time() < deadline:
             text = _scrape()

@@ -14,8 +14,10 @@ import pytest
 import ray
 
 import raycache
+from raycache.actors.handles import bind
 from raycache.actors.resizing import Move
 from raycache.actors.router import Snapshot
+from raycache.actors.shard import Shard
 from raycache.core.keys import key_digest, key_point
 from raycache.core.migration import Arrivals, Parcel, parcel
 from raycache.core.ring import Ring
@@ -50,7 +52,7 @@ def _parcel(digest: bytes, tags: tuple[str, ...] = ()) -> Parcel:
 
 def test_a_parcel_lands_once_and_never_over_what_happened_here() -> None:
     arrivals = Arrivals(Ring(("shard-0", "shard-1")), "shard-2")
-    arrivals.settle(b"written")
+    arrivals.supersede(b"written")
     arrivals.drop_tag("t")
     assert not arrivals.admits(_parcel(b"written"))
     assert not arrivals.admits(_parcel(b"tagged", ("u", "t")))
@@ -64,7 +66,7 @@ def test_sources_are_the_previous_owners_of_keys_not_yet_settled() -> None:
     previous = Ring(("shard-0", "shard-1"))
     arrivals = Arrivals(previous, "shard-0")
     digests = [bytes([i]) * 16 for i in range(64)]
-    arrivals.settle(digests[0])
+    arrivals.supersede(digests[0])
     found = arrivals.sources(digests)
     assert set(found) <= {"shard-1"}
     expected = [d for d in digests[1:] if previous.owner_at(key_point(d)) == "shard-1"]
@@ -178,9 +180,9 @@ def test_what_happens_to_a_key_during_a_move_wins_over_its_arrival(
     cache.put(cleared, value_of(cleared))
 
     shrunk = ring.with_members(["shard-0"])
-    move = Move(ring, shards)
+    move = Move(ring, {member: bind(shard, Shard.give) for member, shard in shards.items()})
     ray.get([s.set_ring.remote(shrunk, cache.config.capacity, move) for s in shards.values()])
-    client.adopt(Snapshot(shrunk, shards, cache.config))
+    client.route_by(Snapshot(shrunk, shards, cache.config))
     assert is_value_of(pulled, cache.get(pulled))  # the new owner asks the old one
 
     parcels = ray.get(shards["shard-1"].hand_over.remote())  # taken, not delivered yet
@@ -190,12 +192,12 @@ def test_what_happens_to_a_key_during_a_move_wins_over_its_arrival(
     cache.delete(deleted)
     new_owner = shards["shard-0"]
     ray.get(new_owner.invalidate_tag.remote("t"))  # a broadcast's call, without the router
-    assert ray.get(new_owner.adopt.remote(parcels, shrunk.epoch)) == 2
+    assert ray.get(new_owner.receive.remote(parcels, shrunk.epoch)) == 2
     assert cache.get(written) == "a newer write"
     assert cache.get(deleted) is None and cache.get(tagged) is None
     assert is_value_of(untouched, cache.get(untouched))
     ray.get(new_owner.clear.remote())
-    assert ray.get(new_owner.adopt.remote(parcels, shrunk.epoch)) == 0
+    assert ray.get(new_owner.receive.remote(parcels, shrunk.epoch)) == 0
 
 
 @pytest.mark.parametrize("shards", [1, 3])

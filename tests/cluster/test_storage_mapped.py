@@ -49,7 +49,7 @@ def stored(cache_name: str, storage: str) -> Iterator[raycache.Cache]:
 def wait_for_the_copy(cache: raycache.Cache, digest: bytes) -> None:
     """Wait until the shard serves ``digest`` from its copy in the object store."""
     deadline = time.monotonic() + 30
-    while run(cache.shard_client.call(digest, "lookup")).code is not Code.REF:
+    while run(cache.shard_client.lookup(digest)).code is not Code.REF:
         assert time.monotonic() < deadline, "the copy into the object store never finished"
         time.sleep(0.05)
 
@@ -91,7 +91,7 @@ def test_a_memoized_hit_is_mapped_by_the_task_that_reads_it(cache_name: str, sto
 
 def test_a_hit_outlives_its_file(stored: raycache.Cache, storage: str) -> None:
     digest = key_digest("big")
-    reply = run(stored.shard_client.call(digest, "lookup"))
+    reply = run(stored.shard_client.lookup(digest))
     assert reply.code is Code.INLINE  # the mapped file, unpickled here
     shutil.rmtree(storage)  # every file gone: readers fall back on the promoted copy
     mapped, total = ray.get(mapped_sum.remote(reply.call))
@@ -102,7 +102,7 @@ def test_a_hit_outlives_its_file(stored: raycache.Cache, storage: str) -> None:
 
 def test_the_promoted_copy_serves_once_it_is_made(stored: raycache.Cache) -> None:
     digest = key_digest("big")
-    assert run(stored.shard_client.call(digest, "lookup")).code is Code.INLINE
+    assert run(stored.shard_client.lookup(digest)).code is Code.INLINE
     wait_for_the_copy(stored, digest)
     value = stored.get("big")
     assert not is_mapped(value)
@@ -111,7 +111,7 @@ def test_the_promoted_copy_serves_once_it_is_made(stored: raycache.Cache) -> Non
 
 def test_a_file_overwritten_after_the_hit_is_not_read(stored: raycache.Cache, storage: str) -> None:
     digest = key_digest("big")
-    reply = run(stored.shard_client.call(digest, "lookup"))
+    reply = run(stored.shard_client.lookup(digest))
     wait_for_the_copy(stored, digest)  # made from the file as it was checked
     for path in Path(storage).rglob("*.rc"):
         with path.open("r+b") as file:  # garbage in place: the same inode, a new version

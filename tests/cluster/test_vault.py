@@ -221,7 +221,7 @@ refs = {key: cache.get_ref(key) for key in keys}
 locations = ray.experimental.get_object_locations(list(refs.values()))
 local = owned = 0
 for key, ref in refs.items():
-    node = ray.get(client.shard_of(key_digest(key)).stats.remote())["node"]
+    node = ray.get(client.shard_of(key_digest(key)).stats.remote()).node
     vault = ray.get_actor("vault:" + node, namespace="raycache")
     owned += ref.hex() in ray.get(vault.holdings.remote("vaulted"))
     local += locations[ref]["node_ids"] == [node]

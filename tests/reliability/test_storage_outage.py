@@ -54,7 +54,7 @@ def test_a_tier_owes_refused_removals_and_does_them_once_it_can(tmp_path: Path) 
     assert tier.read(c) is not None and tier.read(c).value == "c"  # type: ignore[union-attr]
     assert entry_files(tmp_path) == {a.hex(), b.hex(), c.hex()}
     clock.now += RETRY_S
-    assert tier.settle()
+    assert tier.pay_owed()
     assert entry_files(tmp_path) == {c.hex()}
     again = StorageTier(storage, "owed", clock=clock)  # a restart finds them gone
     assert again.read(a) is None and again.read(b) is None
@@ -71,7 +71,7 @@ def test_a_clear_the_storage_refuses_is_owed_too(tmp_path: Path) -> None:
     with unreachable(tmp_path / "owed"):
         assert tier.clear() == 0
     assert all(tier.read(key) is None for key in keys)
-    assert tier.settle(now=True) and entry_files(tmp_path) == set()
+    assert tier.pay_owed(now=True) and entry_files(tmp_path) == set()
 
 
 def test_a_cache_never_reads_back_what_it_removed_during_an_outage(
@@ -81,7 +81,7 @@ def test_a_cache_never_reads_back_what_it_removed_during_an_outage(
     cache.put("tagged", "old", tags=["eu"])
     cache.put("deleted", "old")
     cache.put("kept", "kept")
-    run(cache.shard_client.broadcast("flush"))
+    run(cache.shard_client.flush())
     with unreachable(Path(storage) / cache_name):
         assert cache.delete("deleted")
         assert cache.invalidate_tag("eu") == 1
@@ -101,7 +101,7 @@ def test_a_newer_value_that_is_not_written_takes_the_older_file_with_it(
     settings = {"shards": 1, "capacity": "64MiB", "storage": storage, "storage_capacity": "1MiB"}
     cache = raycache.Cache(cache_name, **settings)  # type: ignore[arg-type]
     cache.put("k", "old")
-    run(cache.shard_client.broadcast("flush"))
+    run(cache.shard_client.flush())
     cache.put("k", np.zeros(200_000))  # 1.6 MB: beyond the storage budget, so not written
     cache.shutdown()
     cache = raycache.Cache(cache_name, **settings)  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ the temporary files of writers at work; those of writers that died go at every s
 After ``unhealthy_after`` failures in a row the tier reports itself unhealthy, so that
 the cache can warn once and carry on in memory. A removal the storage refused is owed
 (:mod:`~raycache.core.storage.pending`): reads treat the files it covers as misses, and
-the tier does it as soon as the storage answers again (:meth:`StorageTier.settle`).
+the tier does it as soon as the storage answers again (:meth:`StorageTier.pay_owed`).
 
 A tier may keep only the files of the digests that ``owns`` accepts: the shards of one
 cache share one folder, each counting and evicting its own keys' files within its share
@@ -144,7 +144,7 @@ class StorageTier:
 
     def recover(self) -> bool:
         """Try the storage again: list it, then do the removals owed; return whether both did."""
-        return self.scan() and self.settle(now=True)
+        return self.scan() and self.pay_owed(now=True)
 
     @property
     def healthy(self) -> bool:
@@ -183,7 +183,7 @@ class StorageTier:
         if self.capacity is not None and packed.nbytes > self.capacity:
             self._counters.count("skipped")
             return False
-        if not self.settle():
+        if not self.pay_owed():
             self._counters.fail("write_errors")  # a removal owed comes first, and failed again
             return False
         try:
@@ -214,7 +214,7 @@ class StorageTier:
         :class:`~raycache.core.storage.file_entry.FileEntry` its readers open themselves.
         """
         check_digest(digest)
-        self.settle()
+        self.pay_owed()
         if self._pending.hides(digest, ()):
             self._counters.count("misses")
             return None
@@ -304,7 +304,7 @@ class StorageTier:
         self._delete(self._ledger.over_budget(), "evictions")
         return listing
 
-    def settle(self, *, now: bool = False) -> bool:
+    def pay_owed(self, *, now: bool = False) -> bool:
         """Do the removals owed to the storage; return whether none is owed any more.
 
         Each one that fails again stays owed, and is tried again :data:`RETRY_S` later
