@@ -34,7 +34,7 @@ from raycache.actors.references import INLINE_LIMIT, StoredRef, reply_for, sent_
 from raycache.actors.resizing import Migration, Move
 from raycache.core import protocol
 from raycache.core.config import CacheConfig
-from raycache.core.hotkeys import Heat
+from raycache.core.heat import Heat
 from raycache.core.libraries import preload_in_background
 from raycache.core.migration import Parcel
 from raycache.core.protocol import Code, KeyRequest, LookupReply, WireReply, unpack_request

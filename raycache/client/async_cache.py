@@ -21,7 +21,7 @@ from raycache.client.batcher import GetBatcher
 from raycache.client.handle import CacheHandle, Connection, Settings, checked_attach
 from raycache.client.shard_client import ShardClient
 from raycache.client.steps import Steps, Wait, run_async
-from raycache.core.hotkeys import NearCache
+from raycache.core.near_cache import NearCache
 from raycache.core.protocol import Reply
 
 T = TypeVar("T")

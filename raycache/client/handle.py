@@ -29,8 +29,8 @@ from raycache.client.steps import Run, Steps, Wait
 from raycache.core import validation
 from raycache.core.config import CacheConfig
 from raycache.core.frames import warn_if_unpickled_on_hit
-from raycache.core.hotkeys import NearCache
 from raycache.core.keys import key_digest
+from raycache.core.near_cache import NearCache
 from raycache.core.protocol import Code, Reply
 from raycache.core.stats import totals
 from raycache.core.store import DEFAULT_POLICY

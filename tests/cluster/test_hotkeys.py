@@ -7,7 +7,8 @@ import time
 import pytest
 
 import raycache
-from raycache.core.hotkeys import Heat, NearCache
+from raycache.core.heat import Heat
+from raycache.core.near_cache import NearCache
 
 
 def test_heat_resets_every_second() -> None:

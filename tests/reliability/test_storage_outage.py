@@ -16,7 +16,7 @@ import raycache
 from raycache.client.steps import run
 from raycache.core.keys import key_digest
 from raycache.core.storage import StorageTier, parse_storage
-from raycache.core.storage.tier import RETRY_S
+from raycache.core.storage.pending import RETRY_S
 from tests.unit.test_storage_tier import Clock
 
 

@@ -6,7 +6,7 @@ the storage, keeps the byte count, and names the files to evict, in the order of
 policy, when the count goes over the budget. It is safe to use from several threads.
 
 >>> from raycache.core.policies import make_policy
->>> ledger = Ledger(make_policy("lru"), capacity=100)
+>>> ledger = Ledger(make_policy("lru"), Budget(whole=100))
 >>> ledger.remember(b"a", Known(60, None, ("eu",), None), cost=0.0)
 >>> ledger.remember(b"b", Known(60, None, (), None), cost=0.0)
 >>> ledger.over_budget(), ledger.total_bytes, ledger.tagged("eu")
@@ -72,17 +72,13 @@ class Budget:
 class Ledger:
     """The files of one tier by digest, their total bytes, and ``policy``'s order of them."""
 
-    def __init__(self, policy: Policy, capacity: int | None) -> None:
+    def __init__(self, policy: Policy, budget: Budget) -> None:
         self._policy = policy
-        self._capacity = capacity
+        self._budget = budget  # read at every check: its share and overhead change
         self._known: dict[bytes, Known] = {}
         self._nodes: dict[bytes, Entry] = {}  # what the policy orders: a node per file
         self._bytes = 0
         self._lock = threading.Lock()
-
-    def set_capacity(self, capacity: int | None) -> None:
-        """Change the budget; :meth:`over_budget` then names what no longer fits."""
-        self._capacity = capacity
 
     @property
     def total_bytes(self) -> int:
@@ -144,7 +140,8 @@ class Ledger:
         """Forget files in eviction order until the rest fit the budget; return them."""
         victims = []
         with self._lock:
-            while self._capacity is not None and self._bytes > self._capacity:
+            capacity = self._budget.capacity
+            while capacity is not None and self._bytes > capacity:
                 victim = self._policy.victim().key
                 assert isinstance(victim, bytes)
                 self._unaccount(victim)

@@ -21,6 +21,7 @@ False
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -36,12 +37,21 @@ class Removals(NamedTuple):
     clears: list[Owns | None]
 
 
-class PendingRemovals:
-    """The removals a tier owes its storage; safe to use from several threads."""
+RETRY_S = 10.0
+"""Seconds between attempts at the removals a refusing storage is owed."""
 
-    def __init__(self) -> None:
+
+class PendingRemovals:
+    """The removals a tier owes its storage; safe to use from several threads.
+
+    ``clock`` gives the seconds by which :meth:`due` spaces attempts :data:`RETRY_S` apart.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._owed = Removals(set(), set(), [])
         self._lock = threading.Lock()
+        self._clock = clock
+        self._retry_at = 0.0
 
     def __bool__(self) -> bool:
         owed = self._owed
@@ -79,8 +89,46 @@ class PendingRemovals:
         with self._lock:
             self._owed.digests.discard(digest)
 
-    def take(self) -> Removals:
-        """Return every removal owed, owing none: those that fail again are added back."""
+    def due(self, *, now: bool = False) -> Removals | None:
+        """Return every removal owed, owing none, if it is time to try them; else None.
+
+        It is time once :data:`RETRY_S` passed since the last attempt, or at once with
+        ``now``, so that an unreachable storage is not asked again at every read. The
+        caller adds back those that fail again.
+
+        >>> clock = iter([0.0, 1.0, 11.0]).__next__
+        >>> pending = PendingRemovals(clock)
+        >>> pending.add(digest=b"a")
+        >>> pending.due().digests, pending.add(digest=b"a"), pending.due(), pending.due()
+        ({b'a'}, None, None, Removals(digests={b'a'}, tags=set(), clears=[]))
+        """
         with self._lock:
+            moment = self._clock()
+            if not now and moment < self._retry_at:
+                return None
+            self._retry_at = moment + RETRY_S
             owed, self._owed = self._owed, Removals(set(), set(), [])
             return owed
+
+    def pay(
+        self,
+        delete: Callable[[bytes], object],
+        invalidate_tag: Callable[[str], object],
+        clear: Callable[..., object],
+        *,
+        now: bool = False,
+    ) -> bool:
+        """Do the removals owed, if :meth:`due`; return whether none is owed any more.
+
+        ``delete``, ``invalidate_tag`` and ``clear`` (which takes ``where=``) are the
+        tier's own, which owe again whatever fails again.
+        """
+        owed = self.due(now=now) if self else None
+        if owed is not None:
+            for digest in owed.digests:
+                delete(digest)
+            for tag in owed.tags:
+                invalidate_tag(tag)
+            for where in owed.clears:
+                clear(where=where)
+        return not self

@@ -23,10 +23,6 @@ the cache can warn once and carry on in memory. A removal the storage refused is
 (:mod:`~raycache.core.storage.pending`): reads treat the files it covers as misses, and
 the tier does it as soon as the storage answers again (:meth:`StorageTier.pay_owed`).
 
-A tier may keep only the files of the digests that ``owns`` accepts: the shards of one
-cache share one folder, each counting and evicting its own keys' files within its share
-of the budget, so that together they keep the folder within it.
-
 >>> import tempfile
 >>> from raycache.core.storage.location import parse_storage
 >>> tier = StorageTier(parse_storage(tempfile.mkdtemp()), "demo")
@@ -77,9 +73,6 @@ STORAGE_POLICIES = ("lru", "gdsf")
 UNHEALTHY_AFTER = 5
 """Storage failures in a row after which a tier reports itself unhealthy."""
 
-RETRY_S = 10.0
-"""Seconds between attempts at the removals a refusing storage is owed."""
-
 
 class StorageTier:
     """The files of cache ``name`` under ``storage``, kept within ``capacity`` bytes.
@@ -88,7 +81,9 @@ class StorageTier:
     ``"512MB"``, or ``"30%"`` of a local storage's volume); None means no budget.
     ``clock`` gives wall-clock seconds, against which ``expires_at`` is compared.
     ``owns``, if given, limits the files the tier counts and evicts to the digests it
-    accepts, within ``share`` of ``capacity``. Methods may be called from several threads.
+    accepts, within ``share`` of ``capacity``: the shards of one cache share one folder,
+    each keeping its own keys' files within its share of the budget, so that together
+    they keep the folder within it. Methods may be called from several threads.
     """
 
     def __init__(
@@ -109,12 +104,11 @@ class StorageTier:
         self._signer = None if storage.key is None else Signer(storage.key)
         self._budget = Budget(storage_budget(capacity, self._files.volume_bytes))
         chosen = make_policy(validation.choice(policy, STORAGE_POLICIES, "policy"))
-        self._ledger = Ledger(chosen, self._budget.capacity)
+        self._ledger = Ledger(chosen, self._budget)
         self.set_share(share)
         self._owns = owns
-        self._pending = PendingRemovals()
+        self._pending = PendingRemovals(clock)
         self._unread = False  # whether the last scan could not read some file's header
-        self._retry_at = 0.0
         self._clock = clock
         self._counters = Counters(
             unhealthy_after=validation.integer(unhealthy_after, "unhealthy_after", minimum=1)
@@ -128,7 +122,6 @@ class StorageTier:
     def set_share(self, share: float) -> None:
         """Keep the files within ``share`` (0 to 1) of the capacity from now on."""
         self._budget.share = share
-        self._ledger.set_capacity(self._budget.capacity)
 
     def owe(
         self, *, digest: bytes | None = None, tag: str | None = None, where: Owns | None = None
@@ -194,9 +187,8 @@ class StorageTier:
         self._counters.succeed()
         self._pending.written(digest)
         identity = written.identity
-        if written.folder > self._budget.overhead:  # the folder grew with its entries
-            self._budget.overhead = written.folder
-            self._ledger.set_capacity(self._budget.capacity)
+        # The folder may have grown with its entries.
+        self._budget.overhead = max(self._budget.overhead, written.folder)
         version = None if identity is None else identity[1:]  # (size, modified ns)
         known = Known(written.allocated, expires_at, tags, version, identity)
         self._ledger.remember(digest, known, cost)
@@ -280,9 +272,8 @@ class StorageTier:
     def scan(self) -> bool:
         """Learn the files as they are now, written by any process; then keep the budget.
 
-        Return whether the storage could be listed. A shard calls this as it starts (in
-        the background: on object storage it lists every file and reads the header of
-        each one it does not know yet). Temporary files of writers that died go.
+        Return whether the storage could be listed. On object storage it reads the header
+        of every file it does not know yet. Temporary files of writers that died go.
         """
         return self._scan() is not None
 
@@ -294,7 +285,6 @@ class StorageTier:
             return None
         self._counters.succeed()
         self._budget.overhead = listing.overhead
-        self._ledger.set_capacity(self._budget.capacity)
         surveyed = survey(self._files, self._name, listing, self._ledger.get, self._owns)
         self._unread = surveyed.unread
         self._delete(surveyed.corrupt, "corrupt")
@@ -307,23 +297,10 @@ class StorageTier:
     def pay_owed(self, *, now: bool = False) -> bool:
         """Do the removals owed to the storage; return whether none is owed any more.
 
-        Each one that fails again stays owed, and is tried again :data:`RETRY_S` later
-        at the earliest (at once with ``now``), so that an unreachable storage is not
-        asked again at every read.
+        Each one that fails again stays owed, and is tried again some seconds later (at
+        once with ``now``): see :meth:`~raycache.core.storage.pending.PendingRemovals.due`.
         """
-        if not self._pending:
-            return True
-        if not now and self._clock() < self._retry_at:
-            return False
-        owed = self._pending.take()
-        for digest in owed.digests:
-            self._delete([digest])
-        for tag in owed.tags:
-            self.invalidate_tag(tag)
-        for where in owed.clears:
-            self.clear(where=where)
-        self._retry_at = self._clock() + RETRY_S
-        return not self._pending
+        return self._pending.pay(self.delete, self.invalidate_tag, self.clear, now=now)
 
     def stats(self) -> StorageStats:
         """Return the counters and the current entries and bytes."""
