@@ -9,12 +9,11 @@ after a membership change) fetches the router's. On a resize the router also sen
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import ray
 
-from raycache.actors.custody import Custody
 from raycache.actors.resizing import Migration, Move
 from raycache.core import protocol
 from raycache.core.keys import key_point
@@ -33,13 +32,15 @@ class Placement:
         self,
         member: str,
         ring: Ring,
-        parts: tuple[Store, SingleFlight[ray.ObjectRef[Any]], Custody, Migration],
+        parts: tuple[Store, SingleFlight[ray.ObjectRef[Any]], Migration],
         counts: ShardCounters,
+        release_unheld: Callable[[], None],
     ) -> None:
         self._member = member
         self._ring = ring
-        self._store, self._flights, self._custody, self._migration = parts
+        self._store, self._flights, self._migration = parts
         self._counts = counts
+        self._release_unheld = release_unheld  # custody's: tell the vault what left
 
     @property
     def member(self) -> str:
@@ -81,17 +82,17 @@ class Placement:
         for key in moved:
             self._store.delete(key)
         self._store.resize(capacity)
-        self._custody.release_unheld()
+        self._release_unheld()
         return len(moved)
 
     def hand_over(self) -> list[Parcel]:
         """Give up a batch of the entries this shard no longer owns, for their new owners."""
         parcels = self._migration.give_batch(self.owns)
-        self._custody.release_unheld()  # the receiver holds a large value before this goes
+        self._release_unheld()  # the receiver holds a large value before this goes
         return parcels
 
     def give(self, digests: list[bytes]) -> list[Parcel]:
         """Give up the entries of ``digests`` that this shard holds but no longer owns."""
         parcels = self._migration.give(digests, self.owns)
-        self._custody.release_unheld()
+        self._release_unheld()
         return parcels

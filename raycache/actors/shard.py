@@ -61,8 +61,9 @@ class Shard:
         self._counts = ShardCounters()
         self._custody = Custody(cache, member, self._store, self._flights)
         self._migration = Migration(self._store, member, self._put, self._custody.take_large)
-        parts = (self._store, self._flights, self._custody, self._migration)
-        self._placement = Placement(member, ring, parts, self._counts)
+        parts = (self._store, self._flights, self._migration)
+        release = self._custody.release_unheld
+        self._placement = Placement(member, ring, parts, self._counts, release)
         self._computations = Computations(self._flights, self._custody, self._counts, self._put)
         join = self._computations.join
         self._leases = Leases(self._store, self._flights, self._counts, self._put, join)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from hypothesis import strategies as st
@@ -155,3 +156,19 @@ def test_no_election_while_a_refresh_is_in_flight() -> None:
     flights: SingleFlight[str] = SingleFlight(clock=lambda: 0.0)
     flights.start("k", str, ttl=None, tags=())
     assert not flights.elect("k", age=99, refresh_after=1)
+
+
+def test_waiting_out_a_flight_returns_its_outcome_once_it_ends() -> None:
+    flights: SingleFlight[str] = SingleFlight()
+    lease = flights.lease("k", ttl=None, tags=(), lease_s=60.0)
+    ender = threading.Timer(0.05, lambda: flights.finish("k", lease.token, "value"))
+    ender.start()
+    assert flights.wait_out(lease, timeout_s=60.0) == "value"
+
+
+def test_waiting_out_an_expired_lease_returns_at_once_with_nothing() -> None:
+    clock = Clock()
+    flights: SingleFlight[str] = SingleFlight(clock=clock)
+    lease = flights.lease("k", ttl=None, tags=(), lease_s=10.0)
+    clock.now = 10.0  # its holder stopped renewing
+    assert flights.wait_out(lease, timeout_s=60.0) is None
