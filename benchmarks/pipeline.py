@@ -13,7 +13,7 @@ import sys
 
 import raycache
 from benchmarks.report import Measurement, comparison, summarize
-from raycache.demo import STAGES, Dataset, Run, Stages, run_pipeline
+from raycache.demo import STAGES, Dataset, PipelinePass, Stages, run_pipeline
 
 ROWS = 12_000_000
 PARTITIONS = 12
@@ -45,9 +45,9 @@ def run(cache: raycache.Cache, *, quick: bool) -> Measurement:
     return _measurement(samples, rows)
 
 
-def _round(data: Dataset, plain: Stages, memoized: Stages, index: int) -> dict[str, Run]:
-    """Run plain and cold in alternating order, then warm; check all three agree."""
-    runs: dict[str, Run] = {}
+def _round(data: Dataset, plain: Stages, memoized: Stages, index: int) -> dict[str, PipelinePass]:
+    """PipelinePass plain and cold in alternating order, then warm; check all three agree."""
+    runs: dict[str, PipelinePass] = {}
     for name in (PLAIN, COLD) if index % 2 == 0 else (COLD, PLAIN):
         stages = memoized if name == COLD else plain
         runs[name] = _settled_run(data, stages, cold=name == COLD)
@@ -57,7 +57,7 @@ def _round(data: Dataset, plain: Stages, memoized: Stages, index: int) -> dict[s
     return runs
 
 
-def _settled_run(data: Dataset, stages: Stages, *, cold: bool) -> Run:
+def _settled_run(data: Dataset, stages: Stages, *, cold: bool) -> PipelinePass:
     # Ray keeps a separate pool of workers for the tasks that the cache's detached actors
     # submit, and stops idle workers beyond one per CPU: the first run after switching
     # between plain and memoized tasks starts workers. An untimed run first keeps that

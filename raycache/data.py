@@ -133,9 +133,9 @@ def _cached_class(cls: type, cache: Cache | str, ttl: float | None, version: Any
             self._instance: Any = None
             self._lock = threading.Lock()
             digest = xxhash.xxh3_128_digest(fingerprint + hash_value((args, kwargs)))
-            self._batches = CachedBatches(self._run, digest, cache, ttl)
+            self._batches = CachedBatches(self._apply, digest, cache, ttl)
 
-        def _run(self, batch: Any) -> Any:
+        def _apply(self, batch: Any) -> Any:
             with self._lock:
                 if self._instance is None:
                     args, kwargs = self._arguments

@@ -157,7 +157,7 @@ STAGE_FUNCTIONS = (load, clean, aggregate, merge, top_k)
 
 
 @dataclass
-class Run:
+class PipelinePass:
     """One pass of the pipeline: seconds per stage, and its answer."""
 
     seconds: dict[str, float]
@@ -169,8 +169,10 @@ class Run:
         return sum(self.seconds.values())
 
 
-def run_pipeline(data: Dataset, label: str, stages: Stages, *, progress: bool = True) -> Run:
-    """Run the five stages over ``data``, timing each, with a progress bar."""
+def run_pipeline(
+    data: Dataset, label: str, stages: Stages, *, progress: bool = True
+) -> PipelinePass:
+    """PipelinePass the five stages over ``data``, timing each, with a progress bar."""
     seconds: dict[str, float] = {}
     count = len(data.seeds)
     with tqdm(total=3 * count + 2, desc=f"{label:>7}", unit="task", disable=not progress) as bar:
@@ -186,7 +188,7 @@ def run_pipeline(data: Dataset, label: str, stages: Stages, *, progress: bool = 
         parts = stage("aggregate", lambda: [stages.aggregate.remote(c) for c in cleaned])
         (totals,) = stage("merge", lambda: [stages.merge.remote(*parts)])
         (best,) = stage("top_k", lambda: [stages.top_k.remote(totals)])
-    return Run(seconds, ray.get(best))
+    return PipelinePass(seconds, ray.get(best))
 
 
 def _stage(
@@ -213,7 +215,7 @@ def run_demo(
     storage: str | None = DEMO_STORAGE,
     report: str | None = None,
 ) -> None:
-    """Run the pipeline cold, warm, restarted and after a change; print timings and stats.
+    """PipelinePass the pipeline cold, warm, restarted and after a change; print timings and stats.
 
     Without ``storage`` the cache lives in memory only, and there is no restart. With
     ``report``, each pass's seconds per stage and the answer are also written there as
@@ -272,7 +274,9 @@ def _restarted(cache: Cache, storage: str, *, embedded: bool) -> Cache:
     return Cache(DEMO_CACHE, capacity="2GiB", storage=storage)
 
 
-def _print_timings(cold: Run, warm: Run, restart: Run | None, changed: Run) -> None:
+def _print_timings(
+    cold: PipelinePass, warm: PipelinePass, restart: PipelinePass | None, changed: PipelinePass
+) -> None:
     later = {"restart": restart, "changed": changed}
     shown = {label: run for label, run in later.items() if run is not None}
     print(f"{'stage':>10} {'cold':>10} {'warm':>10} {'speedup':>9}", *(f"{x:>10}" for x in shown))
@@ -283,11 +287,11 @@ def _print_timings(cold: Run, warm: Run, restart: Run | None, changed: Run) -> N
     print()
 
 
-def _seconds(run: Run, stage: str) -> float:
+def _seconds(run: PipelinePass, stage: str) -> float:
     return run.total if stage == "total" else run.seconds[stage]
 
 
-def _write_report(path: str, runs: dict[str, Run | None]) -> None:
+def _write_report(path: str, runs: dict[str, PipelinePass | None]) -> None:
     passes = {label: run.seconds for label, run in runs.items() if run is not None}
     answer = runs["cold"].answer.to_csv() if runs["cold"] is not None else ""
     with open(path, "w") as file:
@@ -304,7 +308,7 @@ def _print_stats(stats: dict[str, Any]) -> None:
     )
 
 
-def _plot(cold: Run, warm: Run, path: str) -> None:
+def _plot(cold: PipelinePass, warm: PipelinePass, path: str) -> None:
     try:
         import matplotlib
 

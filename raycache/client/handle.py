@@ -25,7 +25,7 @@ from raycache.actors.router import Snapshot
 from raycache.client import connect
 from raycache.client.loader import load_here
 from raycache.client.shard_client import ABSENT, ShardClient
-from raycache.client.steps import Run, Steps, Wait
+from raycache.client.steps import Invoke, Steps, Wait
 from raycache.core import validation
 from raycache.core.config import CacheConfig
 from raycache.core.frames import warn_if_unpickled_on_hit
@@ -265,7 +265,7 @@ class CacheHandle(ABC):
     def _shutdown(self) -> Steps[None]:
         yield from self._flush()  # writes to storage land before shards stop
         # Through the registry, which stops the shards even if the router is gone.
-        yield Run(registry.remove, (self._name,))
+        yield Invoke(registry.remove, (self._name,))
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as the name, router and ring snapshot, so tasks attach with no calls."""

@@ -36,7 +36,7 @@ from raycache.actors.handles import call_remote
 from raycache.actors.references import ship
 from raycache.actors.shard import Shard
 from raycache.client.shard_client import ABSENT, ShardClient
-from raycache.client.steps import Run, Steps, Wait
+from raycache.client.steps import Invoke, Steps, Wait
 from raycache.core.protocol import Code, pack_key_request
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def load_here(
 def _run_loader(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Steps[Any]:
-    """Run ``fn`` on the values of ObjectRefs passed as top-level arguments, as a task would."""
+    """Invoke ``fn`` on the values of ObjectRefs passed as top-level arguments, as a task would."""
     named = list(kwargs.items())
     arguments = [*args, *(value for _, value in named)]
     places = [i for i, argument in enumerate(arguments) if isinstance(argument, ray.ObjectRef)]
@@ -110,7 +110,7 @@ def _run_loader(
         for i, value in zip(places, values, strict=True):
             arguments[i] = value
     resolved = dict(zip((name for name, _ in named), arguments[len(args) :], strict=True))
-    return (yield Run(fn, tuple(arguments[: len(args)]), resolved))
+    return (yield Invoke(fn, tuple(arguments[: len(args)]), resolved))
 
 
 def _compute(
@@ -121,7 +121,7 @@ def _compute(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Steps[Any]:
-    """Run ``fn`` under lease ``token``, then hand the value, or the error, to the shard."""
+    """Invoke ``fn`` under lease ``token``, then hand the value, or the error, to the shard."""
     shard = client.shard_of(digest)
     request = pack_key_request(client.snapshot.ring.epoch, digest)
     renewal = _Renewal(shard, request, token)

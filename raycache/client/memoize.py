@@ -36,7 +36,7 @@ from raycache.client import connect
 from raycache.client.cache import Cache
 from raycache.client.lineage import LINEAGE
 from raycache.client.loader import load_here
-from raycache.client.steps import Run, Steps, run, run_async
+from raycache.client.steps import Invoke, Steps, run, run_async
 from raycache.core import validation
 from raycache.core.fingerprint import (
     bind_arguments,
@@ -254,7 +254,7 @@ class _Memoized:
         key = self._key(args, kwargs)
         cache = self._usable_cache()
         if cache is None:
-            return (yield Run(self._fn, args, kwargs))
+            return (yield Invoke(self._fn, args, kwargs))
         client = cache.shard_client
         if self._settings.run_on == "cluster":
             reply = yield from self._load(key, self._job, args, kwargs)

@@ -31,7 +31,7 @@ from raycache.actors.handles import call_remote
 from raycache.actors.router import Router, Shards, Snapshot, find_router
 from raycache.actors.shard import Shard
 from raycache.client.health import ShardHealth, default_timeout
-from raycache.client.steps import Run, Steps, Wait
+from raycache.client.steps import Invoke, Steps, Wait
 from raycache.core.config import CacheConfig
 from raycache.core.keys import DIGEST_SIZE, key_point, key_points
 from raycache.core.protocol import (
@@ -120,7 +120,7 @@ class Routing:
                 (answer,) = yield Wait([ask(self.router)])
                 return answer  # type: ignore[no-any-return]
             except RayActorError:
-                router = yield Run(find_router, (self.name,))
+                router = yield Invoke(find_router, (self.name,))
                 if router is None:
                     break
                 self.router = router

@@ -29,7 +29,7 @@ from raycache.actors.compute import Call, Job
 from raycache.actors.handles import call_remote
 from raycache.actors.shard import Shard
 from raycache.client.routing import Group, GroupSend, Ref, Routing, Send, T
-from raycache.client.steps import Run, Steps, Wait
+from raycache.client.steps import Invoke, Steps, Wait
 from raycache.core.protocol import (
     REFERENCES,
     Code,
@@ -206,7 +206,7 @@ class ShardClient(Routing):
         """
         value = yield from self.value(digest, reply)
         if value is ABSENT:
-            value = yield Run(fn, args, kwargs)
+            value = yield Invoke(fn, args, kwargs)
         computed: T = value
         return computed
 

@@ -1,7 +1,7 @@
 """The steps of a client operation, and the two ways to take them: blocking, or awaited.
 
 Every client operation (a get, a fan-out, a lease) is written once, as a generator of
-*steps*: it yields a :class:`Wait` for Ray objects, or a :class:`Run` of the caller's
+*steps*: it yields a :class:`Wait` for Ray objects, or an :class:`Invoke` of the caller's
 function, and receives the outcome back (or has the error raised at the yield). The
 operation decides; the driver only waits. :func:`run` takes the steps with ``ray.get``,
 blocking its thread, for :class:`~raycache.Cache`; :func:`run_async` awaits them, never
@@ -9,7 +9,7 @@ blocking the event loop, for :class:`~raycache.AsyncCache`. So both handles shar
 decision, retry and fault rule, and differ only in how they wait.
 
 >>> def double(x):
-...     y = yield Run(lambda v: v * 2, (x,), {})
+...     y = yield Invoke(lambda v: v * 2, (x,), {})
 ...     return y
 >>> run(double(21))
 42
@@ -43,8 +43,8 @@ class Wait:
 
 
 @dataclass(frozen=True)
-class Run:
-    """Run the caller's function here; the outcome is its value.
+class Invoke:
+    """Invoke the caller's function here; the outcome is its value.
 
     A coroutine function's result is awaited by :func:`run_async`; :func:`run` refuses one,
     rather than return (and cache) a coroutine object.
@@ -55,7 +55,7 @@ class Run:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-Step = Wait | Run
+Step = Wait | Invoke
 Steps = Generator[Step, Any, T]
 """An operation: it yields steps and returns its result."""
 
@@ -93,7 +93,7 @@ async def _drive(steps: Steps[T], take: Callable[[Step], Any]) -> T:
 
 
 async def _blocking(step: Step) -> Any:
-    if isinstance(step, Run):
+    if isinstance(step, Invoke):
         value = step.fn(*step.args, **step.kwargs)
         if inspect.isawaitable(value):
             if inspect.iscoroutine(value):
@@ -109,7 +109,7 @@ async def _blocking(step: Step) -> Any:
 
 
 async def _awaited(step: Step) -> Any:
-    if isinstance(step, Run):
+    if isinstance(step, Invoke):
         value = step.fn(*step.args, **step.kwargs)
         return await value if inspect.isawaitable(value) else value
     futures = [_future(ref) for ref in step.refs]
