@@ -20,6 +20,7 @@ from ray.cluster_utils import Cluster
 
 import raycache
 from benchmarks.report import markdown_table
+from benchmarks.results import record
 from tests.helpers.chaos import (
     Outcome,
     driver_killed,
@@ -125,8 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         ray.shutdown()
         cluster.shutdown()
-    print(render(outcomes, usage))
-    print(f"\n({time.perf_counter() - started:.0f} s on a 3-node local cluster)")
+    table = render(outcomes, usage)
+    table += f"\n\n({time.perf_counter() - started:.0f} s on a 3-node local cluster)"
+    print(table)
+    command = f"python -m benchmarks.reliability --operations {args.operations}"
+    print(f"recorded in {record('Reliability under faults', command, table)}")
     failed = any(o.tally.exceptions or o.tally.wrong for o in outcomes)
     return 1 if failed or usage[2] > usage[0] else 0
 

@@ -4,12 +4,18 @@ Every run writes ``RESULTS.md`` and ``plots/*.png`` into its output folder. A fu
 from a source checkout also writes them into the ``benchmarks`` folder itself, where they
 are committed: ``benchmarks/RESULTS.md`` and ``benchmarks/plots/``. A ``--quick`` run
 leaves that copy alone, as its few samples are not figures to publish.
+
+Benchmarks too long for ``make bench`` (the fault scenarios, the write-cost variants) run
+on their own and :func:`record` their table under :data:`STANDALONE`, at the end of the
+same file, which a ``make bench`` run keeps as it was. ``RESULTS.md`` is so the one place
+any figure is written down; the documentation links to it and retypes none.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +25,8 @@ from benchmarks.report import Chart, Measurement, Row, fmt_ratio, markdown_table
 SOURCE_DIR = Path(__file__).resolve().parent
 PLOTS = "plots"
 RESULTS = "RESULTS.md"
+STANDALONE = "## Standalone runs"
+"""The heading above the tables of benchmarks that run on their own; see :func:`record`."""
 MACHINE_FACTS = {
     "cpus": "cpus",
     "memory_gb": "memory (GB)",
@@ -46,9 +54,44 @@ def publish(
     written = []
     for folder in folders:
         written += [draw(chart, folder / PLOTS / chart.filename) for chart in charts]
-        (folder / RESULTS).write_text(text, encoding="utf-8")
+        kept = _standalone(folder / RESULTS)
+        (folder / RESULTS).write_text(text + kept, encoding="utf-8")
         written.append(folder / RESULTS)
     return written
+
+
+def record(title: str, command: str, table: str, path: Path | None = None) -> Path:
+    """Put a standalone benchmark's ``table`` in ``RESULTS.md``, replacing its older one.
+
+    It goes under ``### title`` in :data:`STANDALONE`, with the ``command`` that made it
+    and the date. Return the file written.
+    """
+    path = path or SOURCE_DIR / RESULTS
+    text = path.read_text(encoding="utf-8") if path.is_file() else "# raycache benchmark results\n"
+    main, _, standalone = text.partition(f"\n{STANDALONE}\n")
+    sections = _sections(standalone)
+    day = datetime.now(timezone.utc).date().isoformat()
+    sections[title] = f"Run on {day} (UTC) with `{command}`.\n\n{table.strip()}\n"
+    body = "".join(f"\n### {name}\n\n{section}" for name, section in sections.items())
+    path.write_text(f"{main.rstrip()}\n\n{STANDALONE}\n{body}", encoding="utf-8")
+    return path
+
+
+def _standalone(path: Path) -> str:
+    """Return the standalone part of the ``RESULTS.md`` at ``path``, heading first, or ''."""
+    if not path.is_file():
+        return ""
+    _, found, standalone = path.read_text(encoding="utf-8").partition(f"\n{STANDALONE}\n")
+    return f"\n{STANDALONE}\n{standalone}" if found else ""
+
+
+def _sections(standalone: str) -> dict[str, str]:
+    """Return the ``### title`` sections of a standalone part, by title, in order."""
+    sections: dict[str, str] = {}
+    for chunk in standalone.split("\n### ")[1:]:
+        title, _, body = chunk.partition("\n")
+        sections[title.strip()] = body.lstrip("\n")
+    return sections
 
 
 def draw(chart: Chart, path: Path) -> Path:

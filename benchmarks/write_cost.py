@@ -27,6 +27,7 @@ from pathlib import Path
 
 from benchmarks.durable_demo import PARTITIONS, QUICK_PARTITIONS, QUICK_ROWS, ROWS
 from benchmarks.report import Summary, comparison, summarize, summary_table
+from benchmarks.results import record
 
 VARIANTS = ("off", "on", "no_writes", "held", "fsync")
 
@@ -132,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         comparison(f"demo cold pass: {label}", timed[variant], timed["off"], "no storage")
         for variant, label in labels.items()
     ]
-    print(summary_table(rows_))
+    table = summary_table(rows_)
+    print(table)
+    if not args.quick:
+        command = f"python -m benchmarks.write_cost --rounds {args.rounds}"
+        print(f"recorded in {record('Cost of storage writes in the cold pass', command, table)}")
     return 0
 
 
