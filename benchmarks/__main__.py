@@ -18,25 +18,29 @@ from typing import Any
 import ray
 
 import raycache
-from benchmarks import (
+from benchmarks.cluster import (
     async_throughput,
     data_pipeline,
     durable_demo,
-    hashing,
     hotkeys,
     large_values,
     latency,
     memoize,
     pipeline,
-    policies,
-    ring_scale,
     storage,
-    store_scale,
     throughput,
 )
-from benchmarks.report import Measurement, distribution_table, markdown_table, summary_table
-from benchmarks.results import memory_gb, publish
-from benchmarks.servers import binary_version
+from benchmarks.harness.servers import binary_version
+from benchmarks.output.report import Measurement, distribution_table, markdown_table, summary_table
+from benchmarks.output.results import memory_gb, publish
+from benchmarks.pure import (
+    hashing,
+    ring_scale,
+    store_scale,
+)
+from benchmarks.simulator import (
+    policies,
+)
 
 MODULES: dict[str, Callable[..., Measurement]] = {
     "latency": latency.run,

@@ -4,7 +4,7 @@ Niceness gives a background thread only the CPU time that computations leave idl
 not the memory bandwidth, the caches, nor the kernel's own work on its behalf (filling
 fresh pages, writing them back). Writing a pipeline's results to storage while it ran
 cost its cold pass 17% at niceness 19, where holding the same writes back until the pass
-was over cost nothing (``python -m benchmarks.write_cost``). So the storage writer waits,
+was over cost nothing (``python -m benchmarks.cluster.write_cost``). So the storage writer waits,
 before each write, until the machine has a core to spare; or until the write has waited
 ``max_wait_s``, so that a machine never idle still gets its files; or until a caller
 waits on it (a flush, or a removal queued behind it).

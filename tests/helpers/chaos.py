@@ -1,6 +1,6 @@
 """Reliability scenarios: the workload under injected faults, with what every client saw.
 
-The tests assert on these outcomes; ``python -m benchmarks.reliability`` prints them.
+The tests assert on these outcomes; ``python -m benchmarks.cluster.reliability`` prints them.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each key ever holds one value, ``truth(index)``, whichever way it got there (``put``,
 ``put_many``, ``get_or_compute`` or a memoized call), so any value a client reads back
-can be verified on the spot. The reliability tests and ``python -m benchmarks.reliability``
+can be verified on the spot. The reliability tests and ``python -m benchmarks.cluster.reliability``
 both drive the cache with this module.
 """
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks.belady import belady_hits, next_uses
-from benchmarks.policies import hit_ratio
-from benchmarks.traces import Trace, standard_traces, zipf
+from benchmarks.simulator.belady import belady_hits, next_uses
+from benchmarks.simulator.policies import hit_ratio
+from benchmarks.simulator.traces import Trace, standard_traces, zipf
 from raycache.core.store import POLICIES
 
 KEYS = st.lists(st.integers(0, 4), min_size=1, max_size=10)

@@ -494,7 +494,7 @@ def test_pandas_scalars() -> None:
 
 
 def test_large_frame_hashes_every_byte() -> None:
-    # The throughput path, checked for correctness only; speed is in benchmarks/hashing.py.
+    # The throughput path, checked for correctness only; speed is in benchmarks/pure/hashing.py.
     rows = 500_000
     frame = pd.DataFrame({
         "i": np.arange(rows, dtype=np.int64),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import libcachesim_replay
-from benchmarks.policies import capacity_for, compare, hit_ratio
-from benchmarks.traces import Trace, epochs_with_one_hit_wonders, varied_sizes, zipf
+from benchmarks.simulator import libcachesim_replay
+from benchmarks.simulator.policies import capacity_for, compare, hit_ratio
+from benchmarks.simulator.traces import Trace, epochs_with_one_hit_wonders, varied_sizes, zipf
 
 pytest.importorskip("libcachesim")
 

@@ -11,7 +11,7 @@ checksum that follow it), the meta, its padding and the payload: every byte of t
 that decoding reads. BLAKE3 is a cryptographic hash that hashes several GB/s on one
 core, and spreads a large payload over every core, so a signed 200 MB restart hit costs
 tens of milliseconds, where HMAC-SHA256 would cost over a hundred (see
-``benchmarks/storage.py``). The key a user gives (any length from
+``benchmarks/cluster/storage.py``). The key a user gives (any length from
 :data:`MIN_KEY_BYTES`) is stretched into BLAKE3's 32-byte key with its key derivation
 mode, under a context string of raycache's own, so the same secret used elsewhere gives
 an unrelated key.

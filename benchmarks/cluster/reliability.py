@@ -1,4 +1,4 @@
-"""The reliability table: ``python -m benchmarks.reliability [--operations N]``.
+"""The reliability table: ``python -m benchmarks.cluster.reliability [--operations N]``.
 
 Starts a three-node cluster on this machine, runs the checked workload of the reliability
 tests under each fault in turn (shards killed, the router killed, resizes under load,
@@ -19,8 +19,8 @@ import ray
 from ray.cluster_utils import Cluster
 
 import raycache
-from benchmarks.report import markdown_table
-from benchmarks.results import record
+from benchmarks.output.report import markdown_table
+from benchmarks.output.results import record
 from tests.helpers.chaos import (
     Outcome,
     driver_killed,
@@ -36,7 +36,9 @@ NODE: dict[str, Any] = {"num_cpus": 1, "object_store_memory": 300 * 2**20}
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.reliability", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.cluster.reliability", description=__doc__
+    )
     parser.add_argument("--operations", type=int, default=10_000, help="per fault scenario")
     return parser.parse_args(argv)
 
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     table = render(outcomes, usage)
     table += f"\n\n({time.perf_counter() - started:.0f} s on a 3-node local cluster)"
     print(table)
-    command = f"python -m benchmarks.reliability --operations {args.operations}"
+    command = f"python -m benchmarks.cluster.reliability --operations {args.operations}"
     print(f"recorded in {record('Reliability under faults', command, table)}")
     failed = any(o.tally.exceptions or o.tally.wrong for o in outcomes)
     return 1 if failed or usage[2] > usage[0] else 0

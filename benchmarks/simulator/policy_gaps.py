@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from benchmarks.libcachesim_replay import PREFIX
-from benchmarks.report import markdown_table
+from benchmarks.output.report import markdown_table
+from benchmarks.simulator.libcachesim_replay import PREFIX
 
 Grid = dict[str, dict[float, dict[str, float]]]
 """Hit ratio by trace name, then cache size (share of the footprint), then column."""

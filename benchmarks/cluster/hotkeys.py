@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import raycache
-from benchmarks.report import Measurement, Row, fmt_seconds, interleave, round_ratios, summarize
+from benchmarks.output.report import (
+    Measurement,
+    Row,
+    fmt_seconds,
+    interleave,
+    round_ratios,
+    summarize,
+)
 
 NEAR_TTL = 1.0
 OURS = "hot key: near cache"

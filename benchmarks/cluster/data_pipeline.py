@@ -22,7 +22,7 @@ import numpy as np
 import ray
 
 import raycache
-from benchmarks.report import (
+from benchmarks.output.report import (
     Measurement,
     comparison,
     fmt_seconds,
@@ -146,7 +146,7 @@ def _measurement(
 
 def main(argv: list[str] | None = None) -> int:
     """Run this benchmark alone on a private local Ray and print its table."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.data_pipeline")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cluster.data_pipeline")
     parser.add_argument("--quick", action="store_true", help="a short run")
     args = parser.parse_args(argv)
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")

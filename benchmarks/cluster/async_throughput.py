@@ -1,6 +1,6 @@
 """Many gets in flight from one process: ``AsyncCache`` against a loop of ``Cache.get`` and raw Ray.
 
-``python -m benchmarks.async_throughput [--quick]``. Each sample is one burst of 256
+``python -m benchmarks.cluster.async_throughput [--quick]``. Each sample is one burst of 256
 concurrent small gets from one event loop, timed until the last answer; the report gives
 gets per second at the p50 burst. The baselines: the blocking ``Cache.get`` called 256
 times in a row (what a coroutine can do with it), and a trivial async actor holding the
@@ -22,7 +22,7 @@ from typing import Any
 import ray
 
 import raycache
-from benchmarks.report import (
+from benchmarks.output.report import (
     Measurement,
     Row,
     Summary,
@@ -158,7 +158,7 @@ def _measurement(
 
 def main(argv: list[str] | None = None) -> int:
     """Run on a fresh local Ray, on a cache of its own, and print the table."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.async_throughput")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cluster.async_throughput")
     parser.add_argument("--quick", action="store_true", help="a short run")
     args = parser.parse_args(argv)
     started = time.perf_counter()

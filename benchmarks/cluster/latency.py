@@ -13,8 +13,8 @@ from typing import Any
 import ray
 
 import raycache
-from benchmarks.baselines import BASELINES, Baseline, Store, running_stores
-from benchmarks.report import (
+from benchmarks.harness.baselines import BASELINES, Baseline, Store, running_stores
+from benchmarks.output.report import (
     Measurement,
     Row,
     Summary,

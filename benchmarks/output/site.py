@@ -13,7 +13,7 @@ from typing import Any
 
 from mkdocs.structure.files import File, Files
 
-PLOTS = Path(__file__).resolve().parent / "plots"
+PLOTS = Path(__file__).resolve().parent.parent / "plots"
 
 
 def on_files(files: Files, config: Any) -> Files:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 import raycache
-from benchmarks.report import Measurement, comparison, summarize
+from benchmarks.output.report import Measurement, comparison, summarize
 from raycache.demo import STAGES, Dataset, PipelinePass, Stages, run_pipeline
 
 ROWS = 12_000_000

@@ -19,10 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks.plots import line_chart
-from benchmarks.report import Chart, Measurement, Row, fmt_ratio, markdown_table, verdict
+from benchmarks.output.plots import line_chart
+from benchmarks.output.report import Chart, Measurement, Row, fmt_ratio, markdown_table, verdict
 
-SOURCE_DIR = Path(__file__).resolve().parent
+SOURCE_DIR = Path(__file__).resolve().parent.parent
 PLOTS = "plots"
 RESULTS = "RESULTS.md"
 STANDALONE = "## Standalone runs"

@@ -18,7 +18,7 @@ import heapq
 
 import numpy as np
 
-from benchmarks.traces import IntArray, Trace
+from benchmarks.simulator.traces import IntArray, Trace
 
 
 def next_uses(keys: IntArray) -> IntArray:

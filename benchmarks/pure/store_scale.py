@@ -8,7 +8,7 @@ that are held (hits) and keys that are not (misses), half each. Memory is the gr
 ``n``; the keys are made before the measurement starts, so their own bytes (65 each)
 are not counted -- the figure is the store's and the policy's metadata per entry.
 
-Run alone with ``python -m benchmarks.store_scale [--quick]``; no Ray is needed.
+Run alone with ``python -m benchmarks.pure.store_scale [--quick]``; no Ray is needed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import tracemalloc
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks.report import Measurement, Row, markdown_table, summary_table, verdict
+from benchmarks.output.report import Measurement, Row, markdown_table, summary_table, verdict
 from raycache.core.store import DEFAULT_POLICY, POLICIES, Store
 
 KEY_BYTES = 16
@@ -148,7 +148,9 @@ def run(cache: object, *, quick: bool) -> Measurement:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Print the headline rows and the table of every policy."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.store_scale", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.pure.store_scale", description=__doc__
+    )
     parser.add_argument("--quick", action="store_true", help="smaller stores, 200k entries")
     result = run(None, quick=parser.parse_args(argv).quick)
     print(summary_table(result.rows), *result.raw["sections"], sep="\n\n")

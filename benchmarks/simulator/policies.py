@@ -4,21 +4,21 @@ Each trace is replayed cache-aside (a miss puts the key) through a real
 :class:`raycache.core.store.Store` with each policy, at cache sizes that are a share of the
 trace's footprint (the total size of its distinct keys). No Ray is needed. The same
 requests, at the same byte capacities, go through libCacheSim's published LRU, ARC, LIRS,
-S3-FIFO, SIEVE and W-TinyLFU (:mod:`benchmarks.libcachesim_replay`). Hit ratios count
+S3-FIFO, SIEVE and W-TinyLFU (:mod:`benchmarks.simulator.libcachesim_replay`). Hit ratios count
 every request, first ones included, for every policy and Bélády alike. The varied-size
 trace's Bélády figure is a size-oblivious reference, not an optimum (see
-:mod:`benchmarks.belady`).
+:mod:`benchmarks.simulator.belady`).
 
 The default policy must match LRU or beat it, and come within 0.01 of the best
 libCacheSim policy, on every trace at every size. Policies are read from
 :data:`raycache.core.store.POLICIES` and :data:`~raycache.core.store.DEFAULT_POLICY` at
 run time. To tune a policy, :func:`compare` measures one against libCacheSim quickly::
 
-    from benchmarks.policies import compare
-    from benchmarks.policy_gaps import gap_table
+    from benchmarks.simulator.policies import compare
+    from benchmarks.simulator.policy_gaps import gap_table
     print(gap_table(compare("adaptive")))
 
-Run alone with ``python -m benchmarks.policies [--quick] [--out DIR] [--policy NAME]``;
+Run alone with ``python -m benchmarks.simulator.policies [--quick] [--out DIR] [--policy NAME]``;
 ``make bench`` refreshes the committed charts in ``benchmarks/plots``.
 """
 
@@ -33,10 +33,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from benchmarks import libcachesim_replay
-from benchmarks.belady import belady_hit_ratio
-from benchmarks.policy_gaps import GAP_TOLERANCE, Gap, Grid, gap_table, gaps, worst, worst_by_trace
-from benchmarks.report import (
+from benchmarks.output.report import (
     SKIPPED,
     Chart,
     Measurement,
@@ -45,8 +42,19 @@ from benchmarks.report import (
     summary_table,
     verdict,
 )
-from benchmarks.results import draw
-from benchmarks.traces import Trace, standard_traces
+from benchmarks.output.results import draw
+from benchmarks.simulator import libcachesim_replay
+from benchmarks.simulator.belady import belady_hit_ratio
+from benchmarks.simulator.policy_gaps import (
+    GAP_TOLERANCE,
+    Gap,
+    Grid,
+    gap_table,
+    gaps,
+    worst,
+    worst_by_trace,
+)
+from benchmarks.simulator.traces import Trace, standard_traces
 from raycache.core import store
 
 BELADY = "bélády"
@@ -291,7 +299,9 @@ def run(cache: object, *, quick: bool) -> Measurement:
 
 def main() -> None:
     """Print the headline rows and the full grid, or with ``--policy`` one policy's gaps."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.policies", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.simulator.policies", description=__doc__
+    )
     parser.add_argument("--quick", action="store_true", help="shorter traces, fewer sizes")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for the PNG charts")
     parser.add_argument("--policy", help="only compare this policy with libCacheSim")

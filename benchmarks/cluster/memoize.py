@@ -7,7 +7,7 @@ from typing import Any
 import ray
 
 import raycache
-from benchmarks.report import (
+from benchmarks.output.report import (
     Measurement,
     comparison,
     interleave,

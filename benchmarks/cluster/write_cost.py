@@ -1,7 +1,7 @@
 """Where the durable tier's cost to a cold pass comes from: the demo, with writes varied.
 
-``python -m benchmarks.write_cost [--quick] [--rounds N]`` runs the demo's cold pass
-(each run a new process with a Ray of its own, as ``benchmarks.durable_demo`` does) with:
+``python -m benchmarks.cluster.write_cost [--quick] [--rounds N]`` runs the demo's cold pass
+(each run a new process with a Ray of its own, as ``benchmarks.cluster.durable_demo`` does) with:
 
 - no storage;
 - storage, as shipped;
@@ -25,9 +25,9 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from benchmarks.durable_demo import PARTITIONS, QUICK_PARTITIONS, QUICK_ROWS, ROWS
-from benchmarks.report import Summary, comparison, summarize, summary_table
-from benchmarks.results import record
+from benchmarks.cluster.durable_demo import PARTITIONS, QUICK_PARTITIONS, QUICK_ROWS, ROWS
+from benchmarks.output.report import Summary, comparison, summarize, summary_table
+from benchmarks.output.results import record
 
 VARIANTS = ("off", "on", "no_writes", "held", "fsync")
 
@@ -117,7 +117,9 @@ def measure(rows: int, partitions: int, rounds: int) -> dict[str, Summary]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the variants and print each one's cold pass against the pass without storage."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.write_cost", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.cluster.write_cost", description=__doc__
+    )
     parser.add_argument("--quick", action="store_true", help="3 M trips")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     table = summary_table(rows_)
     print(table)
     if not args.quick:
-        command = f"python -m benchmarks.write_cost --rounds {args.rounds}"
+        command = f"python -m benchmarks.cluster.write_cost --rounds {args.rounds}"
         print(f"recorded in {record('Cost of storage writes in the cold pass', command, table)}")
     return 0
 

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Protocol, cast
 
-from benchmarks.servers import Server, ServerUnavailable, memcached_server, redis_server
+from benchmarks.harness.servers import Server, ServerUnavailable, memcached_server, redis_server
 
 REDIS = "Redis"
 MEMCACHED = "memcached"

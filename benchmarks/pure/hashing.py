@@ -7,7 +7,7 @@ categorical column instead) and ``numeric`` (numeric columns only). Baselines:
 ``pd.util.hash_pandas_object`` with its uint64 output hashed by xxh3. ``xxh3 ceiling``
 is xxh3-128 over the numeric columns' buffers alone, the most any hasher could reach.
 
-Run alone with ``python -m benchmarks.hashing [--quick]``; no Ray is needed.
+Run alone with ``python -m benchmarks.pure.hashing [--quick]``; no Ray is needed.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import xxhash
 
-from benchmarks.report import Measurement, Row, fmt_seconds, verdict
+from benchmarks.output.report import Measurement, Row, fmt_seconds, verdict
 from raycache.core.hashing import hash_value
 
 FRAME_BYTES = 200 * 10**6
@@ -147,7 +147,7 @@ def measure(cache: object, *, quick: bool) -> Measurement:
 
 def main() -> None:
     """Print the results as a small table and as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.hashing", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.pure.hashing", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     results = run(quick=parser.parse_args().quick)
     for kind, row in results["frames"].items():

@@ -21,9 +21,16 @@ import pyarrow as pa
 import ray
 
 import raycache
-from benchmarks.baselines import BASELINES, MEMCACHED, REDIS, Baseline, Store, running_stores
-from benchmarks.datasets import make_mixed_frame, make_table
-from benchmarks.report import (
+from benchmarks.harness.baselines import (
+    BASELINES,
+    MEMCACHED,
+    REDIS,
+    Baseline,
+    Store,
+    running_stores,
+)
+from benchmarks.harness.datasets import make_mixed_frame, make_table
+from benchmarks.output.report import (
     Chart,
     Measurement,
     Row,

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.traces import Trace
+from benchmarks.simulator.traces import Trace
 
 PREFIX = "lcs "
 POLICY_NAMES = ("LRU", "ARC", "LIRS", "S3FIFO", "Sieve", "WTinyLFU")

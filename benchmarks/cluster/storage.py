@@ -1,6 +1,6 @@
 """Reading a large DataFrame back from the durable tier, against joblib.Memory and Parquet.
 
-``python -m benchmarks.storage [--quick]`` writes one mixed-dtype DataFrame (~200 MB;
+``python -m benchmarks.cluster.storage [--quick]`` writes one mixed-dtype DataFrame (~200 MB;
 ~20 MB with ``--quick``) to a ``StorageTier`` in a temporary directory, to a
 ``joblib.Memory`` cache and to a Parquet file, then times reads back, p50 over a few runs
 with every file in the page cache:
@@ -14,7 +14,7 @@ with every file in the page cache:
 Targets: at least 10x faster than joblib.Memory and than read_parquet, and at least as
 fast as joblib's mmap mode.
 
-Then the restart read, as :mod:`benchmarks.storage_restart` measures it: the first read
+Then the restart read, as :mod:`benchmarks.cluster.storage_restart` measures it: the first read
 in a fresh process with its own Ray, with and without a storage key.
 """
 
@@ -30,9 +30,9 @@ from typing import Any
 import joblib
 import pandas as pd
 
-from benchmarks import storage_restart
-from benchmarks.datasets import make_mixed_frame
-from benchmarks.report import (
+from benchmarks.cluster import storage_restart
+from benchmarks.harness.datasets import make_mixed_frame
+from benchmarks.output.report import (
     Measurement,
     Row,
     Summary,
@@ -140,7 +140,9 @@ def run(cache: object, *, quick: bool) -> Measurement:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its markdown table."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.storage", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.cluster.storage", description=__doc__
+    )
     parser.add_argument("--quick", action="store_true", help="a ~20 MB frame, 3 runs")
     args = parser.parse_args(argv)
     nbytes = QUICK_BYTES if args.quick else FULL_BYTES

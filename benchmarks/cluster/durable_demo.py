@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import raycache
-from benchmarks.report import Measurement, comparison, distribution_table, summarize, summary_table
+from benchmarks.output.report import (
+    Measurement,
+    comparison,
+    distribution_table,
+    summarize,
+    summary_table,
+)
 
 ROWS, PARTITIONS, ROUNDS = 12_000_000, 12, 3
 QUICK_ROWS, QUICK_PARTITIONS, QUICK_ROUNDS = 3_000_000, 6, 1
@@ -118,7 +124,9 @@ def _measurement(samples: dict[str, list[float]], rows: int) -> Measurement:
 
 def main(argv: list[str] | None = None) -> int:
     """Run this benchmark alone and print its tables."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.durable_demo", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.cluster.durable_demo", description=__doc__
+    )
     parser.add_argument("--quick", action="store_true", help="3 M trips, one round")
     result = run(None, quick=parser.parse_args(argv).quick)
     print(summary_table(result.rows))

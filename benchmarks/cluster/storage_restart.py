@@ -25,8 +25,8 @@ from pathlib import Path
 
 import joblib
 
-from benchmarks.datasets import make_mixed_frame
-from benchmarks.report import Row, Summary, comparison, summarize
+from benchmarks.harness.datasets import make_mixed_frame
+from benchmarks.output.report import Row, Summary, comparison, summarize
 from raycache.core.keys import key_digest
 from raycache.core.storage import StorageTier, parse_storage
 from raycache.core.storage.trust import entrust
@@ -63,7 +63,7 @@ print(elapsed)
 
 _BASELINE = """
 import time, joblib, pandas as pd
-from benchmarks.datasets import make_mixed_frame
+from benchmarks.harness.datasets import make_mixed_frame
 plain = joblib.Memory({joblib!r}, verbose=0).cache(make_mixed_frame)
 mapped = joblib.Memory({joblib!r}, mmap_mode="r", verbose=0).cache(make_mixed_frame)
 read = {{"joblib": lambda: plain({nbytes}), "joblib_mmap": lambda: mapped({nbytes}),
@@ -107,7 +107,7 @@ def first_read(which: str, root: Path, nbytes: int, rows: int) -> float:
             rows=rows,
             quiet=_QUIET,
         )
-    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent.parent)}
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,

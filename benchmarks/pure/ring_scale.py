@@ -11,7 +11,7 @@ Speed: building a ring from scratch, and what a fresh worker pays when it receiv
 cache handle: unpickling the ring plus its first lookup, timed in a new process so no
 memo helps. Then ``owner_at`` per call and ``partition`` per key.
 
-Run alone with ``python -m benchmarks.ring_scale [--quick]``; no Ray is needed.
+Run alone with ``python -m benchmarks.pure.ring_scale [--quick]``; no Ray is needed.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.report import (
+from benchmarks.output.report import (
     Measurement,
     Row,
     fmt_seconds,
@@ -257,7 +257,9 @@ def run(cache: object, *, quick: bool) -> Measurement:
 
 def main() -> None:
     """Print the headline rows and the table of every shard count."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ring_scale", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.pure.ring_scale", description=__doc__
+    )
     parser.add_argument("--quick", action="store_true", help="200k keys instead of 1M")
     result = run(None, quick=parser.parse_args().quick)
     print(summary_table(result.rows), *result.raw["sections"], sep="\n\n")

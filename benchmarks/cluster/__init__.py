@@ -1,0 +1,1 @@
+"""Benchmarks on a local Ray: raycache against a raw actor, Redis, memcached and joblib."""

@@ -1,0 +1,1 @@
+"""What the benchmarks measure against: Redis and memcached servers, baseline actors, datasets."""

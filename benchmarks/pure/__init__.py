@@ -1,0 +1,1 @@
+"""Benchmarks of the pure core, with no Ray: hashing, the ring, the store."""
