@@ -52,3 +52,46 @@ def test_every_module_is_in_a_layer_or_a_known_top_level_file() -> None:
         "ring.py",
         "store.py",
     }
+
+
+def _getattr_calls(path: Path) -> tuple[list[ast.Call], set[int]]:
+    """Return the ``getattr`` calls in ``path``, and the ids of those called ``.remote``."""
+    tree = ast.parse(path.read_text(), str(path))
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "getattr"
+        and len(node.args) >= 2
+    ]
+    remote = {
+        id(node.func.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "remote"
+    }
+    return calls, remote
+
+
+def test_no_actor_method_is_named_by_a_string() -> None:
+    """Calls to actors name the method itself (``call_remote(shard, Shard.get, ...)``).
+
+    Only ``actors/handles.py`` turns a method into the name Ray knows it by; nothing else
+    calls an actor method found by name, nor spells the name of a shard's method.
+    """
+    from raycache.actors.shard import Shard
+
+    operations = {name for name in vars(Shard) if not name.startswith("_")}
+    offences = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        calls, remote = _getattr_calls(path)
+        for call in calls:
+            name = call.args[1]
+            where = f"{path.relative_to(PACKAGE)}:{call.lineno}"
+            if id(call) in remote and path.name != "handles.py":
+                offences.append(f"{where}: an actor method called by its name")
+            if isinstance(name, ast.Constant) and name.value in operations:
+                offences.append(f"{where}: getattr(..., {name.value!r})")
+    assert not offences, "\n".join(offences)
