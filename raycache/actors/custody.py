@@ -2,11 +2,10 @@
 
 A shard's large values, and the results of the tasks it starts, are objects its node's
 :class:`~raycache.actors.vault.Vault` owns, so that the references a shard hands out stay
-readable when the shard dies. The vault holds each one until the shard releases it. The
-shard learns that an entry left its store from what the store's methods return, except
-for entries that expired out of sight, which the store's expiration counter reveals: then
-every reference is checked. Releases and records go to the vault in one fire-and-forget
-message per request, so that no eviction waits on the vault.
+readable when the shard dies. The vault holds each one until the shard releases it;
+which ones the shard may release is decided by :class:`~raycache.core.holdings.Holdings`.
+Releases and records go to the vault in one fire-and-forget message per request, so that
+no eviction waits on the vault.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from raycache.actors.compute import Call, Report
 from raycache.actors.handles import call_remote
 from raycache.actors.references import Mapped, StoredRef, stored_hex
 from raycache.actors.vault import Record, Vault, drop_everywhere, local_vault
+from raycache.core.holdings import Holdings
 from raycache.core.protocol import WireReply
 from raycache.core.singleflight import SingleFlight
 from raycache.core.storage.file_entry import FileEntry
@@ -43,11 +43,10 @@ class Custody:
         self._store = store
         self._flights = flights
         self._vault = local_vault()
-        self._held: dict[bytes, set[str]] = {}
+        self._holdings = Holdings(store.stats().expirations)
         self._records: list[tuple[str, Record]] = []
         self._promoting: dict[bytes, Mapped] = {}  # by digest, the copies under way
         self._released: list[str] = []
-        self._expirations = store.stats().expirations
         # A shard replaced on another node leaves its old vault holding what it kept there.
         node = ray.get_runtime_context().get_node_id()
         drop_everywhere(cache, member, sparing=vault_name(node))
@@ -96,7 +95,7 @@ class Custody:
         ref: ray.ObjectRef[Any] = ray.get(
             call_remote(self._vault, Vault.submit, *self._shard, call, report, digest, token)
         )[0]
-        self._held.setdefault(digest, set()).add(ref.hex())
+        self._holdings.hold(digest, ref.hex())
         return ref
 
     def take_large(self, ref: ray.ObjectRef[Any]) -> StoredRef:
@@ -113,7 +112,7 @@ class Custody:
         if not isinstance(value, StoredRef):
             return
         hex_id = value.ref.hex()
-        self._held.setdefault(digest, set()).add(hex_id)
+        self._holdings.hold(digest, hex_id)
         entry = self._store.peek(digest)
         if entry is not None and entry.value is value:  # admitted by the policy
             self._records.append((hex_id, _record(digest, entry)))
@@ -124,11 +123,10 @@ class Custody:
         None checks every reference held: after a bulk removal.
         """
         expirations = self._store.stats().expirations
-        if digests is None or expirations != self._expirations:
-            self._expirations = expirations
-            digests = list(self._held)  # entries may have expired without the shard seeing
-        for digest in digests:
-            self._release_unused(digest)
+        for digest in self._holdings.to_check(digests, expirations):
+            self._released += self._holdings.release(digest, self._in_use(digest))
+            if digest not in self._holdings:
+                self._promoting.pop(digest, None)
         if self._records or self._released:
             call_remote(self._vault, Vault.update, *self._shard, self._records, self._released)
             self._records, self._released = [], []
@@ -139,23 +137,11 @@ class Custody:
         Entries that expired meanwhile, or that it refuses now, are released.
         """
         for record, nested in ray.get(call_remote(self._vault, Vault.recover, *self._shard)):
-            self._held.setdefault(record.digest, set()).add(nested[0].hex())
+            self._holdings.hold(record.digest, nested[0].hex())
             ttl = record.ttl()
             if ttl is None or ttl > 0:
                 put(record.digest, StoredRef(nested[0]), record.size, ttl, record.tags, record.cost)
         self.release_unheld()
-
-    def _release_unused(self, digest: bytes) -> None:
-        hexes = self._held.get(digest)
-        if hexes is None:
-            return
-        unused = hexes - self._in_use(digest)
-        if unused:
-            self._released.extend(unused)
-            hexes -= unused
-        if not hexes:
-            del self._held[digest]
-            self._promoting.pop(digest, None)
 
     def _in_use(self, digest: bytes) -> set[str]:
         entry = self._store.peek(digest)

@@ -11,12 +11,15 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from raycache.actors.flights import Computations
 from raycache.actors.leases import Leases
 from raycache.actors.placement import Placement
 from raycache.actors.resizing import Migration, Move
 from raycache.core import protocol
+from raycache.core.holdings import Holdings
 from raycache.core.keys import key_digest, key_point
 from raycache.core.protocol import Code, Reply
 from raycache.core.ring import Ring
@@ -206,3 +209,28 @@ def test_a_flag_is_added_without_touching_the_reply(flag: protocol.Flag) -> None
     flagged = protocol.flagged(wire, flag)
     assert wire == protocol.hit("v", hot=True) and protocol.code_of(flagged) is Code.HIT
     assert Reply.decode(flagged).flags & flag
+
+
+# -- holdings ----------------------------------------------------------------------------
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([b"a", b"b"]), st.sampled_from(["1", "2", "3"]), st.booleans()),
+        max_size=30,
+    )
+)
+def test_an_object_is_released_once_and_only_when_its_key_no_longer_uses_it(
+    steps: list[tuple[bytes, str, bool]],
+) -> None:
+    holdings = Holdings(expirations=0)
+    held: dict[bytes, set[str]] = {}
+    for digest, object_id, hold in steps:
+        if hold:
+            holdings.hold(digest, object_id)
+            held.setdefault(digest, set()).add(object_id)
+        else:  # the key now uses only ``object_id``
+            released = holdings.release(digest, in_use={object_id})
+            assert set(released) == held.get(digest, set()) - {object_id}
+            held[digest] = held.get(digest, set()) & {object_id}
+        assert all((d in holdings) == bool(ids) for d, ids in held.items())
