@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-unit lint docs bench clean
+.PHONY: demo test test-unit lint docs bench bench-check servers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ docs: $(STAMP)
 
 # Redis and memcached are baselines: installed here if missing (as root, with apt-get), and
 # when that fails the benchmark skips them and says so.
-bench: $(STAMP)
+servers:
 	-@if ! command -v redis-server >/dev/null || ! command -v memcached >/dev/null; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 			DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
@@ -42,7 +42,13 @@ bench: $(STAMP)
 				>/dev/null || echo "could not install redis-server and memcached"; \
 		fi; \
 	fi
+
+bench: $(STAMP) servers
 	$(BIN)/python -m benchmarks
+
+# The speed-regression guard: the quick benchmarks against benchmarks/baseline.json.
+bench-check: $(STAMP) servers
+	$(BIN)/python -m benchmarks --quick --check --out build/bench-check
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -31,6 +31,7 @@ from benchmarks.cluster import (
     throughput,
 )
 from benchmarks.harness.servers import binary_version
+from benchmarks.output import guard
 from benchmarks.output.report import Measurement, distribution_table, markdown_table, summary_table
 from benchmarks.output.results import memory_gb, publish
 from benchmarks.pure import (
@@ -67,6 +68,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run (under a minute)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"), help="output dir")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="fail when a ratio is worse than benchmarks/baseline.json by more than the margin",
+    )
+    parser.add_argument(
+        "--save-baseline",
+        action="store_true",
+        help="write this run's ratios to benchmarks/baseline.json, to commit",
+    )
     return parser.parse_args(argv)
 
 
@@ -84,23 +95,58 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         results = run_all(quick=args.quick)
+        report = render(results)
+        print(report)
+        write(args.out, report, results, quick=args.quick, seconds=time.perf_counter() - started)
+        for path in publish(args.out, report, results, environment(), quick=args.quick):
+            print(f"wrote {path}", file=sys.stderr)
+        if args.save_baseline:
+            rows = [row for result in results.values() for row in result.rows]
+            print(f"wrote {guard.save(rows, quick=args.quick)}", file=sys.stderr)
+        return check(results, quick=args.quick) if args.check else 0
     finally:
         ray.shutdown()
-    report = render(results)
-    print(report)
-    write(args.out, report, results, quick=args.quick, seconds=time.perf_counter() - started)
-    for path in publish(args.out, report, results, environment(), quick=args.quick):
-        print(f"wrote {path}", file=sys.stderr)
-    return 0
 
 
-def run_all(*, quick: bool) -> dict[str, Measurement]:
-    """Run every module against one fresh cache, then shut the cache down."""
+def check(results: dict[str, Measurement], *, quick: bool) -> int:
+    """Compare the ratios with the committed baseline; return 1 if one regressed twice.
+
+    The modules of rows that regressed run once more, and only rows that regress again
+    fail the check.
+    """
+    baseline = guard.load()
+    if not baseline:
+        print("no benchmarks/baseline.json: nothing to check against", file=sys.stderr)
+        return 1
+    suspects = {
+        module: guard.regressions(result.rows, baseline) for module, result in results.items()
+    }
+    again = run_all(quick=quick, only=[module for module, found in suspects.items() if found])
+    failed = [
+        regression
+        for result in again.values()
+        for regression in guard.regressions(result.rows, baseline)
+        if any(regression.what == first.what for found in suspects.values() for first in found)
+    ]
+    for regression in failed:
+        print(f"REGRESSION {regression}", file=sys.stderr)
+    checked = sum(1 for r in results.values() for row in r.rows if row.what in baseline)
+    print(f"speed check: {checked} ratios against the baseline, {len(failed)} regressed",
+          file=sys.stderr)  # fmt: skip
+    return 1 if failed else 0
+
+
+def run_all(*, quick: bool, only: list[str] | None = None) -> dict[str, Measurement]:
+    """Run every module (or those ``only`` names) against one fresh cache, then shut it down."""
+    if only == []:
+        return {}
     name = f"bench-{uuid.uuid4().hex[:12]}"
     cache = raycache.Cache(name, shards=2, capacity=CACHE_CAPACITY)
     results = {}
     try:
         for module, run in MODULES.items():
+            if only is not None and module not in only:
+                continue
             began = time.perf_counter()
             results[module] = run(cache, quick=quick)
             print(f"[{module}] {time.perf_counter() - began:.1f} s", file=sys.stderr)

@@ -35,6 +35,8 @@ class Row:
     ratio: float | None
     target: str
     verdict: str
+    higher_is_better: bool = False
+    """Whether a larger ratio is the better one (a hit ratio, a rate); else a smaller is."""
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,7 @@ def measure(cache: object, *, quick: bool) -> Measurement:
             ratio=ours["gbps"] / TARGET_GBPS,
             target=f">= {TARGET_GBPS:g} GB/s",
             verdict=verdict(ours["gbps"] >= TARGET_GBPS),
+            higher_is_better=True,
         )
     ]
     joblib_figures = mixed.get("joblib.hash")

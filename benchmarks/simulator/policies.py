@@ -159,6 +159,7 @@ def comparison_row(
         ratio=ratio,
         target=f">= {target:.2f}x at every size" if target else "—",
         verdict=verdict(ratio >= target) if target else "—",
+        higher_is_better=True,
     )
 
 
@@ -172,6 +173,7 @@ def gap_row(cell: Gap, what: str, sizes: int) -> Row:
         ratio=cell.hit_ratio / cell.best if cell.best > 0 else None,
         target=f"gap <= {GAP_TOLERANCE} at every size",
         verdict=verdict(cell.gap <= GAP_TOLERANCE),
+        higher_is_better=True,
     )
 
 

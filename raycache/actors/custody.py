@@ -43,7 +43,7 @@ class Custody:
         self._store = store
         self._flights = flights
         self._vault = local_vault()
-        self._holdings = Holdings(store.stats().expirations)
+        self._holdings = Holdings(store.expirations)
         self._records: list[tuple[str, Record]] = []
         self._promoting: dict[bytes, Mapped] = {}  # by digest, the copies under way
         self._released: list[str] = []
@@ -79,6 +79,8 @@ class Custody:
 
     def serving(self, entry: Entry) -> Entry:
         """Return ``entry``, or, while its copy into the object store is under way, its file."""
+        if not self._promoting:  # the usual case, on every hit: nothing to look up
+            return entry
         digest = as_digest(entry.key)
         mapped = self._promoting.get(digest)
         if mapped is None:
@@ -122,7 +124,7 @@ class Custody:
 
         None checks every reference held: after a bulk removal.
         """
-        expirations = self._store.stats().expirations
+        expirations = self._store.expirations
         for digest in self._holdings.to_check(digests, expirations):
             self._released += self._holdings.release(digest, self._in_use(digest))
             if digest not in self._holdings:

@@ -37,12 +37,16 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, NamedTuple, TypeVar
 
+from raycache.actors.custody import Custody, Put
 from raycache.actors.priority import lower_priority, spare_cores_now
+from raycache.actors.references import INLINE_LIMIT
 from raycache.core.config import CacheConfig
 from raycache.core.idle import MAX_WAIT_S, WriteGate
 from raycache.core.storage import StorageStats, StorageTier
+from raycache.core.storage.file_entry import FileEntry
 from raycache.core.storage.pending import Owns
 from raycache.core.storage.watch import StorageWatch
+from raycache.core.store import Entry
 
 logger = logging.getLogger(__name__)
 
@@ -301,3 +305,35 @@ def _defer_limit() -> float:
         logger.warning("raycache: %s=%r is not a number of seconds; using %s", DEFER_ENV, text,
                        MAX_WAIT_S)  # fmt: skip
         return MAX_WAIT_S
+
+
+class Recall:
+    """A shard's storage hits, taken back into memory as they are served.
+
+    A hit goes back into the shard's store without being written again. A large one in
+    a local file is served as its file, which each reader maps, while the vault copies
+    it into the object store in the background (see
+    :meth:`~raycache.actors.custody.Custody.promote`).
+    """
+
+    def __init__(self, durable: Durable, custody: Custody, put: Put, key: bytes | None) -> None:
+        self._durable = durable
+        self._custody = custody
+        self._put = put  # the shard's, without writing to storage again
+        self._key = key  # the derived storage key, which the vault checks its copy with
+
+    def __call__(self, digest: bytes) -> Entry | None:
+        """Return the entry of ``digest`` read from storage, or None for a miss."""
+        restored = self._durable.read(digest, map_above=INLINE_LIMIT)
+        if restored is None:
+            return None
+        value, size, ttl, tags, cost = restored
+        served = value
+        if isinstance(value, FileEntry):  # large, in a local file: readers map it themselves
+            served = self._custody.promote(digest, value, self._key)
+            if served is None:
+                return None
+            value = served.copy
+        self._put(digest, value, size, ttl, tags, cost)  # a large one goes to the vault
+        # The policy may turn a restored value away; it is served all the same.
+        return Entry(digest, served, size, cost, time.monotonic(), None, frozenset())

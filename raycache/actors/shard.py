@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -24,13 +23,21 @@ from ray.exceptions import RayError
 from raycache.actors.cluster import NAMESPACE, router_name
 from raycache.actors.compute import Call, Computed, Report
 from raycache.actors.custody import Custody, as_digest
-from raycache.actors.durable import Durable
+from raycache.actors.durable import Durable, Recall
 from raycache.actors.flights import Computations
 from raycache.actors.handles import bind, in_group
 from raycache.actors.leases import WAITERS, Leases
 from raycache.actors.metrics import ShardMetrics
 from raycache.actors.placement import Placement
-from raycache.actors.references import INLINE_LIMIT, StoredRef, reply_for, sent_size, stored_hex
+from raycache.actors.references import (
+    INLINE_LIMIT,
+    StoredRef,
+    columns_for,
+    fetcher,
+    reply_for,
+    sent_size,
+    stored_hex,
+)
 from raycache.actors.resizing import Migration, Move
 from raycache.core import protocol
 from raycache.core.config import CacheConfig
@@ -41,7 +48,6 @@ from raycache.core.protocol import Code, KeyRequest, LookupReply, WireReply, unp
 from raycache.core.ring import Ring
 from raycache.core.singleflight import SingleFlight
 from raycache.core.stats import ShardCounters, ShardStats
-from raycache.core.storage.file_entry import FileEntry
 from raycache.core.store import Entry, Store
 
 
@@ -70,7 +76,9 @@ class Shard:
         self._default_ttl = config.ttl
         self._heat = Heat()
         self._durable = Durable(cache, config, self._placement.owns, len(ring))
-        self._storage_key = None if config.storage is None else config.storage.key
+        storage_key = None if config.storage is None else config.storage.key
+        unpersisted = functools.partial(self._put, persist=False)
+        self._recall = Recall(self._durable, self._custody, unpersisted, storage_key)
         self._node = ray.get_runtime_context().get_node_id()
         self._custody.restore(self._put)  # after a crash: the large entries it held
         ShardMetrics(cache, member).start(self.stats)
@@ -98,7 +106,7 @@ class Shard:
         epoch, digests = unpack_request(request)
         if (stale := self._admit(epoch, *digests)) is not None:
             return stale
-        return protocol.columns([reply_for(entry) for entry in map(self._entry, digests)])
+        return columns_for(map(self._entry, digests))
 
     def contains(self, request: bytes) -> WireReply:
         """Return OK with whether the key is present, without counting a hit or a miss."""
@@ -141,11 +149,18 @@ class Shard:
         epoch, digest, _ = KeyRequest.unpack(request)
         if (stale := self._admit(epoch, digest)) is not None:
             return stale
-        self._migration.supersede(digest)
-        computing = self._flights.forget(digest)
-        deleted = self._store.delete(digest)
+        deleted = self._remove(digest)
         self._custody.release_unheld((digest,))
-        return protocol.ok(self._durable.delete(digest) or deleted or computing)
+        return protocol.ok(deleted)
+
+    def delete_many(self, request: bytes) -> WireReply:
+        """Remove the entries of every digest of ``request``; return OK with how many were."""
+        epoch, digests = unpack_request(request)
+        if (stale := self._admit(epoch, *digests)) is not None:
+            return stale
+        deleted = sum(map(self._remove, digests))
+        self._custody.release_unheld(digests)
+        return protocol.ok(deleted)
 
     def invalidate_tag(self, tag: str) -> int:
         """Remove every entry carrying ``tag``, and forget such computations; return how many.
@@ -343,23 +358,18 @@ class Shard:
         return None
 
     def _entry(self, digest: bytes, *, count: bool = True) -> Entry | None:
-        """Return the key's entry from memory, else from storage (promoted into memory)."""
+        """Return the key's entry from memory, else from storage (taken back into memory)."""
         entry = self._store.get(digest) if count else self._store.peek(digest)
         if entry is not None:
             return self._custody.serving(entry)
-        restored = self._durable.read(digest, map_above=INLINE_LIMIT)
-        if restored is None:
-            return None
-        value, size, ttl, tags, cost = restored
-        served = value
-        if isinstance(value, FileEntry):  # large, in a local file: readers map it themselves
-            served = self._custody.promote(digest, value, self._storage_key)
-            if served is None:
-                return None
-            value = served.copy
-        self._put(digest, value, size, ttl, tags, cost, persist=False)  # large: to the vault
-        # The policy may turn a restored value away; it is served all the same.
-        return Entry(digest, served, size, cost, time.monotonic(), None, frozenset())
+        return self._recall(digest)
+
+    def _remove(self, digest: bytes) -> bool:
+        """Remove the key's entry, computation and file; return whether there was any."""
+        self._migration.supersede(digest)
+        computing = self._flights.forget(digest)
+        present = self._store.delete(digest)
+        return bool(self._durable.delete(digest) or present or computing)
 
     def _put(
         self,
@@ -385,12 +395,5 @@ class Shard:
         self._custody.stored(digest, value)
         self._custody.release_unheld([digest, *(as_digest(entry.key) for entry in evicted)])
         if persist:
-            self._durable.write(digest, _fetcher(value), size=size, ttl=ttl, tags=tags, cost=cost)
+            self._durable.write(digest, fetcher(value), size=size, ttl=ttl, tags=tags, cost=cost)
         return protocol.ok()
-
-
-def _fetcher(value: Any) -> Callable[[], Any]:
-    """Return how the storage writer gets ``value``: from the object store if it is there."""
-    if isinstance(value, StoredRef):
-        return lambda: ray.get(value.ref)
-    return lambda: value

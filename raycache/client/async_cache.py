@@ -121,6 +121,10 @@ class AsyncCache(CacheHandle):
         """Store every item of ``mapping``, with one call per shard, all at once."""
         await run_async(self._put_many(mapping, ttl))
 
+    async def delete_many(self, keys: Iterable[Any]) -> int:
+        """Remove every key of ``keys``; return how many were present."""
+        return await run_async(self._delete_many(keys))
+
     # -- whole cache -------------------------------------------------------------------
 
     async def invalidate_tag(self, tag: str) -> int:

@@ -137,6 +137,13 @@ class Cache(CacheHandle):
         """Store every item of ``mapping``, with one call per shard, all at once."""
         run(self._put_many(mapping, ttl))
 
+    def delete_many(self, keys: Iterable[Any]) -> int:
+        """Remove every key of ``keys``; return how many were present.
+
+        Issues one call per shard, all at once.
+        """
+        return run(self._delete_many(keys))
+
     # -- whole cache -------------------------------------------------------------------
 
     def invalidate_tag(self, tag: str) -> int:

@@ -227,6 +227,13 @@ class CacheHandle(ABC):
         for _, reply in (yield from client.put_many(digests, shipped, seconds, ())):
             _raise_if_too_large(reply)
 
+    def _delete_many(self, keys: Iterable[Any]) -> Steps[int]:
+        digests = list(dict.fromkeys(key_digest(key) for key in keys))
+        client = yield from self._ready()
+        for digest in digests:
+            self._forget(digest)
+        return (yield from client.delete_many(digests))
+
     # -- whole cache -------------------------------------------------------------------
 
     def _invalidate_tag(self, tag: str) -> Steps[int]:

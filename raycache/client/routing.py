@@ -45,6 +45,12 @@ from raycache.errors import CacheNotFoundError
 
 T = TypeVar("T")
 
+MAX_BATCH = 1024
+"""Most keys one request of a batch carries. A larger share of one shard goes as several
+requests, all at once, so that the shard serves others between them and no message grows
+without bound: values of 100 KiB or more travel by reference, so a request carries at
+most 100 MiB."""
+
 MAX_RING_REFRESHES = 5
 """How many newer rings one call may fetch before it settles for a miss."""
 
@@ -178,7 +184,8 @@ class Routing:
     ) -> Steps[list[Group]]:
         """Send one request per owning shard, concurrently; return each group's reply.
 
-        ``send(shard, request, indices)`` makes the call for the keys at ``indices``.
+        ``send(shard, request, indices)`` makes the call for the keys at ``indices``. A
+        shard's share of more than :data:`MAX_BATCH` keys goes as several requests.
         Groups whose shard is down are left out: their keys are misses this time.
         """
         joined = b"".join(digests)
@@ -191,9 +198,12 @@ class Routing:
             for member, indices in self._ring.partition(points).items():
                 if bounded and not self.health.available(member):
                     continue  # its keys are misses until it answers a probe
-                request = pack_request(epoch, rows[indices].tobytes())
-                group = indices.tolist()
-                calls.append(_Call(member, group, send(self._shards[member], request, group)))
+                for start in range(0, len(indices), MAX_BATCH):
+                    part = indices[start : start + MAX_BATCH]
+                    request = pack_request(epoch, rows[part].tobytes())
+                    group = part.tolist()
+                    call = send(self._shards[member], request, group)
+                    calls.append(_Call(member, group, call))
             deadline = time.monotonic() + self.health.timeout if bounded else None
             answered, retry = yield from self._gather(calls, deadline)
             if not (retry and (yield from self._ring_moved_past(epoch))):

@@ -132,6 +132,12 @@ class ShardClient(Routing):
 
         return (yield from self.fan_out(digests, send, bounded=False))
 
+    def delete_many(self, digests: list[bytes]) -> Steps[int]:
+        """Remove every key of ``digests``; return how many were present."""
+        send: GroupSend = lambda shard, request, _: call_remote(shard, Shard.delete_many, request)  # noqa: E731
+        groups = yield from self.fan_out(digests, send, bounded=False)
+        return sum(int(reply.payload) for _, reply in groups)
+
     def invalidate_tag(self, tag: str) -> Steps[int]:
         """Remove every entry carrying ``tag``; return how many, over every shard."""
         counts = yield from self.broadcast(lambda s: call_remote(s, Shard.invalidate_tag, tag))

@@ -270,6 +270,11 @@ class Store:
         now = self._clock()
         return [k for k, e in self._entries.items() if e.expires_at is None or now < e.expires_at]
 
+    @property
+    def expirations(self) -> int:
+        """Entries expired so far: a cheap way to learn that some left unseen."""
+        return self._expirations
+
     def stats(self) -> StoreStats:
         """Return a snapshot of the counters."""
         return StoreStats(

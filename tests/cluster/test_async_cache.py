@@ -39,6 +39,9 @@ async def test_put_get_default_contains_delete(cache: raycache.Cache) -> None:
     assert await acache.delete("a") is True
     assert await acache.delete("a") is False
     assert await acache.get("a") is None
+    await acache.put_many({"a": 1, "b": 2, "c": 3})
+    assert await acache.delete_many(["a", "b", "absent"]) == 2
+    assert await acache.get_many(["a", "b", "c"]) == {"c": 3}
     with pytest.raises(TypeError, match=r"await acache.contains\(key\)"):
         _ = "a" in acache
 

@@ -84,6 +84,26 @@ def test_get_many_put_many(cache: raycache.Cache) -> None:
     assert cache.get_many([]) == {}
 
 
+def test_delete_many_removes_what_is_there_and_counts_it(cache: raycache.Cache) -> None:
+    cache.put_many({i: str(i) for i in range(50)})
+    big = np.arange(100_000)
+    cache.put("big", big)
+    assert cache.delete_many([*range(30), "big", "absent", 0]) == 31
+    assert cache.get_many([*range(50), "big"]) == {i: str(i) for i in range(30, 50)}
+    assert cache.delete_many([]) == 0
+
+
+def test_a_batch_larger_than_a_message_goes_as_several(
+    cache: raycache.Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("raycache.client.routing.MAX_BATCH", 7)
+    items = {f"k{i}": i for i in range(300)}
+    cache.put_many(items)
+    assert cache.get_many([*items, "absent"]) == items
+    assert cache.delete_many(list(items)[:100]) == 100
+    assert len(cache.get_many(items)) == 200
+
+
 def test_get_many_mixes_inline_and_large_values(cache: raycache.Cache) -> None:
     big = np.ones(200_000)
     cache.put_many({"small": 1, "big": big})
