@@ -38,7 +38,7 @@ from raycache.actors.custody import Put
 from raycache.actors.handles import RemoteMethod
 from raycache.actors.references import StoredRef
 from raycache.core.migration import Arrivals, Parcel, parcel
-from raycache.core.protocol import Code
+from raycache.core.protocol import Code, code_of
 from raycache.core.ring import Ring
 from raycache.core.store import Store
 
@@ -64,12 +64,9 @@ class Move:
 class Migration:
     """One shard's side of a resize: giving what it no longer owns, landing what it now owns."""
 
-    def __init__(
-        self, store: Store, member: str, put: Put, take_large: Callable[[Any], StoredRef]
-    ) -> None:
+    def __init__(self, store: Store, member: str, take_large: Callable[[Any], StoredRef]) -> None:
         self._store = store
         self._member = member
-        self._put = put  # the shard's, so that its custody tracks what lands
         self._take_large = take_large
         self._arrivals: Arrivals | None = None
         self._senders: dict[str, Give] = {}
@@ -121,8 +118,11 @@ class Migration:
                 break
         return self.give(chosen, owns)
 
-    def arrive(self, digests: Iterable[bytes]) -> None:
-        """Fetch, from their previous owner, the entries of ``digests`` still on their way."""
+    def arrive(self, digests: Iterable[bytes], put: Put) -> None:
+        """Fetch, from their previous owner, the entries of ``digests`` still on their way.
+
+        They land with ``put``, the shard's, as every value that enters it.
+        """
         if self._arrivals is None:
             return
         missing = [digest for digest in digests if digest not in self._store]
@@ -131,10 +131,10 @@ class Migration:
             if sender is None:
                 continue
             with contextlib.suppress(*SHARD_DOWN):  # a sender that died took its entries
-                self.land(ray.get(sender.remote(wanted)))
+                self.land(ray.get(sender.remote(wanted)), put)
 
-    def land(self, parcels: list[Parcel], epoch: int | None = None) -> int:
-        """Store each parcel that may still land; return how many did.
+    def land(self, parcels: list[Parcel], put: Put, epoch: int | None = None) -> int:
+        """Store, with ``put``, each parcel that may still land; return how many did.
 
         ``epoch`` is the ring the router moves entries to; a shard that restarted since
         knows nothing of what was written meanwhile, so it takes nothing.
@@ -153,7 +153,8 @@ class Migration:
                 except ObjectLostError:
                     continue  # its holder died: the value went with it
             ttl, tags, cost = packed.ttl, packed.tags, packed.cost
-            landed += self._put(packed.digest, value, packed.size, ttl, tags, cost)[0] == Code.OK
+            stored = put(packed.digest, value, packed.size, ttl, tags, cost)
+            landed += code_of(stored) is Code.OK
         return landed
 
     def supersede(self, digest: bytes) -> None:

@@ -22,18 +22,17 @@ from ray.exceptions import RayError
 
 from raycache.actors.cluster import NAMESPACE, router_name
 from raycache.actors.compute import Call, Computed, Report
-from raycache.actors.custody import Custody, as_digest
+from raycache.actors.custody import Custody
 from raycache.actors.durable import Durable, Recall
 from raycache.actors.flights import Computations
 from raycache.actors.handles import bind, in_group
+from raycache.actors.intake import Intake
 from raycache.actors.leases import WAITERS, Leases
 from raycache.actors.metrics import ShardMetrics
 from raycache.actors.placement import Placement
 from raycache.actors.references import (
-    INLINE_LIMIT,
     StoredRef,
     columns_for,
-    fetcher,
     reply_for,
     sent_size,
     stored_hex,
@@ -66,21 +65,24 @@ class Shard:
         self._flights: SingleFlight[ray.ObjectRef[Any]] = SingleFlight()
         self._counts = ShardCounters()
         self._custody = Custody(cache, member, self._store, self._flights)
-        self._migration = Migration(self._store, member, self._put, self._custody.take_large)
+        self._migration = Migration(self._store, member, self._custody.take_large)
         parts = (self._store, self._flights, self._migration)
         release = self._custody.release_unheld
         self._placement = Placement(member, ring, parts, self._counts, release)
-        self._computations = Computations(self._flights, self._custody, self._counts, self._put)
-        join = self._computations.join
-        self._leases = Leases(self._store, self._flights, self._counts, self._put, join)
-        self._default_ttl = config.ttl
-        self._heat = Heat()
         self._durable = Durable(cache, config, self._placement.owns, len(ring))
+        self._intake = Intake(
+            self._store, self._custody, (self._migration, self._durable), self._counts, config.ttl
+        )
+        put = self._intake.put
+        self._computations = Computations(self._flights, self._custody, self._counts, put)
+        join = self._computations.join
+        self._leases = Leases(self._store, self._flights, self._counts, put, join)
+        self._heat = Heat()
         storage_key = None if config.storage is None else config.storage.key
-        unpersisted = functools.partial(self._put, persist=False)
+        unpersisted = functools.partial(put, persist=False)
         self._recall = Recall(self._durable, self._custody, unpersisted, storage_key)
         self._node = ray.get_runtime_context().get_node_id()
-        self._custody.restore(self._put)  # after a crash: the large entries it held
+        self._custody.restore(put)  # after a crash: the large entries it held
         ShardMetrics(cache, member).start(self.stats)
         preload_in_background()
 
@@ -128,7 +130,7 @@ class Shard:
         epoch, digest, _ = KeyRequest.unpack(request)
         if (stale := self._admit(epoch)) is not None:
             return stale
-        return self._put(digest, value, sent_size(value), ttl, tags)
+        return self._intake.put(digest, value, sent_size(value), ttl, tags)
 
     def put_many(
         self, request: bytes, values: list[Any], ttl: float | None, tags: tuple[str, ...]
@@ -138,11 +140,10 @@ class Shard:
         if (stale := self._admit(epoch)) is not None:
             return stale
         replies = [
-            self._put(digest, value, sent_size(value), ttl, tags)
+            self._intake.put(digest, value, sent_size(value), ttl, tags)
             for digest, value in zip(digests, values, strict=True)
         ]
-        too_large = (r for r in replies if protocol.code_of(r) is Code.TOO_LARGE)
-        return next(too_large, protocol.ok())
+        return protocol.first_refusal(replies)
 
     def delete(self, request: bytes) -> WireReply:
         """Remove the entry asked for, or forget its computation; return OK with whether."""
@@ -193,11 +194,9 @@ class Shard:
     def lookup(self, request: bytes) -> Any:
         """Like :meth:`get`, but a computation in flight answers PENDING with its reference.
 
-        A plain inline hit is answered with the value itself, bare, so that the caller's
-        reference to this call's result is a reference to the value; every other answer
-        is a :class:`~raycache.core.protocol.LookupReply`. A request may carry a refresh
-        age: a hit older than that is still served, and the first caller to see it is
-        elected, by the REFRESH flag, to send :meth:`refresh`.
+        An inline hit is the bare value, so that the call's reference is the value's; any
+        other answer is a :class:`~raycache.core.protocol.LookupReply`. A hit older than
+        the request's refresh age is served, and its first caller elected to :meth:`refresh`.
         """
         epoch, digest, refresh_after = KeyRequest.unpack(request)
         if (stale := self._admit(epoch, digest)) is not None:
@@ -280,10 +279,7 @@ class Shard:
 
     @in_group(WAITERS)
     def wait(self, request: bytes, token: int, timeout_s: float) -> WireReply:
-        """Block until lease ``token`` ends, for up to ``timeout_s``: :meth:`Leases.wait`.
-
-        Runs on a thread of its own, so that waiting blocks no other request.
-        """
+        """Block, on a thread of its own, until lease ``token`` ends: :meth:`Leases.wait`."""
         return self._leases.wait(KeyRequest.unpack(request).digest, token, timeout_s)
 
     def renew(self, request: bytes, token: int, lease_s: float) -> bool:
@@ -297,6 +293,37 @@ class Shard:
     def fail(self, request: bytes, token: int, error: bytes) -> None:
         """End lease ``token`` with the pickled exception its computation raised."""
         self._leases.fail(KeyRequest.unpack(request).digest, token, error)
+
+    def lease_many(
+        self, request: bytes, ttl: float | None, tags: tuple[str, ...], lease_s: float
+    ) -> WireReply:
+        """Answer :meth:`lease` for every digest of ``request``: OK with ``Columns``."""
+        epoch, digests = unpack_request(request)
+        if (stale := self._admit(epoch, *digests)) is not None:
+            return stale
+        return protocol.columns([self._leases.grant(d, ttl, tags, lease_s) for d in digests])
+
+    def renew_many(self, request: bytes, tokens: list[int], lease_s: float) -> None:
+        """Extend each lease of ``tokens``, one per digest of ``request``, by ``lease_s``."""
+        for digest, token in zip(unpack_request(request)[1], tokens, strict=True):
+            self._leases.renew(digest, token, lease_s)
+
+    def fulfil_many(
+        self, request: bytes, tokens: list[int], values: list[Any], cost: float
+    ) -> WireReply:
+        """Store the values of leases ``tokens``, as :meth:`fulfil`; OK or the first TOO_LARGE."""
+        _, digests = unpack_request(request)
+        replies = [
+            self._leases.fulfil(digest, token, value, cost)
+            for digest, token, value in zip(digests, tokens, values, strict=True)
+        ]
+        return protocol.first_refusal(replies)
+
+    def fail_many(self, request: bytes, tokens: list[int], error: bytes) -> WireReply:
+        """End each lease of ``tokens`` with the pickled exception its computation raised."""
+        for digest, token in zip(unpack_request(request)[1], tokens, strict=True):
+            self._leases.fail(digest, token, error)
+        return protocol.ok()
 
     # -- placement and stats -------------------------------------------------------------
 
@@ -321,7 +348,7 @@ class Shard:
 
     def receive(self, parcels: list[Parcel], epoch: int) -> int:
         """Store the entries a resize to the ring of ``epoch`` moved here; return how many."""
-        return self._migration.land(parcels, epoch)
+        return self._migration.land(parcels, self._intake.put, epoch)
 
     def stats(self) -> ShardStats:
         """Return this shard's counters, sizes and placement as one row."""
@@ -354,7 +381,7 @@ class Shard:
             self.set_ring(*ray.get(router.assignment.remote()))
         if epoch < self._placement.ring.epoch:
             return self._placement.stale()
-        self._migration.arrive(digests)
+        self._migration.arrive(digests, self._intake.put)
         return None
 
     def _entry(self, digest: bytes, *, count: bool = True) -> Entry | None:
@@ -370,30 +397,3 @@ class Shard:
         computing = self._flights.forget(digest)
         present = self._store.delete(digest)
         return bool(self._durable.delete(digest) or present or computing)
-
-    def _put(
-        self,
-        digest: bytes,
-        value: Any,
-        size: int,
-        ttl: float | None,
-        tags: tuple[str, ...],
-        cost: float = 1.0,
-        *,
-        persist: bool = True,
-    ) -> WireReply:
-        if size > self._store.capacity:
-            self._counts.rejected += 1
-            return protocol.too_large(size, self._store.capacity)
-        if size >= INLINE_LIMIT and not isinstance(value, StoredRef):
-            value = self._custody.keep(value)
-            if value is None:
-                return protocol.ok()  # its vault is restarting: uncached, as by a dead shard
-        ttl = self._default_ttl if ttl is None else ttl
-        self._migration.supersede(digest)
-        evicted = self._store.put(digest, value, size, ttl=ttl, tags=tags, cost=cost)
-        self._custody.stored(digest, value)
-        self._custody.release_unheld([digest, *(as_digest(entry.key) for entry in evicted)])
-        if persist:
-            self._durable.write(digest, fetcher(value), size=size, ttl=ttl, tags=tags, cost=cost)
-        return protocol.ok()

@@ -121,6 +121,17 @@ class AsyncCache(CacheHandle):
         """Store every item of ``mapping``, with one call per shard, all at once."""
         await run_async(self._put_many(mapping, ttl))
 
+    async def get_or_compute_many(
+        self,
+        keys: Iterable[Any],
+        fn: Callable[[list[Any]], Any],
+        *,
+        ttl: float | None = None,
+    ) -> dict[Any, Any]:
+        """Like :meth:`Cache.get_or_compute_many`; ``fn`` may be a coroutine function."""
+        found: dict[Any, Any] = await run_async(self._get_or_compute_many(keys, fn, ttl))
+        return found
+
     async def delete_many(self, keys: Iterable[Any]) -> int:
         """Remove every key of ``keys``; return how many were present."""
         return await run_async(self._delete_many(keys))

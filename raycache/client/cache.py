@@ -137,6 +137,25 @@ class Cache(CacheHandle):
         """Store every item of ``mapping``, with one call per shard, all at once."""
         run(self._put_many(mapping, ttl))
 
+    def get_or_compute_many(
+        self,
+        keys: Iterable[Any],
+        fn: Callable[[list[Any]], Mapping[Any, Any]],
+        *,
+        ttl: float | None = None,
+    ) -> dict[Any, Any]:
+        """Return ``{key: value}`` for ``keys``, computing the missing ones with one ``fn`` call.
+
+        ``fn(missing_keys)`` runs once, here, on every key this call must compute, and
+        returns a mapping from key to value: one query for a batch, not one per key.
+        The keys are leased together, one request per shard, so that concurrent callers
+        anywhere in the cluster compute each key once; keys another caller is computing
+        are waited for. An exception raised by ``fn`` reaches the waiters too, and
+        nothing is cached. Keys ``fn`` leaves out are left out of the answer.
+        """
+        found: dict[Any, Any] = run(self._get_or_compute_many(keys, fn, ttl))
+        return found
+
     def delete_many(self, keys: Iterable[Any]) -> int:
         """Remove every key of ``keys``; return how many were present.
 

@@ -23,7 +23,7 @@ from raycache.actors.compute import Job
 from raycache.actors.references import ship
 from raycache.actors.router import Snapshot
 from raycache.client import connect
-from raycache.client.loader import load_here
+from raycache.client.loader import load_here, load_many_here
 from raycache.client.shard_client import ABSENT, ShardClient
 from raycache.client.steps import Invoke, Steps, Wait
 from raycache.core import validation
@@ -193,21 +193,25 @@ class CacheHandle(ABC):
 
     def _get_many(self, keys: Iterable[Any]) -> Steps[dict[Any, Any]]:
         by_digest = {key_digest(key): key for key in keys}
-        digests, wanted = list(by_digest), list(by_digest.values())
         client = yield from self._ready()
-        found: dict[Any, Any] = {}
-        refs: dict[bytes, ray.ObjectRef[Any]] = {}
-        for indices, columns in (yield from client.get_many(digests)):
-            if columns.all_hits():
-                found.update(zip([wanted[i] for i in indices], columns.payloads, strict=True))
-                continue
-            for i, code, payload in zip(indices, *columns, strict=True):
-                if code == Code.HIT:
-                    found[wanted[i]] = payload
-                elif code == Code.REF:
-                    refs[digests[i]] = payload[0]
-        for digest, value in (yield from client.fetch_many(refs)).items():
-            found[by_digest[digest]] = value
+        found = yield from client.values_many(list(by_digest))
+        return {by_digest[digest]: value for digest, value in found.items()}
+
+    def _get_or_compute_many(
+        self, keys: Iterable[Any], fn: Callable[[list[Any]], Mapping[Any, Any]], ttl: float | None
+    ) -> Steps[dict[Any, Any]]:
+        if not callable(fn):
+            raise TypeError(f"get_or_compute_many takes a function of a list of keys, got {fn!r}")
+        seconds = validation.seconds(ttl, "ttl")
+        by_digest = {key_digest(key): key for key in keys}
+        found = yield from self._get_many(by_digest.values())
+        missing = [digest for digest, key in by_digest.items() if key not in found]
+        if not missing:
+            return found
+        client = yield from self._ready()
+        keys_missing = [by_digest[digest] for digest in missing]
+        loaded = yield from load_many_here(client, missing, keys_missing, fn, ttl=seconds)
+        found.update((by_digest[digest], value) for digest, value in loaded.items())
         return found
 
     def _put_many(self, mapping: Mapping[Any, Any], ttl: float | None) -> Steps[None]:

@@ -22,13 +22,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import ray
 from ray import cloudpickle
-from ray.actor import ActorHandle
 from ray.exceptions import GetTimeoutError, RayError
 
 from raycache.actors.compute import Call, Job
@@ -124,7 +123,7 @@ def _compute(
     """Invoke ``fn`` under lease ``token``, then hand the value, or the error, to the shard."""
     shard = client.shard_of(digest)
     request = pack_key_request(client.snapshot.ring.epoch, digest)
-    renewal = _Renewal(shard, request, token)
+    renewal = _Renewal(lambda: call_remote(shard, Shard.renew, request, token, LEASE_S))
     started = time.perf_counter()
     try:
         value = yield from _run_loader(fn, args, kwargs)
@@ -150,22 +149,118 @@ def _tell(call: ray.ObjectRef[Any]) -> Steps[None]:
 
 
 class _Renewal:
-    """Renews a lease from a daemon thread until stopped, so a live holder keeps it."""
+    """Renews leases with ``renew()`` on a daemon thread until stopped: a live holder keeps them."""
 
-    def __init__(self, shard: ActorHandle[Shard], request: bytes, token: int) -> None:
+    def __init__(self, renew: Callable[[], object]) -> None:
         self._stopped = threading.Event()
         self._thread = threading.Thread(
-            target=self._renew, args=(shard, request, token), name="raycache-lease", daemon=True
+            target=self._renew, args=(renew,), name="raycache-lease", daemon=True
         )
         self._thread.start()
 
-    def _renew(self, shard: ActorHandle[Shard], request: bytes, token: int) -> None:
+    def _renew(self, renew: Callable[[], object]) -> None:
         while not self._stopped.wait(LEASE_S / 3):
-            call_remote(shard, Shard.renew, request, token, LEASE_S)
+            renew()
 
     def stop(self) -> None:
         """Stop renewing."""
         self._stopped.set()
+
+
+def load_many_here(
+    client: ShardClient,
+    digests: list[bytes],
+    keys: list[Any],
+    fn: Callable[[list[Any]], Mapping[Any, Any]],
+    *,
+    ttl: float | None,
+) -> Steps[dict[bytes, Any]]:
+    """Return the values of the keys of ``digests``, computing the missing with one ``fn``.
+
+    Every key is leased in one request per shard. ``fn(keys)`` then runs once, here, on
+    the keys this caller was granted (and those whose shard is down, which stay
+    uncached), and returns a mapping from key to value; the values go back in one
+    request per shard. Keys another caller computes are waited for. Keys that ``fn``
+    leaves out are left out of the answer too.
+    """
+    by_digest = dict(zip(digests, keys, strict=True))
+    found: dict[bytes, Any] = {}
+    refs: dict[bytes, ray.ObjectRef[Any]] = {}
+    leased: dict[bytes, int] = {}
+    waiting: dict[bytes, int] = {}
+    for indices, columns in (yield from client.lease_many(digests, ttl, (), LEASE_S)):
+        for i, code, payload in zip(indices, *columns, strict=True):
+            if code == Code.HIT:
+                found[digests[i]] = payload
+            elif code in (Code.REF, Code.PENDING):
+                refs[digests[i]] = payload[0]
+            elif code == Code.WAIT:
+                waiting[digests[i]] = payload
+            else:  # LEASED, and a MISS if ever: computed here
+                leased[digests[i]] = payload
+    # This caller's own leases first, before it waits on anyone's: two callers that each
+    # wait on the other's keys would otherwise hold their leases until they expired.
+    unclaimed = [d for d in digests if d not in found and d not in refs and d not in waiting]
+    unleased = [d for d in unclaimed if d not in leased]
+    found.update((yield from _compute_many(client, leased, unleased, by_digest, fn)))
+    found.update((yield from client.fetch_many(refs)))
+    for digest, token in waiting.items():
+        reply = yield from client.wait(digest, token, LEASE_S)
+        if reply.code == Code.FAILED:
+            raise _exception(reply.payload)
+        value = yield from client.value(digest, reply)
+        if value is not ABSENT:
+            found[digest] = value
+    # A lease may have ended before its waiter asked (RETRY): read those keys again.
+    # What is still not had (an object lost, a lease that ended without a value) is
+    # computed here, uncached; keys the loader itself left out are not asked again.
+    again = [d for d in digests if d not in found and d not in unclaimed]
+    if again:
+        found.update((yield from client.values_many(again)))
+    again = [d for d in again if d not in found]
+    found.update((yield from _compute_many(client, {}, again, by_digest, fn)))
+    return found
+
+
+def _compute_many(
+    client: ShardClient,
+    leased: dict[bytes, int],
+    unleased: list[bytes],
+    by_digest: dict[bytes, Any],
+    fn: Callable[[list[Any]], Mapping[Any, Any]],
+) -> Steps[dict[bytes, Any]]:
+    """Invoke ``fn`` once on every key to compute; hand the leased values to their shards."""
+    wanted = {*leased, *unleased}
+    todo = [d for d in by_digest if d in wanted]  # in the caller's order
+    if not todo:
+        return {}
+    held, tokens = list(leased), list(leased.values())
+    renewal = _Renewal(lambda: client.renew_many(held, tokens, LEASE_S))
+    started = time.perf_counter()
+    try:
+        answer = yield from _run_loader(fn, ([by_digest[d] for d in todo],), {})
+        if not isinstance(answer, Mapping):
+            raise TypeError(
+                f"get_or_compute_many's function must return a mapping of keys to values, "
+                f"got {type(answer).__name__}"
+            )
+    except BaseException as error:
+        renewal.stop()
+        if held:
+            yield from client.fail_many(held, tokens, _pickled(error))
+        raise
+    renewal.stop()
+    cost = (time.perf_counter() - started) / len(todo)
+    computed = {d: answer[by_digest[d]] for d in todo if by_digest[d] in answer}
+    done = [d for d in held if d in computed]
+    if done:
+        values = [ship(computed[d]) for d in done]
+        yield from client.fulfil_many(done, [leased[d] for d in done], values, cost)
+    left = [d for d in held if d not in computed]
+    if left:  # their waiters see the loader's omission, as a KeyError
+        omitted = KeyError(f"get_or_compute_many's function returned no value for {len(left)} keys")
+        yield from client.fail_many(left, [leased[d] for d in left], _pickled(omitted))
+    return computed
 
 
 def _refresh(

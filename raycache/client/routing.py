@@ -188,27 +188,34 @@ class Routing:
         shard's share of more than :data:`MAX_BATCH` keys goes as several requests.
         Groups whose shard is down are left out: their keys are misses this time.
         """
-        joined = b"".join(digests)
-        points = key_points(joined)
-        rows = np.frombuffer(joined, dtype=np.uint8).reshape(-1, DIGEST_SIZE)
         answered: list[Group] = []
         for _ in range(MAX_RING_REFRESHES):
             epoch = self._ring.epoch
-            calls = []
-            for member, indices in self._ring.partition(points).items():
-                if bounded and not self.health.available(member):
-                    continue  # its keys are misses until it answers a probe
-                for start in range(0, len(indices), MAX_BATCH):
-                    part = indices[start : start + MAX_BATCH]
-                    request = pack_request(epoch, rows[part].tobytes())
-                    group = part.tolist()
-                    call = send(self._shards[member], request, group)
-                    calls.append(_Call(member, group, call))
+            calls = [
+                _Call(member, group, send(self._shards[member], request, group))
+                for member, request, group in self.groups(digests)
+                if not bounded or self.health.available(member)  # else misses until probed
+            ]
             deadline = time.monotonic() + self.health.timeout if bounded else None
             answered, retry = yield from self._gather(calls, deadline)
             if not (retry and (yield from self._ring_moved_past(epoch))):
                 break
         return answered
+
+    def groups(self, digests: list[bytes]) -> list[tuple[str, bytes, list[int]]]:
+        """Return, per request a batch of ``digests`` takes, its shard, request and indices.
+
+        A shard's share of more than :data:`MAX_BATCH` keys takes several requests.
+        """
+        joined = b"".join(digests)
+        rows = np.frombuffer(joined, dtype=np.uint8).reshape(-1, DIGEST_SIZE)
+        epoch = self._ring.epoch
+        found = []
+        for member, indices in self._ring.partition(key_points(joined)).items():
+            for start in range(0, len(indices), MAX_BATCH):
+                part = indices[start : start + MAX_BATCH]
+                found.append((member, pack_request(epoch, rows[part].tobytes()), part.tolist()))
+        return found
 
     def _gather(
         self, calls: list[_Call], deadline: float | None

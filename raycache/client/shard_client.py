@@ -121,6 +121,22 @@ class ShardClient(Routing):
         groups = yield from self.fan_out(digests, send, bounded=True)
         return [(indices, Columns.of(reply)) for indices, reply in groups]
 
+    def values_many(self, digests: list[bytes]) -> Steps[dict[bytes, Any]]:
+        """Return the value of every key of ``digests`` the cache holds, large ones fetched."""
+        found: dict[bytes, Any] = {}
+        refs: dict[bytes, ray.ObjectRef[Any]] = {}
+        for indices, columns in (yield from self.get_many(digests)):
+            if columns.all_hits():
+                found.update(zip([digests[i] for i in indices], columns.payloads, strict=True))
+                continue
+            for i, code, payload in zip(indices, *columns, strict=True):
+                if code == Code.HIT:
+                    found[digests[i]] = payload
+                elif code == Code.REF:
+                    refs[digests[i]] = payload[0]
+        found.update((yield from self.fetch_many(refs)))
+        return found
+
     def put_many(
         self, digests: list[bytes], values: list[Any], ttl: float | None, tags: tuple[str, ...]
     ) -> Steps[list[Group]]:
@@ -137,6 +153,42 @@ class ShardClient(Routing):
         send: GroupSend = lambda shard, request, _: call_remote(shard, Shard.delete_many, request)  # noqa: E731
         groups = yield from self.fan_out(digests, send, bounded=False)
         return sum(int(reply.payload) for _, reply in groups)
+
+    def lease_many(
+        self, digests: list[bytes], ttl: float | None, tags: tuple[str, ...], lease_s: float
+    ) -> Steps[list[Many]]:
+        """Ask for a lease on each missing key: per shard that answered, a reply per key."""
+
+        def send(shard: ActorHandle[Shard], request: bytes, _: list[int]) -> Ref:
+            return call_remote(shard, Shard.lease_many, request, ttl, tags, lease_s)
+
+        groups = yield from self.fan_out(digests, send, bounded=True)
+        return [(indices, Columns.of(reply)) for indices, reply in groups]
+
+    def renew_many(self, digests: list[bytes], tokens: list[int], lease_s: float) -> None:
+        """Extend the leases ``tokens`` of ``digests`` by ``lease_s``; sent, not waited for."""
+        for member, request, group in self.groups(digests):
+            shard = self._shards[member]
+            call_remote(shard, Shard.renew_many, request, [tokens[i] for i in group], lease_s)
+
+    def fulfil_many(
+        self, digests: list[bytes], tokens: list[int], values: list[Any], cost: float
+    ) -> Steps[list[Group]]:
+        """Hand each shard the values (as :func:`ship` sends them) its leases computed."""
+
+        def send(shard: ActorHandle[Shard], request: bytes, group: list[int]) -> Ref:
+            held, computed = [tokens[i] for i in group], [values[i] for i in group]
+            return call_remote(shard, Shard.fulfil_many, request, held, computed, cost)
+
+        return (yield from self.fan_out(digests, send, bounded=False))
+
+    def fail_many(self, digests: list[bytes], tokens: list[int], error: bytes) -> Steps[None]:
+        """End the leases ``tokens`` of ``digests`` with the pickled ``error``."""
+
+        def send(shard: ActorHandle[Shard], request: bytes, group: list[int]) -> Ref:
+            return call_remote(shard, Shard.fail_many, request, [tokens[i] for i in group], error)
+
+        yield from self.fan_out(digests, send, bounded=False)
 
     def invalidate_tag(self, tag: str) -> Steps[int]:
         """Remove every entry carrying ``tag``; return how many, over every shard."""

@@ -37,6 +37,7 @@ __all__ = [
     "code_of",
     "columns",
     "failed",
+    "first_refusal",
     "flagged",
     "hit",
     "in_flight",
@@ -198,6 +199,15 @@ def in_flight(code: Code, reference: Any) -> WireReply:
 def code_of(wire: WireReply) -> Code:
     """Return the code of a wire reply, without decoding the rest."""
     return Code(wire[0])
+
+
+def first_refusal(replies: list[WireReply]) -> WireReply:
+    """Return the first TOO_LARGE of many replies to writes, else OK.
+
+    >>> code_of(first_refusal([ok(), too_large(9, 4)]))
+    <Code.TOO_LARGE: 4>
+    """
+    return next((reply for reply in replies if reply[0] == Code.TOO_LARGE), ok())
 
 
 def flagged(wire: WireReply, flag: Flag) -> WireReply:

@@ -1,0 +1,67 @@
+"""Every value that enters a shard, by any door: a put, a computation, a lease, a move.
+
+A value larger than the shard's whole budget is turned away (TOO_LARGE). A large one
+goes to the node's vault first, so that its reference outlives the shard. Then the key's
+arrival by a resize is superseded, the store takes the value (evicting others as its
+policy says), the vault learns what the store holds and what it let go of, and the
+durable tier queues the write, unless the value came from there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from raycache.actors.custody import Custody, as_digest
+from raycache.actors.durable import Durable
+from raycache.actors.references import INLINE_LIMIT, StoredRef, fetcher
+from raycache.actors.resizing import Migration
+from raycache.core import protocol
+from raycache.core.protocol import WireReply
+from raycache.core.stats import ShardCounters
+from raycache.core.store import Store
+
+
+class Intake:
+    """Puts values into one shard's store, its vault and its durable tier."""
+
+    def __init__(
+        self,
+        store: Store,
+        custody: Custody,
+        parts: tuple[Migration, Durable],
+        counts: ShardCounters,
+        default_ttl: float | None,
+    ) -> None:
+        self._store = store
+        self._custody = custody
+        self._migration, self._durable = parts
+        self._counts = counts
+        self._default_ttl = default_ttl
+
+    def put(
+        self,
+        digest: bytes,
+        value: Any,
+        size: int,
+        ttl: float | None,
+        tags: tuple[str, ...],
+        cost: float = 1.0,
+        *,
+        persist: bool = True,
+    ) -> WireReply:
+        """Store ``value`` of ``size`` bytes; return OK, or TOO_LARGE with the budget."""
+        if size > self._store.capacity:
+            self._counts.rejected += 1
+            return protocol.too_large(size, self._store.capacity)
+        if size >= INLINE_LIMIT and not isinstance(value, StoredRef):
+            value = self._custody.keep(value)
+            if value is None:
+                return protocol.ok()  # its vault is restarting: uncached, as by a dead shard
+        ttl = self._default_ttl if ttl is None else ttl
+        self._migration.supersede(digest)
+        evicted = self._store.put(digest, value, size, ttl=ttl, tags=tags, cost=cost)
+        self._custody.stored(digest, value)
+        self._custody.release_unheld([digest, *(as_digest(entry.key) for entry in evicted)])
+        if persist:
+            self._durable.write(digest, fetcher(value), size=size, ttl=ttl, tags=tags, cost=cost)
+        return protocol.ok()
