@@ -8,8 +8,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
+import ray
 
 import raycache
+from raycache.actors.cluster import NAMESPACE
 from tests.helpers.aio import asyncio_test
 
 
@@ -101,3 +103,18 @@ async def test_an_async_cache_awaits_a_coroutine_loader(cache: raycache.Cache) -
     assert await acache.get_or_compute_many([1, 2, 3], load) == {1: 2, 2: 4, 3: 6}
     assert await acache.get_or_compute_many([1, 2, 3, 4], load) == {1: 2, 2: 4, 3: 6, 4: 8}
     assert calls == [[1, 2, 3], [4]]
+
+
+def test_a_killed_shard_costs_recomputation_never_an_error_or_a_wrong_value(
+    fresh_cache: raycache.Cache,
+) -> None:
+    cache = fresh_cache
+    cache.put_many({i: f"value of {i}" for i in range(0, 100, 2)})
+    ray.kill(ray.get_actor(f"{cache.name}/shard-0", namespace=NAMESPACE), no_restart=False)
+    loader = Loader()
+    found = cache.get_or_compute_many(range(100), loader)
+    assert found == {i: f"value of {i}" for i in range(100)}
+    deadline = time.time() + 30
+    while len(cache.stats()["shards"]) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    assert cache.get_or_compute_many(range(100), Loader()) == found
