@@ -19,7 +19,7 @@ Values of :data:`INLINE_LIMIT` bytes or more never travel inline through a shard
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,30 +112,6 @@ def reply_for(entry: Entry | None, *, hot: bool = False) -> WireReply:
     if isinstance(value, StoredRef):
         return protocol.ref(value.ref, hot=hot)
     return protocol.hit(value, hot=hot)
-
-
-def columns_for(entries: Iterable[Entry | None]) -> WireReply:
-    """Return the replies to reads of ``entries`` as :class:`~raycache.core.protocol.Columns`.
-
-    The same answers as :func:`reply_for` for each, without a reply list per entry: a
-    batch's cost on the shard is a dictionary read and two appends per key.
-    """
-    codes = bytearray()
-    payloads: list[Any] = []
-    for entry in entries:
-        if entry is None:
-            codes.append(_MISS)
-            payloads.append(None)
-        elif type(entry.value) is StoredRef:
-            codes.append(_REF)
-            payloads.append([entry.value.ref])
-        else:
-            codes.append(_HIT)
-            payloads.append(entry.value)
-    return protocol.ok([bytes(codes), payloads])
-
-
-_HIT, _REF, _MISS = protocol.Code.HIT.value, protocol.Code.REF.value, protocol.Code.MISS.value
 
 
 def fetcher(value: Any) -> Callable[[], Any]:

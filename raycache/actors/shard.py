@@ -32,7 +32,6 @@ from raycache.actors.metrics import ShardMetrics
 from raycache.actors.placement import Placement
 from raycache.actors.references import (
     StoredRef,
-    columns_for,
     reply_for,
     sent_size,
     stored_hex,
@@ -108,7 +107,7 @@ class Shard:
         epoch, digests = unpack_request(request)
         if (stale := self._admit(epoch, *digests)) is not None:
             return stale
-        return columns_for(map(self._entry, digests))
+        return protocol.columns([reply_for(entry) for entry in map(self._entry, digests)])
 
     def contains(self, request: bytes) -> WireReply:
         """Return OK with whether the key is present, without counting a hit or a miss."""

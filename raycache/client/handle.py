@@ -204,15 +204,15 @@ class CacheHandle(ABC):
             raise TypeError(f"get_or_compute_many takes a function of a list of keys, got {fn!r}")
         seconds = validation.seconds(ttl, "ttl")
         by_digest = {key_digest(key): key for key in keys}
-        found = yield from self._get_many(by_digest.values())
-        missing = [digest for digest, key in by_digest.items() if key not in found]
-        if not missing:
-            return found
         client = yield from self._ready()
-        keys_missing = [by_digest[digest] for digest in missing]
-        loaded = yield from load_many_here(client, missing, keys_missing, fn, ttl=seconds)
-        found.update((by_digest[digest], value) for digest, value in loaded.items())
-        return found
+        found = yield from client.values_many(list(by_digest))
+        missing = [digest for digest in by_digest if digest not in found]
+        if missing:
+            keys_missing = [by_digest[digest] for digest in missing]
+            found.update(
+                (yield from load_many_here(client, missing, keys_missing, fn, ttl=seconds))
+            )
+        return {by_digest[digest]: value for digest, value in found.items()}
 
     def _put_many(self, mapping: Mapping[Any, Any], ttl: float | None) -> Steps[None]:
         if not isinstance(mapping, Mapping):

@@ -119,7 +119,7 @@ class ShardClient(Routing):
         """Return, per shard that answered, the indices of its keys and their replies."""
         send: GroupSend = lambda shard, request, _: call_remote(shard, Shard.get_many, request)  # noqa: E731
         groups = yield from self.fan_out(digests, send, bounded=True)
-        return [(indices, Columns.of(reply)) for indices, reply in groups]
+        return _as_columns(groups)
 
     def values_many(self, digests: list[bytes]) -> Steps[dict[bytes, Any]]:
         """Return the value of every key of ``digests`` the cache holds, large ones fetched."""
@@ -163,7 +163,7 @@ class ShardClient(Routing):
             return call_remote(shard, Shard.lease_many, request, ttl, tags, lease_s)
 
         groups = yield from self.fan_out(digests, send, bounded=True)
-        return [(indices, Columns.of(reply)) for indices, reply in groups]
+        return _as_columns(groups)
 
     def renew_many(self, digests: list[bytes], tokens: list[int], lease_s: float) -> None:
         """Extend the leases ``tokens`` of ``digests`` by ``lease_s``; sent, not waited for."""
@@ -300,3 +300,8 @@ def _decode_lookup(wire: Any, call: ray.ObjectRef[Any]) -> Reply:
     if type(wire) is not LookupReply:
         return Reply(Code.INLINE, wire, call=call)
     return Reply.decode(wire)
+
+
+def _as_columns(groups: list[Group]) -> list[Many]:
+    """Read each shard's OK reply to a batch as :class:`~raycache.core.protocol.Columns`."""
+    return [(indices, Columns.of(reply)) for indices, reply in groups]
