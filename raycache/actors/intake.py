@@ -3,8 +3,9 @@
 A value larger than the shard's whole budget is turned away (TOO_LARGE). A large one
 goes to the node's vault first, so that its reference outlives the shard. Then the key's
 arrival by a resize is superseded, the store takes the value (evicting others as its
-policy says), the vault learns what the store holds and what it let go of, and the
-durable tier queues the write, unless the value came from there.
+policy says), near caches are told to drop their copies of the key and of the evicted
+ones, the vault learns what the store holds and what it let go of, and the durable tier
+queues the write, unless the value came from there.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from raycache.actors.custody import Custody, as_digest
 from raycache.actors.durable import Durable
 from raycache.actors.references import INLINE_LIMIT, StoredRef, fetcher
 from raycache.actors.resizing import Migration
+from raycache.actors.subscribers import Subscribers
 from raycache.core import protocol
 from raycache.core.protocol import WireReply
 from raycache.core.stats import ShardCounters
@@ -28,13 +30,13 @@ class Intake:
         self,
         store: Store,
         custody: Custody,
-        parts: tuple[Migration, Durable],
+        parts: tuple[Migration, Durable, Subscribers],
         counts: ShardCounters,
         default_ttl: float | None,
     ) -> None:
         self._store = store
         self._custody = custody
-        self._migration, self._durable = parts
+        self._migration, self._durable, self._subscribers = parts
         self._counts = counts
         self._default_ttl = default_ttl
 
@@ -61,7 +63,9 @@ class Intake:
         self._migration.supersede(digest)
         evicted = self._store.put(digest, value, size, ttl=ttl, tags=tags, cost=cost)
         self._custody.stored(digest, value)
-        self._custody.release_unheld([digest, *(as_digest(entry.key) for entry in evicted)])
+        replaced = [digest, *(as_digest(entry.key) for entry in evicted)]
+        self._subscribers.invalidate(replaced)
+        self._custody.release_unheld(replaced)
         if persist:
             self._durable.write(digest, fetcher(value), size=size, ttl=ttl, tags=tags, cost=cost)
         return protocol.ok()

@@ -104,14 +104,14 @@ def _open_mapped(file: FileEntry, promoted: list[ray.ObjectRef[Any]]) -> Any:
         return ray.get(promoted[0])
 
 
-def reply_for(entry: Entry | None, *, hot: bool = False) -> WireReply:
+def reply_for(entry: Entry | None) -> WireReply:
     """Return the reply to a read of ``entry``: MISS, HIT with the value, or REF with ``[ref]``."""
     if entry is None:
         return protocol.miss()
     value = entry.value
     if isinstance(value, StoredRef):
-        return protocol.ref(value.ref, hot=hot)
-    return protocol.hit(value, hot=hot)
+        return protocol.ref(value.ref)
+    return protocol.hit(value)
 
 
 def fetcher(value: Any) -> Callable[[], Any]:

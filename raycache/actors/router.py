@@ -40,6 +40,7 @@ from raycache.actors.handles import bind, call_remote
 from raycache.actors.leases import MAX_WAITERS, WAITERS
 from raycache.actors.resizing import Give, Move
 from raycache.actors.shard import Shard
+from raycache.actors.subscribers import MAX_POLLERS, POLLERS
 from raycache.actors.vault import drop_everywhere
 from raycache.core.config import CacheConfig
 from raycache.core.keys import key_point
@@ -200,7 +201,7 @@ class Router:
         # Detached, so that a shard outlives a router that crashed or was killed; a
         # running shard of this name is found rather than started again.
         return (
-            ray.remote(concurrency_groups={WAITERS: MAX_WAITERS})(Shard)  # type: ignore[call-overload]
+            ray.remote(concurrency_groups={WAITERS: MAX_WAITERS, POLLERS: MAX_POLLERS})(Shard)  # type: ignore[call-overload]
             .options(
                 name=shard_actor_name(self._cache, member),
                 namespace=NAMESPACE,

@@ -22,7 +22,7 @@ from ray.exceptions import RayError
 
 from raycache.actors.cluster import NAMESPACE, router_name
 from raycache.actors.compute import Call, Computed, Report
-from raycache.actors.custody import Custody
+from raycache.actors.custody import Custody, as_digest
 from raycache.actors.durable import Durable, Recall
 from raycache.actors.flights import Computations
 from raycache.actors.handles import bind, in_group
@@ -37,12 +37,20 @@ from raycache.actors.references import (
     stored_hex,
 )
 from raycache.actors.resizing import Migration, Move
+from raycache.actors.subscribers import POLLERS, Subscribers
 from raycache.core import protocol
 from raycache.core.config import CacheConfig
-from raycache.core.heat import Heat
 from raycache.core.libraries import preload_in_background
 from raycache.core.migration import Parcel
-from raycache.core.protocol import Code, KeyRequest, LookupReply, WireReply, unpack_request
+from raycache.core.protocol import (
+    Code,
+    KeyRequest,
+    LookupReply,
+    Notice,
+    Stamp,
+    WireReply,
+    unpack_request,
+)
 from raycache.core.ring import Ring
 from raycache.core.singleflight import SingleFlight
 from raycache.core.stats import ShardCounters, ShardStats
@@ -69,14 +77,13 @@ class Shard:
         release = self._custody.release_unheld
         self._placement = Placement(member, ring, parts, self._counts, release)
         self._durable = Durable(cache, config, self._placement.owns, len(ring))
-        self._intake = Intake(
-            self._store, self._custody, (self._migration, self._durable), self._counts, config.ttl
-        )
+        self._subscribers = Subscribers()
+        kept = (self._migration, self._durable, self._subscribers)
+        self._intake = Intake(self._store, self._custody, kept, self._counts, config.ttl)
         put = self._intake.put
         self._computations = Computations(self._flights, self._custody, self._counts, put)
         join = self._computations.join
         self._leases = Leases(self._store, self._flights, self._counts, put, join)
-        self._heat = Heat()
         storage_key = None if config.storage is None else config.storage.key
         unpersisted = functools.partial(put, persist=False)
         self._recall = Recall(self._durable, self._custody, unpersisted, storage_key)
@@ -88,26 +95,38 @@ class Shard:
     # -- reads -------------------------------------------------------------------------
 
     def get(self, request: bytes) -> WireReply:
-        """Return a HIT, REF or MISS reply for the key asked for; HOT flags a hot key.
+        """Return a HIT, REF or MISS reply for the key asked for.
 
         ``request`` is :func:`~raycache.core.protocol.pack_key_request` of the caller's
         epoch and one digest, as are the requests of every method below that takes one.
         """
         epoch, digest, _ = KeyRequest.unpack(request)
-        if (stale := self._admit(epoch, digest)) is not None:
-            return stale
-        entry = self._entry(digest)
-        if entry is None:
-            return self._computations.finished(digest) or protocol.miss()
-        # A hot key's reply says so: the caller may keep its value for a moment.
-        return reply_for(entry, hot=self._heat.hit(digest))
+        return self._admit(epoch, digest) or self._reply(digest)
 
     def get_many(self, request: bytes) -> WireReply:
         """Return OK with :class:`~raycache.core.protocol.Columns`: a reply per digest, in order."""
         epoch, digests = unpack_request(request)
-        if (stale := self._admit(epoch, *digests)) is not None:
-            return stale
-        return protocol.columns([reply_for(entry) for entry in map(self._entry, digests)])
+        stale = self._admit(epoch, *digests)
+        return stale or protocol.columns([self._reply(digest) for digest in digests])
+
+    def read(self, request: bytes, subscriber: bytes) -> tuple[WireReply, Stamp]:
+        """Answer :meth:`get_many` for a handle with a near cache, stamped.
+
+        The keys found are tracked for ``subscriber`` (see :mod:`raycache.core.tracking`).
+        """
+        wire = self.get_many(request)
+        digests = unpack_request(request)[1]
+        entries = [self._store.peek(digest) for digest in digests]
+        return wire, self._subscribers.stamp(subscriber, digests, entries)
+
+    @in_group(POLLERS)
+    def poll(self, subscriber: bytes, hits: int, held: int, wait: bool) -> Notice:
+        """Return the copies ``subscriber`` must drop, waiting for news if ``wait``.
+
+        ``hits`` and ``held`` are its near-cache hits since its last poll and the bytes
+        it holds of this shard's values, for the stats.
+        """
+        return self._subscribers.poll(subscriber, hits, held, wait=wait)
 
     def contains(self, request: bytes) -> WireReply:
         """Return OK with whether the key is present, without counting a hit or a miss."""
@@ -171,6 +190,7 @@ class Shard:
         self._migration.drop_tag(tag)
         computing = self._flights.forget_tagged(tag)
         removed = set(self._store.invalidate_tag(tag))
+        self._subscribers.invalidate([as_digest(key) for key in removed])
         self._custody.release_unheld()
         # A key's file outlives its entry in memory: the larger count is the truer one.
         files = self._durable.invalidate_tag(tag, self._placement.owns)
@@ -181,6 +201,7 @@ class Shard:
         self._migration.clear()
         self._flights.clear()
         count = self._store.clear()
+        self._subscribers.flush()
         self._custody.release_unheld()
         return max(count, self._durable.clear(self._placement.owns))
 
@@ -261,6 +282,7 @@ class Shard:
             if entry is None or stored_hex(entry) != ref_hex:
                 return False
             self._store.delete(digest)
+            self._subscribers.invalidate((digest,))
         self._custody.release_unheld((digest,))
         self._counts.lost += 1
         return True
@@ -334,6 +356,7 @@ class Shard:
         """
         self._durable.flush()
         dropped = self._placement.set_ring(ring, capacity, move)
+        self._subscribers.flush()  # copies of keys that moved must not outlive the move
         self._durable.rescan(len(ring))
         return dropped
 
@@ -354,7 +377,8 @@ class Shard:
         place = (self._placement.member, self._node, self._placement.ring.epoch)
         storage, dropped = self._durable.stats()
         pending = len(self._flights)
-        return ShardStats.of(place, self._store.stats(), self._counts, pending, storage, dropped)
+        row = ShardStats.of(place, self._store.stats(), self._counts, pending, storage, dropped)
+        return self._subscribers.add_stats(row)
 
     def ping(self) -> str:
         """Return this shard's ring member id; used to wait until the shard is up."""
@@ -383,6 +407,13 @@ class Shard:
         self._migration.arrive(digests, self._intake.put)
         return None
 
+    def _reply(self, digest: bytes) -> WireReply:
+        """Return the key's HIT or REF, its finished computation, or MISS."""
+        entry = self._entry(digest)
+        if entry is None:
+            return self._computations.finished(digest) or protocol.miss()
+        return reply_for(entry)
+
     def _entry(self, digest: bytes, *, count: bool = True) -> Entry | None:
         """Return the key's entry from memory, else from storage (taken back into memory)."""
         entry = self._store.get(digest) if count else self._store.peek(digest)
@@ -395,4 +426,5 @@ class Shard:
         self._migration.supersede(digest)
         computing = self._flights.forget(digest)
         present = self._store.delete(digest)
+        self._subscribers.invalidate((digest,))
         return bool(self._durable.delete(digest) or present or computing)

@@ -19,9 +19,9 @@ import ray
 from raycache.client import connect
 from raycache.client.batcher import GetBatcher
 from raycache.client.handle import CacheHandle, Connection, Settings, checked_attach
+from raycache.client.near import NearSettings
 from raycache.client.shard_client import ShardClient
 from raycache.client.steps import Steps, Wait, run_async
-from raycache.core.near_cache import NearCache
 from raycache.core.protocol import Reply
 
 T = TypeVar("T")
@@ -40,9 +40,8 @@ class AsyncCache(CacheHandle):
 
     ``key in acache`` cannot be awaited: use ``await acache.contains(key)``. Concurrent
     gets of one event loop are sent together, as one ``get_many`` per shard for each tick
-    of the loop; set :attr:`batching` to False to send each on its own. Batched gets do
-    not count toward a key's heat, so a near cache (``near_cache_ttl``) learns of hot
-    keys only from gets that are sent alone.
+    of the loop; set :attr:`batching` to False to send each on its own. With a near cache
+    (``near_cache=True``), gets are served from it, and each one it misses is sent alone.
     """
 
     batching: bool
@@ -52,18 +51,32 @@ class AsyncCache(CacheHandle):
         name, requested, timeout = settings.name, settings.requested, settings.timeout
         return connect.in_background(connect.create, name, requested, timeout)
 
-    def _setup(self, name: str, near: NearCache | None, connection: Connection) -> None:
+    def _setup(self, name: str, near: NearSettings | None, connection: Connection) -> None:
         super()._setup(name, near, connection)
         self.batching = True
         self._batcher: GetBatcher | None = None
 
     @classmethod
-    async def attach(cls, name: str = "default", **options: float | None) -> AsyncCache:
+    async def attach(
+        cls,
+        name: str = "default",
+        *,
+        near_cache: bool = False,
+        near_cache_capacity: int | str | None = None,
+        near_cache_ttl: float | None = None,
+        timeout: float | None = None,
+    ) -> AsyncCache:
         """Return a handle on the running cache ``name``; raise if there is none.
 
-        ``options`` are :meth:`Cache.attach`'s: ``near_cache_ttl`` and ``timeout``.
+        The options are :meth:`Cache.attach`'s.
         """
-        settings = checked_attach(name, **options)
+        settings = checked_attach(
+            name,
+            near_cache=near_cache,
+            near_cache_capacity=near_cache_capacity,
+            near_cache_ttl=near_cache_ttl,
+            timeout=timeout,
+        )
         joining = connect.in_background(connect.attach, settings.name, settings.timeout)
         return cls._of(await asyncio.wrap_future(joining), settings.near)
 

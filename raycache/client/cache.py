@@ -31,10 +31,16 @@ class Cache(CacheHandle):
     ``"gdsf"`` (cost-aware) and ``"tinylfu"`` are there for those who want them.
     ``ttl`` is the default time to live, in seconds, of every entry.
 
-    ``near_cache_ttl`` turns on this handle's near cache for hot keys: values of keys
-    that their shard reports hot are served from this process for up to that many
-    seconds, so a read may be that much older than the shard's value (this handle's own
-    writes drop its copies at once). Off by default.
+    ``near_cache=True`` keeps the values this handle reads in its own process, and
+    serves repeated reads from there with a dictionary lookup. It stays coherent: the
+    shards track what each process holds and push an invalidation when a key is written,
+    deleted, evicted, invalidated by tag or cleared, or when the cache is resized, and a
+    copy ends with its entry's TTL. A read never returns a value older than one this
+    process has already returned; another process's write reaches it within
+    milliseconds, the time the push takes. Handles of one cache in one process share the
+    near cache. ``near_cache_capacity`` bounds it in bytes (default 64 MiB; a large
+    value held by reference costs its reference), and ``near_cache_ttl`` bounds how long
+    a copy is kept, in seconds; either turns it on. Off by default.
 
     ``timeout`` bounds, in seconds, how long a read (``get``, ``get_many``, ``in``, and
     the lookup of ``get_or_compute``) waits for a shard that is down, restarting or
@@ -69,11 +75,22 @@ class Cache(CacheHandle):
         cls,
         name: str = "default",
         *,
+        near_cache: bool = False,
+        near_cache_capacity: int | str | None = None,
         near_cache_ttl: float | None = None,
         timeout: float | None = None,
     ) -> Cache:
-        """Return a handle on the running cache ``name``; raise if there is none."""
-        settings = checked_attach(name, near_cache_ttl=near_cache_ttl, timeout=timeout)
+        """Return a handle on the running cache ``name``; raise if there is none.
+
+        The near-cache options and ``timeout`` are those of the constructor.
+        """
+        settings = checked_attach(
+            name,
+            near_cache=near_cache,
+            near_cache_capacity=near_cache_capacity,
+            near_cache_ttl=near_cache_ttl,
+            timeout=timeout,
+        )
         return cls._of(connect.attach(settings.name, settings.timeout), settings.near)
 
     # -- single keys -------------------------------------------------------------------

@@ -24,19 +24,30 @@ from raycache.actors.references import ship
 from raycache.actors.router import Snapshot
 from raycache.client import connect
 from raycache.client.loader import load_here, load_many_here
+from raycache.client.near import (
+    Held,
+    NearReader,
+    NearSettings,
+    near_settings,
+    reader_for,
+    stop_readers,
+    values_near,
+)
 from raycache.client.shard_client import ABSENT, ShardClient
 from raycache.client.steps import Invoke, Steps, Wait
 from raycache.core import validation
 from raycache.core.config import CacheConfig
 from raycache.core.frames import warn_if_unpickled_on_hit
 from raycache.core.keys import key_digest
-from raycache.core.near_cache import NearCache
 from raycache.core.protocol import Code, Reply
 from raycache.core.stats import totals
 from raycache.core.store import DEFAULT_POLICY
 from raycache.errors import EntryTooLargeError
 
 H = TypeVar("H", bound="CacheHandle")
+T = TypeVar("T")
+
+_MISS = Reply(Code.MISS)
 
 Connection = concurrent.futures.Future[ShardClient]
 """A shard client, or the connection under way that will give one."""
@@ -46,7 +57,7 @@ class Settings(NamedTuple):
     """A handle's checked arguments: what to connect to, and how."""
 
     name: str
-    near: NearCache | None
+    near: NearSettings | None
     requested: dict[str, Any]
     timeout: float | None
 
@@ -62,6 +73,8 @@ class CacheHandle(ABC):
         capacity: int | str | None = None,
         policy: str = DEFAULT_POLICY,
         ttl: float | None = None,
+        near_cache: bool = False,
+        near_cache_capacity: int | str | None = None,
         near_cache_ttl: float | None = None,
         timeout: float | None = None,
         storage: object = None,
@@ -74,7 +87,7 @@ class CacheHandle(ABC):
         )
         settings = Settings(
             validation.name(name),
-            _near_cache(near_cache_ttl),
+            near_settings(near_cache, near_cache_capacity, near_cache_ttl),
             requested,
             validation.seconds(timeout, "timeout"),
         )
@@ -84,13 +97,14 @@ class CacheHandle(ABC):
     def _connect(self, settings: Settings) -> Connection:
         """Start or join the cache; the subclass says whether by blocking."""
 
-    def _setup(self, name: str, near: NearCache | None, connection: Connection) -> None:
+    def _setup(self, name: str, near: NearSettings | None, connection: Connection) -> None:
         self._name = name
-        self._near = near
+        self._near_settings = near
+        self._reader: NearReader | None = None
         self._connection = connection
 
     @classmethod
-    def _of(cls: type[H], client: ShardClient, near: NearCache | None) -> H:
+    def _of(cls: type[H], client: ShardClient, near: NearSettings | None) -> H:
         handle = cls.__new__(cls)
         handle._setup(client.name, near, connected(client))
         return handle
@@ -123,18 +137,25 @@ class CacheHandle(ABC):
 
     def _get(self, key: Any, default: Any) -> Steps[Any]:
         digest = key_digest(key)
-        if self._near is not None:
-            value = self._near.get(digest, ABSENT)
-            if value is not ABSENT:
-                return value
         client = yield from self._ready()
-        reply = yield from self._get_reply(client, digest)
+        if (reader := self._near(client)) is not None:
+            copy = reader.lookup(digest)
+            if copy is ABSENT:
+                reply = (yield from reader.read(client, [digest])).get(digest, _MISS)
+            elif isinstance(copy, Held):
+                reply = Reply(Code.REF, [copy.ref])
+            else:
+                return copy
+        else:
+            reply = yield from self._get_reply(client, digest)
         value = yield from client.value(digest, reply)
-        if value is ABSENT:
-            return default
-        if self._near is not None and reply.hot:
-            self._near.put(digest, value)
-        return value
+        return default if value is ABSENT else value
+
+    def _near(self, client: ShardClient) -> NearReader | None:
+        """Return this handle's near cache, made on first use; None without one."""
+        if self._reader is None and self._near_settings is not None:
+            self._reader = reader_for(client, self._near_settings)
+        return self._reader
 
     def _get_reply(self, client: ShardClient, digest: bytes) -> Steps[Reply]:
         """Ask the shard for ``digest``; a handle that batches its gets overrides this."""
@@ -154,16 +175,14 @@ class CacheHandle(ABC):
         seconds = validation.seconds(ttl, "ttl")
         checked_tags = validation.strings(tags, "tags")
         client = yield from self._ready()
-        self._forget(digest)
         warn_if_unpickled_on_hit(value, "the value for", key)
-        reply = yield from client.put(digest, ship(value), seconds, checked_tags)
-        _raise_if_too_large(reply)
+        put = client.put(digest, ship(value), seconds, checked_tags)
+        _raise_if_too_large((yield from self._fenced(client, [digest], put)))
 
     def _delete(self, key: Any) -> Steps[bool]:
         digest = key_digest(key)
         client = yield from self._ready()
-        self._forget(digest)
-        reply = yield from client.delete(digest)
+        reply = yield from self._fenced(client, [digest], client.delete(digest))
         return bool(reply.payload)
 
     def _contains(self, key: Any) -> Steps[bool]:
@@ -194,7 +213,11 @@ class CacheHandle(ABC):
     def _get_many(self, keys: Iterable[Any]) -> Steps[dict[Any, Any]]:
         by_digest = {key_digest(key): key for key in keys}
         client = yield from self._ready()
-        found = yield from client.values_many(list(by_digest))
+        reader = self._near(client)
+        if reader is None:
+            found = yield from client.values_many(list(by_digest))
+        else:
+            found = yield from values_near(client, reader, list(by_digest))
         return {by_digest[digest]: value for digest, value in found.items()}
 
     def _get_or_compute_many(
@@ -223,38 +246,35 @@ class CacheHandle(ABC):
         digests = [key_digest(key) for key in mapping]
         values = list(mapping.values())
         client = yield from self._ready()
-        for digest in digests:
-            self._forget(digest)
         for key, value in mapping.items():
             warn_if_unpickled_on_hit(value, "the value for", key)
         shipped = [ship(value) for value in values]
-        for _, reply in (yield from client.put_many(digests, shipped, seconds, ())):
+        put = client.put_many(digests, shipped, seconds, ())
+        for _, reply in (yield from self._fenced(client, digests, put)):
             _raise_if_too_large(reply)
 
     def _delete_many(self, keys: Iterable[Any]) -> Steps[int]:
         digests = list(dict.fromkeys(key_digest(key) for key in keys))
         client = yield from self._ready()
-        for digest in digests:
-            self._forget(digest)
-        return (yield from client.delete_many(digests))
+        return (yield from self._fenced(client, digests, client.delete_many(digests)))
 
     # -- whole cache -------------------------------------------------------------------
 
     def _invalidate_tag(self, tag: str) -> Steps[int]:
         (tag,) = validation.strings((tag,), "tags")
         client = yield from self._ready()
-        self._forget(None)
-        return (yield from client.invalidate_tag(tag))
+        return (yield from self._fenced(client, None, client.invalidate_tag(tag)))
 
     def _clear(self) -> Steps[None]:
         client = yield from self._ready()
-        self._forget(None)
-        yield from client.clear()
+        yield from self._fenced(client, None, client.clear())
 
     def _stats(self) -> Steps[dict[str, Any]]:
         client = yield from self._ready()
         rows = yield from client.stats()
         summed = totals(rows)
+        if self._reader is not None:  # hits not yet reported to the shards
+            summed["near_hits"] += self._reader.copies.unreported_hits
         lookups = summed["hits"] + summed["misses"]
         return {
             "name": self._name,
@@ -275,13 +295,14 @@ class CacheHandle(ABC):
 
     def _shutdown(self) -> Steps[None]:
         yield from self._flush()  # writes to storage land before shards stop
+        stop_readers(self._name)
         # Through the registry, which stops the shards even if the router is gone.
         yield Invoke(registry.remove, (self._name,))
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as the name, router and ring snapshot, so tasks attach with no calls."""
-        near = None if self._near is None else NearCache(self._near.ttl)
         client = self.shard_client
+        near = self._near_settings
         args = (type(self), self._name, client.router, client.snapshot, near, client.health.timeout)
         return _unpickle, args
 
@@ -295,14 +316,28 @@ class CacheHandle(ABC):
             f"policy={config.policy!r})"
         )
 
-    def _forget(self, digest: bytes | None) -> None:
-        """Drop this handle's near copy of ``digest``, or of everything for None."""
-        if self._near is None:
+    def _fenced(
+        self, client: ShardClient, digests: list[bytes] | None, write: Steps[T]
+    ) -> Steps[T]:
+        """Take the steps of ``write`` of ``digests`` (None: of every key), fencing them.
+
+        This process's copies of them are dropped and fenced before the write is sent,
+        and again once it is done, so that no read in flight meanwhile keeps a value
+        older than the write, and this handle reads its own writes.
+        """
+        self._fence(client, digests)
+        done = yield from write
+        self._fence(client, digests)
+        return done
+
+    def _fence(self, client: ShardClient, digests: list[bytes] | None) -> None:
+        reader = self._near(client)
+        if reader is None:
             return
-        if digest is None:
-            self._near.clear()
-        else:
-            self._near.discard(digest)
+        if digests is None:
+            reader.copies.fence_all()
+        for digest in digests or ():
+            reader.copies.fence(digest)
 
 
 def connected(client: ShardClient) -> Connection:
@@ -313,16 +348,17 @@ def connected(client: ShardClient) -> Connection:
 
 
 def checked_attach(
-    name: str, *, near_cache_ttl: float | None = None, timeout: float | None = None
+    name: str,
+    *,
+    near_cache: bool = False,
+    near_cache_capacity: int | str | None = None,
+    near_cache_ttl: float | None = None,
+    timeout: float | None = None,
 ) -> Settings:
     """Check the arguments of ``attach``, as the constructor checks its own."""
     seconds = validation.seconds(timeout, "timeout")
-    return Settings(validation.name(name), _near_cache(near_cache_ttl), {}, seconds)
-
-
-def _near_cache(ttl: float | None) -> NearCache | None:
-    seconds = validation.seconds(ttl, "near_cache_ttl")
-    return None if seconds is None else NearCache(seconds)
+    near = near_settings(near_cache, near_cache_capacity, near_cache_ttl)
+    return Settings(validation.name(name), near, {}, seconds)
 
 
 def _unpickle(
@@ -330,7 +366,7 @@ def _unpickle(
     name: str,
     router: Any,
     snapshot: Snapshot,
-    near: NearCache | None,
+    near: NearSettings | None,
     timeout: float,
 ) -> CacheHandle:
     return cls._of(ShardClient(name, router, snapshot, timeout), near)

@@ -175,7 +175,11 @@ class Routing:
 
     def shard_of(self, digest: bytes) -> ActorHandle[Shard]:
         """Return the handle of the shard that owns ``digest``."""
-        return self._shards[self._ring.owner_at(key_point(digest))]
+        return self._shards[self.member_of(digest)]
+
+    def member_of(self, digest: bytes) -> str:
+        """Return the ring member that owns ``digest``."""
+        return self._ring.owner_at(key_point(digest))
 
     # -- many keys, every shard ------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import ray
 from ray.actor import ActorHandle
@@ -36,6 +36,7 @@ from raycache.core.protocol import (
     Columns,
     LookupReply,
     Reply,
+    Stamp,
     pack_key_request,
 )
 from raycache.core.stats import ShardStats
@@ -47,6 +48,15 @@ CACHE_FAULTS = (RayActorError, ObjectLostError, WorkerCrashedError)
 
 Many = tuple[list[int], Columns]
 """The indices of the keys one shard owns, and its reply to each, as columns."""
+
+
+class Tracked(NamedTuple):
+    """One shard's answer to a tracked read: see :meth:`ShardClient.read`."""
+
+    member: str
+    indices: list[int]
+    columns: Columns
+    stamp: Stamp
 
 
 class Absent:
@@ -120,6 +130,23 @@ class ShardClient(Routing):
         send: GroupSend = lambda shard, request, _: call_remote(shard, Shard.get_many, request)  # noqa: E731
         groups = yield from self.fan_out(digests, send, bounded=True)
         return _as_columns(groups)
+
+    def read(self, digests: list[bytes], subscriber: bytes) -> Steps[list[Tracked]]:
+        """:meth:`get_many` for a near cache: the keys found are tracked for ``subscriber``.
+
+        Per shard that answered: its member, the indices of its keys, their replies, and
+        the reply's stamp.
+        """
+
+        def send(shard: ActorHandle[Shard], request: bytes, _: list[int]) -> Ref:
+            return cast(Ref, call_remote(shard, Shard.read, request, subscriber))
+
+        groups = yield from self.fan_out(digests, send, bounded=True)
+        return [
+            Tracked(self.member_of(digests[indices[0]]), indices, Columns.of(reply), reply.stamp)
+            for indices, reply in groups
+            if reply.stamp is not None
+        ]
 
     def values_many(self, digests: list[bytes]) -> Steps[dict[bytes, Any]]:
         """Return the value of every key of ``digests`` the cache holds, large ones fetched."""

@@ -10,10 +10,10 @@ A request is one bytes argument: the caller's ring epoch, then one or more 16-by
 digests, then, for a lookup, an optional refresh age. One argument rather than several
 saves Ray a serialisation per argument, a sizeable share of a small get's round trip.
 
->>> wire = hit("v", hot=True)
+>>> wire = hit("v")
 >>> reply = Reply.decode(wire)
->>> reply.code is Code.HIT, reply.payload, reply.hot, reply.elected
-(True, 'v', True, False)
+>>> reply.code is Code.HIT, reply.payload, reply.elected
+(True, 'v', False)
 >>> KeyRequest.unpack(pack_key_request(3, b"d" * 16, 2.5))
 KeyRequest(epoch=3, digest=b'dddddddddddddddd', refresh_after=2.5)
 """
@@ -32,7 +32,9 @@ __all__ = [
     "Flag",
     "KeyRequest",
     "LookupReply",
+    "Notice",
     "Reply",
+    "Stamp",
     "WireReply",
     "code_of",
     "columns",
@@ -93,14 +95,44 @@ REFERENCES = frozenset((Code.REF, Code.PENDING, Code.COMPUTING))
 class Flag(IntFlag):
     """Bits of a reply's ``flags`` field."""
 
-    HOT = 1
-    """The key takes a large share of its shard's reads: a near cache may keep it."""
     REFRESH = 2
     """This caller is elected to recompute the stale-but-served entry (stale-while-revalidate)."""
 
 
 WireReply = list[Any]
 """A reply as it travels: ``[code, payload, flags]``, with ``code`` a plain int."""
+
+
+class Stamp(NamedTuple):
+    """What a tracked read (a read by a handle with a near cache) adds to its reply.
+
+    See :mod:`raycache.core.tracking`, which makes them, and
+    :mod:`raycache.core.near_cache`, which reads them.
+    """
+
+    incarnation: bytes
+    """The shard's start: a new one means the shard restarted and tracks nothing of old."""
+    seq: int | None
+    """Invalidations queued for the reader before this read; None: the shard refused to
+    track it, so it must not keep what it read."""
+    ttls: list[float | None]
+    """Seconds each value read has left to live, in the order read; None: no TTL, and 0
+    for a key not found, or found only as a computation's result, which is not tracked."""
+    sizes: list[int]
+    """The size of each value read, in bytes, as the shard counts it."""
+
+
+class Notice(NamedTuple):
+    """What a shard hands a near-cache subscriber that polls: the copies to drop."""
+
+    incarnation: bytes
+    """The shard's start, as in :class:`Stamp`."""
+    seq: int
+    """Invalidations queued for the subscriber so far, these included."""
+    digests: list[bytes]
+    """The keys whose copies are to be dropped."""
+    flush: bool
+    """Drop every copy from this shard (a clear, a new ring, or a shard that forgot you)."""
 
 
 class LookupReply(list):  # type: ignore[type-arg]
@@ -119,16 +151,15 @@ class Reply(NamedTuple):
     payload: Any = None
     flags: int = 0
     call: Any = None
+    stamp: Stamp | None = None
 
     @classmethod
-    def decode(cls, wire: WireReply) -> Reply:
-        """Name the fields of a wire reply."""
+    def decode(cls, wire: WireReply | tuple[WireReply, Stamp]) -> Reply:
+        """Name the fields of a wire reply, or of a tracked read's ``(wire, stamp)``."""
+        if isinstance(wire, tuple):
+            (code, payload, flags), stamp = wire
+            return cls(Code(code), payload, flags, stamp=stamp)
         return cls(Code(wire[0]), wire[1], wire[2])
-
-    @property
-    def hot(self) -> bool:
-        """Whether the shard reported the key hot."""
-        return bool(self.flags & Flag.HOT)
 
     @property
     def elected(self) -> bool:
@@ -141,14 +172,14 @@ class Reply(NamedTuple):
         return self.payload[0]
 
 
-def hit(value: Any, *, hot: bool = False) -> WireReply:
+def hit(value: Any) -> WireReply:
     """Return a hit on an inline value."""
-    return [Code.HIT.value, value, Flag.HOT.value if hot else 0]
+    return [Code.HIT.value, value, 0]
 
 
-def ref(reference: Any, *, hot: bool = False) -> WireReply:
+def ref(reference: Any) -> WireReply:
     """Return a hit on a large value, or on a finished computation, by reference."""
-    return [Code.REF.value, [reference], Flag.HOT.value if hot else 0]
+    return [Code.REF.value, [reference], 0]
 
 
 def miss() -> WireReply:

@@ -112,6 +112,12 @@ class ShardStats:
     storage_dropped: int = _counter()
     """Writes to storage dropped because its queue was full or the storage down."""
     storage_healthy: bool = True
+    near_hits: int = _counter()
+    """Reads that handles served from their near caches, as they last reported."""
+    near_invalidations: int = _counter()
+    """Near-cache copies this shard told their handles to drop."""
+    near_bytes: int = _gauge()
+    """Bytes that near caches hold of this shard's values, as they last reported."""
 
     @classmethod
     def of(

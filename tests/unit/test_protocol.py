@@ -26,9 +26,7 @@ epochs = st.integers(min_value=0, max_value=2**64 - 1)
 
 WIRE_REPLIES = [
     protocol.hit("v"),
-    protocol.hit("v", hot=True),
     protocol.ref("object-ref"),
-    protocol.ref("object-ref", hot=True),
     protocol.miss(),
     protocol.ok(True),
     protocol.stale(7),
@@ -59,12 +57,18 @@ def test_decoding_names_every_field(wire: list[Any]) -> None:
 
 
 def test_flags() -> None:
-    assert Reply.decode(protocol.hit(1, hot=True)).hot
-    assert not Reply.decode(protocol.hit(1)).hot
+    assert not Reply.decode(protocol.hit(1)).elected
     elected = protocol.ref("r")
     elected[2] |= Flag.REFRESH.value
     reply = Reply.decode(elected)
-    assert reply.elected and not reply.hot and type(elected[2]) is int
+    assert reply.elected and type(elected[2]) is int
+
+
+def test_a_tracked_read_decodes_with_its_stamp() -> None:
+    stamp = protocol.Stamp(b"start", 3, [None, 1.5], [8, 9])
+    reply = Reply.decode((protocol.columns([protocol.hit("a"), protocol.miss()]), stamp))
+    assert reply.code is Code.OK and reply.stamp == stamp
+    assert protocol.Columns.of(reply).payloads == ["a", None]
 
 
 def test_payloads_by_code() -> None:

@@ -205,9 +205,9 @@ def test_without_storage_its_fields_are_zero_and_healthy() -> None:
 
 @pytest.mark.parametrize("flag", list(protocol.Flag))
 def test_a_flag_is_added_without_touching_the_reply(flag: protocol.Flag) -> None:
-    wire = protocol.hit("v", hot=True)
+    wire = protocol.hit("v")
     flagged = protocol.flagged(wire, flag)
-    assert wire == protocol.hit("v", hot=True) and protocol.code_of(flagged) is Code.HIT
+    assert wire == protocol.hit("v") and protocol.code_of(flagged) is Code.HIT
     assert Reply.decode(flagged).flags & flag
 
 
