@@ -100,6 +100,26 @@ class Leases:
         """End lease ``token`` with the pickled exception its computation raised."""
         self._flights.finish(digest, token, protocol.failed(error))
 
+    def renew_many(self, digests: list[bytes], tokens: list[int], lease_s: float) -> None:
+        """Extend the lease of each token of ``tokens`` on its digest by ``lease_s``."""
+        for digest, token in zip(digests, tokens, strict=True):
+            self.renew(digest, token, lease_s)
+
+    def fulfil_many(
+        self, digests: list[bytes], tokens: list[int], values: list[Any], cost: float
+    ) -> WireReply:
+        """:meth:`fulfil` each lease; return OK, or the first TOO_LARGE."""
+        replies = [
+            self.fulfil(digest, token, value, cost)
+            for digest, token, value in zip(digests, tokens, values, strict=True)
+        ]
+        return protocol.first_refusal(replies)
+
+    def fail_many(self, digests: list[bytes], tokens: list[int], error: bytes) -> None:
+        """:meth:`fail` each lease with the same pickled exception."""
+        for digest, token in zip(digests, tokens, strict=True):
+            self.fail(digest, token, error)
+
 
 def _unstored(value: Any) -> WireReply:
     """Return the reply that hands waiters a value the store turned away."""

@@ -110,10 +110,7 @@ class Shard:
         return stale or protocol.columns([self._reply(digest) for digest in digests])
 
     def read(self, request: bytes, subscriber: bytes) -> tuple[WireReply, Stamp]:
-        """Answer :meth:`get_many` for a handle with a near cache, stamped.
-
-        The keys found are tracked for ``subscriber`` (see :mod:`raycache.core.tracking`).
-        """
+        """Answer :meth:`get_many`, tracking the keys found for ``subscriber``, and stamped."""
         wire = self.get_many(request)
         digests = unpack_request(request)[1]
         entries = [self._store.peek(digest) for digest in digests]
@@ -303,18 +300,6 @@ class Shard:
         """Block, on a thread of its own, until lease ``token`` ends: :meth:`Leases.wait`."""
         return self._leases.wait(KeyRequest.unpack(request).digest, token, timeout_s)
 
-    def renew(self, request: bytes, token: int, lease_s: float) -> bool:
-        """Extend lease ``token`` by ``lease_s`` seconds; False if it is no longer current."""
-        return self._leases.renew(KeyRequest.unpack(request).digest, token, lease_s)
-
-    def fulfil(self, request: bytes, token: int, value: Any, cost: float) -> WireReply:
-        """Store the value that lease ``token`` computed: :meth:`Leases.fulfil`."""
-        return self._leases.fulfil(KeyRequest.unpack(request).digest, token, value, cost)
-
-    def fail(self, request: bytes, token: int, error: bytes) -> None:
-        """End lease ``token`` with the pickled exception its computation raised."""
-        self._leases.fail(KeyRequest.unpack(request).digest, token, error)
-
     def lease_many(
         self, request: bytes, ttl: float | None, tags: tuple[str, ...], lease_s: float
     ) -> WireReply:
@@ -325,25 +310,18 @@ class Shard:
         return protocol.columns([self._leases.grant(d, ttl, tags, lease_s) for d in digests])
 
     def renew_many(self, request: bytes, tokens: list[int], lease_s: float) -> None:
-        """Extend each lease of ``tokens``, one per digest of ``request``, by ``lease_s``."""
-        for digest, token in zip(unpack_request(request)[1], tokens, strict=True):
-            self._leases.renew(digest, token, lease_s)
+        """Extend the leases ``tokens``, one per digest of ``request`` (one for one key)."""
+        self._leases.renew_many(unpack_request(request)[1], tokens, lease_s)
 
     def fulfil_many(
         self, request: bytes, tokens: list[int], values: list[Any], cost: float
     ) -> WireReply:
-        """Store the values of leases ``tokens``, as :meth:`fulfil`; OK or the first TOO_LARGE."""
-        _, digests = unpack_request(request)
-        replies = [
-            self._leases.fulfil(digest, token, value, cost)
-            for digest, token, value in zip(digests, tokens, values, strict=True)
-        ]
-        return protocol.first_refusal(replies)
+        """Store the values leases ``tokens`` computed; OK, or the first TOO_LARGE."""
+        return self._leases.fulfil_many(unpack_request(request)[1], tokens, values, cost)
 
     def fail_many(self, request: bytes, tokens: list[int], error: bytes) -> WireReply:
-        """End each lease of ``tokens`` with the pickled exception its computation raised."""
-        for digest, token in zip(unpack_request(request)[1], tokens, strict=True):
-            self._leases.fail(digest, token, error)
+        """End the leases ``tokens`` with the pickled exception their computation raised."""
+        self._leases.fail_many(unpack_request(request)[1], tokens, error)
         return protocol.ok()
 
     # -- placement and stats -------------------------------------------------------------

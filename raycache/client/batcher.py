@@ -5,8 +5,7 @@ tick ends (the batch is sent by a callback that runs after every coroutine made 
 this tick has had its turn), the batch goes out as one ``get_many`` call per owning
 shard, through :meth:`ShardClient.fan_out`, and every waiter receives its key's reply.
 Two waiters of one key share one slot in the batch. A lone get is sent as a plain
-``get``: one call either way, and a plain get counts toward the key's heat, so a near
-cache learns of hot keys from it.
+``get``: one call either way.
 
 The shard's faults are misses, as for any read: a shard that is down or does not answer
 in time leaves its keys' waiters with MISS.

@@ -123,20 +123,20 @@ def _compute(
     """Invoke ``fn`` under lease ``token``, then hand the value, or the error, to the shard."""
     shard = client.shard_of(digest)
     request = pack_key_request(client.snapshot.ring.epoch, digest)
-    renewal = _Renewal(lambda: call_remote(shard, Shard.renew, request, token, LEASE_S))
+    renewal = _Renewal(lambda: call_remote(shard, Shard.renew_many, request, [token], LEASE_S))
     started = time.perf_counter()
     try:
         value = yield from _run_loader(fn, args, kwargs)
     except BaseException as error:
         renewal.stop()
-        yield from _tell(call_remote(shard, Shard.fail, request, token, _pickled(error)))
+        yield from _tell(call_remote(shard, Shard.fail_many, request, [token], _pickled(error)))
         raise
     renewal.stop()
     # Waited for, within a bound: the value travels as an object this process owns,
     # which must reach the shard before this process may exit. A large one is shipped by
     # reference, so that the vault's put is the only copy the cache makes of it.
     cost = time.perf_counter() - started
-    yield from _tell(call_remote(shard, Shard.fulfil, request, token, ship(value), cost))
+    yield from _tell(call_remote(shard, Shard.fulfil_many, request, [token], [ship(value)], cost))
     return value
 
 

@@ -1,6 +1,6 @@
 """A bounded, thread-safe LRU map whose entries may also expire.
 
-The near cache and the lineage table are both one.
+The lineage table is one.
 
 >>> clock = iter([0.0, 0.5, 2.0]).__next__
 >>> lru = BoundedLRU(max_entries=2, ttl=1.0, clock=clock)
