@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import ray
 
 from raycache.client import connect
 from raycache.client.batcher import GetBatcher
-from raycache.client.handle import CacheHandle, Connection, Settings, checked_attach
+from raycache.client.handle import AttachOptions, CacheHandle, Connection, Settings, checked_attach
 from raycache.client.near import NearSettings
 from raycache.client.shard_client import ShardClient
 from raycache.client.steps import Steps, Wait, run_async
 from raycache.core.protocol import Reply
+
+if TYPE_CHECKING:  # Unpack is in typing from Python 3.11
+    from typing_extensions import Unpack
 
 T = TypeVar("T")
 
@@ -57,26 +60,12 @@ class AsyncCache(CacheHandle):
         self._batcher: GetBatcher | None = None
 
     @classmethod
-    async def attach(
-        cls,
-        name: str = "default",
-        *,
-        near_cache: bool = False,
-        near_cache_capacity: int | str | None = None,
-        near_cache_ttl: float | None = None,
-        timeout: float | None = None,
-    ) -> AsyncCache:
+    async def attach(cls, name: str = "default", **options: Unpack[AttachOptions]) -> AsyncCache:
         """Return a handle on the running cache ``name``; raise if there is none.
 
-        The options are :meth:`Cache.attach`'s.
+        ``options`` are :meth:`Cache.attach`'s.
         """
-        settings = checked_attach(
-            name,
-            near_cache=near_cache,
-            near_cache_capacity=near_cache_capacity,
-            near_cache_ttl=near_cache_ttl,
-            timeout=timeout,
-        )
+        settings = checked_attach(name, **options)
         joining = connect.in_background(connect.attach, settings.name, settings.timeout)
         return cls._of(await asyncio.wrap_future(joining), settings.near)
 

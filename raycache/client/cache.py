@@ -10,13 +10,23 @@ shard that owns the key, in one actor round trip, through its
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import ray
 
 from raycache.client import connect
-from raycache.client.handle import CacheHandle, Connection, Settings, checked_attach, connected
+from raycache.client.handle import (
+    AttachOptions,
+    CacheHandle,
+    Connection,
+    Settings,
+    checked_attach,
+    connected,
+)
 from raycache.client.steps import run
+
+if TYPE_CHECKING:  # Unpack is in typing from Python 3.11
+    from typing_extensions import Unpack
 
 T = TypeVar("T")
 
@@ -71,26 +81,13 @@ class Cache(CacheHandle):
         return connected(connect.create(settings.name, settings.requested, settings.timeout))
 
     @classmethod
-    def attach(
-        cls,
-        name: str = "default",
-        *,
-        near_cache: bool = False,
-        near_cache_capacity: int | str | None = None,
-        near_cache_ttl: float | None = None,
-        timeout: float | None = None,
-    ) -> Cache:
+    def attach(cls, name: str = "default", **options: Unpack[AttachOptions]) -> Cache:
         """Return a handle on the running cache ``name``; raise if there is none.
 
-        The near-cache options and ``timeout`` are those of the constructor.
+        ``options`` are the constructor's near-cache options and ``timeout``
+        (:class:`~raycache.client.handle.AttachOptions`).
         """
-        settings = checked_attach(
-            name,
-            near_cache=near_cache,
-            near_cache_capacity=near_cache_capacity,
-            near_cache_ttl=near_cache_ttl,
-            timeout=timeout,
-        )
+        settings = checked_attach(name, **options)
         return cls._of(connect.attach(settings.name, settings.timeout), settings.near)
 
     # -- single keys -------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict, TypeVar
 
 import ray
 from ray.remote_function import RemoteFunction
@@ -43,6 +43,9 @@ from raycache.core.protocol import Code, Reply
 from raycache.core.stats import totals
 from raycache.core.store import DEFAULT_POLICY
 from raycache.errors import EntryTooLargeError
+
+if TYPE_CHECKING:  # Unpack is in typing from Python 3.11
+    from typing_extensions import Unpack
 
 H = TypeVar("H", bound="CacheHandle")
 T = TypeVar("T")
@@ -347,17 +350,23 @@ def connected(client: ShardClient) -> Connection:
     return connection
 
 
-def checked_attach(
-    name: str,
-    *,
-    near_cache: bool = False,
-    near_cache_capacity: int | str | None = None,
-    near_cache_ttl: float | None = None,
-    timeout: float | None = None,
-) -> Settings:
+class AttachOptions(TypedDict, total=False):
+    """The options of ``Cache.attach`` and ``AsyncCache.attach``: the constructor's own."""
+
+    near_cache: bool
+    near_cache_capacity: int | str | None
+    near_cache_ttl: float | None
+    timeout: float | None
+
+
+def checked_attach(name: str, **options: Unpack[AttachOptions]) -> Settings:
     """Check the arguments of ``attach``, as the constructor checks its own."""
-    seconds = validation.seconds(timeout, "timeout")
-    near = near_settings(near_cache, near_cache_capacity, near_cache_ttl)
+    seconds = validation.seconds(options.get("timeout"), "timeout")
+    near = near_settings(
+        options.get("near_cache", False),
+        options.get("near_cache_capacity"),
+        options.get("near_cache_ttl"),
+    )
     return Settings(validation.name(name), near, {}, seconds)
 
 
