@@ -114,10 +114,13 @@ class Baseline:
     get_verb: str
     set_verb: str
     get_many_verb: str
+    set_many_verb: str
 
 
 BASELINES = (
-    Baseline(REDIS, "redis-server", "redis", redis_server, RedisStore, "GET", "SET", "MGET"),
+    Baseline(
+        REDIS, "redis-server", "redis", redis_server, RedisStore, "GET", "SET", "MGET", "MSET"
+    ),
     Baseline(
         MEMCACHED,
         "memcached",
@@ -127,6 +130,7 @@ BASELINES = (
         "get",
         "set",
         "get_many",
+        "set_many",
     ),
 )
 

@@ -45,11 +45,13 @@ from raycache.errors import CacheNotFoundError
 
 T = TypeVar("T")
 
-MAX_BATCH = 1024
+MAX_BATCH = 4096
 """Most keys one request of a batch carries. A larger share of one shard goes as several
-requests, all at once, so that the shard serves others between them and no message grows
-without bound: values of 100 KiB or more travel by reference, so a request carries at
-most 100 MiB."""
+requests, all at once, so that the shard serves others between them (a request of 4,096
+small keys takes it a few milliseconds) and no message grows without bound: values of
+100 KiB or more travel by reference, so a request carries at most 400 MiB, and one of
+small values far less. Each request costs the shard a call's fixed overhead, which is
+why the bound is no smaller: 10,000 keys took 35% longer in requests of 1,024."""
 
 MAX_RING_REFRESHES = 5
 """How many newer rings one call may fetch before it settles for a miss."""
