@@ -44,7 +44,7 @@ class AsyncCache(CacheHandle):
     ``key in acache`` cannot be awaited: use ``await acache.contains(key)``. Concurrent
     gets of one event loop are sent together, as one ``get_many`` per shard for each tick
     of the loop; set :attr:`batching` to False to send each on its own. With a near cache
-    (``near_cache=True``), gets are served from it, and each one it misses is sent alone.
+    (``near_cache=True``), gets are served from it, and those it misses are batched.
     """
 
     batching: bool
@@ -168,12 +168,12 @@ class AsyncCache(CacheHandle):
 
     def _get_reply(self, client: ShardClient, digest: bytes) -> Steps[Reply]:
         if not self.batching:
-            return client.get(digest)
+            return super()._get_reply(client, digest)
         return self._batched(client, digest)
 
     def _batched(self, client: ShardClient, digest: bytes) -> Steps[Reply]:
         loop = asyncio.get_running_loop()
         if self._batcher is None or self._batcher.loop is not loop:
-            self._batcher = GetBatcher(client, loop)
+            self._batcher = GetBatcher(client, loop, self._reader)
         replies: list[Reply] = yield Wait([self._batcher.reply(digest)])
         return replies[0]

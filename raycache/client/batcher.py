@@ -5,7 +5,8 @@ tick ends (the batch is sent by a callback that runs after every coroutine made 
 this tick has had its turn), the batch goes out as one ``get_many`` call per owning
 shard, through :meth:`ShardClient.fan_out`, and every waiter receives its key's reply.
 Two waiters of one key share one slot in the batch. A lone get is sent as a plain
-``get``: one call either way.
+``get``: one call either way. With a near cache, the batch is one tracked read
+(:meth:`~raycache.client.near.NearReader.read`), whose values the near cache keeps.
 
 The shard's faults are misses, as for any read: a shard that is down or does not answer
 in time leaves its keys' waiters with MISS.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from raycache.client.near import NearReader
 from raycache.client.shard_client import ShardClient
 from raycache.client.steps import Steps, run_async
 from raycache.core.protocol import Code, Reply
@@ -28,9 +30,15 @@ _MISS = Reply(Code.MISS)
 class GetBatcher:
     """The gets that one event loop asked of one cache in the current tick."""
 
-    def __init__(self, client: ShardClient, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        client: ShardClient,
+        loop: asyncio.AbstractEventLoop,
+        reader: NearReader | None = None,
+    ) -> None:
         self.loop = loop
         self._client = client
+        self._reader = reader  # a near cache's: its reads are tracked, and kept
         self._waiting: dict[bytes, list[asyncio.Future[Reply]]] = {}
         self._sending: set[asyncio.Task[None]] = set()  # strong references, until sent
 
@@ -64,6 +72,8 @@ class GetBatcher:
                     future.set_result(replies.get(digest, _MISS))
 
     def _replies(self, digests: list[bytes]) -> Steps[dict[bytes, Reply]]:
+        if self._reader is not None:
+            return (yield from self._reader.read(self._client, digests))
         if len(digests) == 1:
             reply = yield from self._client.get(digests[0])
             return {digests[0]: reply}

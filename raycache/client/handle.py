@@ -141,14 +141,12 @@ class CacheHandle(ABC):
     def _get(self, key: Any, default: Any) -> Steps[Any]:
         digest = key_digest(key)
         client = yield from self._ready()
-        if (reader := self._near(client)) is not None:
-            copy = reader.lookup(digest)
-            if copy is ABSENT:
-                reply = (yield from reader.read(client, [digest])).get(digest, _MISS)
-            elif isinstance(copy, Held):
-                reply = Reply(Code.REF, [copy.ref])
-            else:
-                return copy
+        reader = self._near(client)
+        copy = ABSENT if reader is None else reader.lookup(digest)
+        if isinstance(copy, Held):
+            reply = Reply(Code.REF, [copy.ref])
+        elif copy is not ABSENT:
+            return copy
         else:
             reply = yield from self._get_reply(client, digest)
         value = yield from client.value(digest, reply)
@@ -161,8 +159,10 @@ class CacheHandle(ABC):
         return self._reader
 
     def _get_reply(self, client: ShardClient, digest: bytes) -> Steps[Reply]:
-        """Ask the shard for ``digest``; a handle that batches its gets overrides this."""
-        return client.get(digest)
+        """Ask the shard for ``digest`` (tracked with a near cache); batching handles override."""
+        if self._reader is None:
+            return (yield from client.get(digest))
+        return (yield from self._reader.read(client, [digest])).get(digest, _MISS)
 
     def _get_ref(self, key: Any) -> Steps[ray.ObjectRef[Any] | None]:
         digest = key_digest(key)
