@@ -42,12 +42,14 @@ class Miniature:
         self._probation: OrderedDict[Hashable, int] = OrderedDict()
         self._protected: OrderedDict[Hashable, int] = OrderedDict()
         self._sketch = FrequencySketch()
+        self._admits = window_share < 1.0  # an all-window cache is LRU: no counts needed
         self._bytes = self._window_bytes = self._protected_bytes = 0
 
     def access(self, key: Hashable, size: int) -> bool:
         """Request ``key`` of ``size`` bytes; return whether it was a hit (a miss inserts it)."""
         sketch = self._sketch
-        sketch.add(key)
+        if self._admits:
+            sketch.add(key)
         for queue in (self._window, self._probation, self._protected):
             held = queue.get(key)
             if held is not None:
