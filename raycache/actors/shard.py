@@ -101,19 +101,15 @@ class Shard:
         epoch and one digest, as are the requests of every method below that takes one.
         """
         epoch, digest, _ = KeyRequest.unpack(request)
-        return self._admit(epoch, digest) or self._reply(digest)
+        return self._admit(epoch, digest) or self._reply(digest, self._entry(digest))
 
     def get_many(self, request: bytes) -> WireReply:
         """Return OK with :class:`~raycache.core.protocol.Columns`: a reply per digest, in order."""
-        epoch, digests = unpack_request(request)
-        stale = self._admit(epoch, *digests)
-        return stale or protocol.columns([self._reply(digest) for digest in digests])
+        return self._get_many(request)[0]
 
     def read(self, request: bytes, subscriber: bytes) -> tuple[WireReply, Stamp]:
         """Answer :meth:`get_many`, tracking the keys found for ``subscriber``, and stamped."""
-        wire = self.get_many(request)
-        digests = unpack_request(request)[1]
-        entries = [self._store.peek(digest) for digest in digests]
+        wire, digests, entries = self._get_many(request)
         return wire, self._subscribers.stamp(subscriber, digests, entries)
 
     @in_group(POLLERS)
@@ -138,19 +134,13 @@ class Shard:
 
     # -- writes ------------------------------------------------------------------------
 
-    def put(
-        self, request: bytes, value: Any, ttl: float | None, tags: tuple[str, ...]
-    ) -> WireReply:
-        """Store ``value``; return OK, STALE, or TOO_LARGE with ``(size, capacity)``."""
-        epoch, digest, _ = KeyRequest.unpack(request)
-        if (stale := self._admit(epoch)) is not None:
-            return stale
-        return self._intake.put(digest, value, sent_size(value), ttl, tags)
-
     def put_many(
         self, request: bytes, values: list[Any], ttl: float | None, tags: tuple[str, ...]
     ) -> WireReply:
-        """Store a value per digest of ``request``; return OK or the first TOO_LARGE reply."""
+        """Store a value per digest of ``request`` (one for one key).
+
+        Return OK, STALE, or the first TOO_LARGE, with ``(size, capacity)``.
+        """
         epoch, digests = unpack_request(request)
         if (stale := self._admit(epoch)) is not None:
             return stale
@@ -160,17 +150,11 @@ class Shard:
         ]
         return protocol.first_refusal(replies)
 
-    def delete(self, request: bytes) -> WireReply:
-        """Remove the entry asked for, or forget its computation; return OK with whether."""
-        epoch, digest, _ = KeyRequest.unpack(request)
-        if (stale := self._admit(epoch, digest)) is not None:
-            return stale
-        deleted = self._remove(digest)
-        self._custody.release_unheld((digest,))
-        return protocol.ok(deleted)
-
     def delete_many(self, request: bytes) -> WireReply:
-        """Remove the entries of every digest of ``request``; return OK with how many were."""
+        """Remove the entries, or forget the computations, of every digest of ``request``.
+
+        Return OK with how many there were (a request of one digest deletes one key).
+        """
         epoch, digests = unpack_request(request)
         if (stale := self._admit(epoch, *digests)) is not None:
             return stale
@@ -385,9 +369,17 @@ class Shard:
         self._migration.arrive(digests, self._intake.put)
         return None
 
-    def _reply(self, digest: bytes) -> WireReply:
-        """Return the key's HIT or REF, its finished computation, or MISS."""
-        entry = self._entry(digest)
+    def _get_many(self, request: bytes) -> tuple[WireReply, list[bytes], list[Entry | None]]:
+        """Answer :meth:`get_many`; return the answer, the digests and the entries found."""
+        epoch, digests = unpack_request(request)
+        if (stale := self._admit(epoch, *digests)) is not None:
+            return stale, [], []
+        entries = [self._entry(digest) for digest in digests]
+        replies = [self._reply(d, entry) for d, entry in zip(digests, entries, strict=True)]
+        return protocol.columns(replies), digests, entries
+
+    def _reply(self, digest: bytes, entry: Entry | None) -> WireReply:
+        """Return the HIT or REF of ``entry``, the key's finished computation, or MISS."""
         if entry is None:
             return self._computations.finished(digest) or protocol.miss()
         return reply_for(entry)

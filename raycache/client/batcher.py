@@ -18,7 +18,7 @@ import asyncio
 import logging
 
 from raycache.client.near import NearReader
-from raycache.client.shard_client import ShardClient
+from raycache.client.shard_client import ShardClient, replies_by_digest
 from raycache.client.steps import Steps, run_async
 from raycache.core.protocol import Code, Reply
 
@@ -73,13 +73,10 @@ class GetBatcher:
 
     def _replies(self, digests: list[bytes]) -> Steps[dict[bytes, Reply]]:
         if self._reader is not None:
-            return (yield from self._reader.read(self._client, digests))
-        if len(digests) == 1:
+            groups = yield from self._reader.read(self._client, digests)
+        elif len(digests) == 1:
             reply = yield from self._client.get(digests[0])
             return {digests[0]: reply}
-        groups = yield from self._client.get_many(digests)
-        return {
-            digests[i]: Reply(Code(code), payload)
-            for indices, columns in groups
-            for i, code, payload in zip(indices, *columns, strict=True)
-        }
+        else:
+            groups = yield from self._client.get_many(digests)
+        return replies_by_digest(digests, groups)

@@ -33,7 +33,7 @@ from raycache.client.near import (
     stop_readers,
     values_near,
 )
-from raycache.client.shard_client import ABSENT, ShardClient
+from raycache.client.shard_client import ABSENT, ShardClient, replies_by_digest
 from raycache.client.steps import Invoke, Steps, Wait
 from raycache.core import validation
 from raycache.core.config import CacheConfig
@@ -162,7 +162,8 @@ class CacheHandle(ABC):
         """Ask the shard for ``digest`` (tracked with a near cache); batching handles override."""
         if self._reader is None:
             return (yield from client.get(digest))
-        return (yield from self._reader.read(client, [digest])).get(digest, _MISS)
+        groups = yield from self._reader.read(client, [digest])
+        return replies_by_digest([digest], groups).get(digest, _MISS)
 
     def _get_ref(self, key: Any) -> Steps[ray.ObjectRef[Any] | None]:
         digest = key_digest(key)

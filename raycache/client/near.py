@@ -25,12 +25,12 @@ from raycache.actors.handles import call_remote
 from raycache.actors.router import Snapshot
 from raycache.actors.shard import Shard
 from raycache.actors.subscribers import POLL_S
-from raycache.client.shard_client import ABSENT, ShardClient
+from raycache.client.shard_client import ABSENT, Many, ShardClient
 from raycache.client.steps import Steps
 from raycache.core import validation
 from raycache.core.config import parse_capacity
 from raycache.core.near_cache import DEFAULT_CAPACITY, REFERENCE_SIZE, Found, NearCache, Read
-from raycache.core.protocol import Code, Columns, Notice, Reply
+from raycache.core.protocol import Code, Columns, Notice
 
 logger = logging.getLogger(__name__)
 
@@ -77,18 +77,22 @@ class NearReader:
         """Return the copy of ``digest`` (a :class:`Held` for a large value), or ABSENT."""
         return self.copies.get(digest, ABSENT)
 
-    def read(self, client: ShardClient, digests: list[bytes]) -> Steps[dict[bytes, Reply]]:
-        """Read ``digests`` from their shards, keep what may be kept; return every reply."""
+    def read(self, client: ShardClient, digests: list[bytes]) -> Steps[list[Many]]:
+        """Read ``digests`` from their shards and keep what may be kept.
+
+        Return, as :meth:`ShardClient.get_many` does, per shard that answered, the
+        indices of its keys and their replies.
+        """
         self._observe(client.snapshot)
         read_at = time.monotonic()
         ticket = self.copies.ticket
-        replies: dict[bytes, Reply] = {}
+        groups: list[Many] = []
         for tracked in (yield from client.read(digests, self.subscriber)):
             keyed = [digests[i] for i in tracked.indices]
-            replies.update(zip(keyed, _replies(tracked.columns), strict=True))
             found = _found(keyed, tracked.columns, tracked.stamp.ttls, tracked.stamp.sizes)
             self.copies.offer(Read(tracked.member, read_at, ticket), tracked.stamp, found)
-        return replies
+            groups.append((tracked.indices, tracked.columns))
+        return groups
 
     def stop(self) -> None:
         """Stop the poller and drop every copy: the cache is shut down."""
@@ -101,11 +105,6 @@ class NearReader:
             with self._lock:
                 self._snapshot = snapshot
                 self.copies.fence_all()
-
-
-def _replies(columns: Columns) -> Iterator[Reply]:
-    for code, payload in zip(*columns, strict=True):
-        yield Reply(Code(code), payload)
 
 
 def _found(
@@ -228,11 +227,5 @@ def values_near(
             refs[digest] = copy.ref
         else:
             found[digest] = copy
-    if missing:
-        for digest, reply in (yield from reader.read(client, missing)).items():
-            if reply.code == Code.HIT:
-                found[digest] = reply.payload
-            elif reply.code == Code.REF:
-                refs[digest] = reply.reference
-    found.update((yield from client.fetch_many(refs)))
-    return found
+    groups = (yield from reader.read(client, missing)) if missing else []
+    return (yield from client.collect(missing, groups, found, refs))

@@ -105,16 +105,19 @@ class ShardClient(Routing):
     def put(
         self, digest: bytes, value: Any, ttl: float | None, tags: tuple[str, ...]
     ) -> Steps[Reply]:
-        """Store ``value`` (as :func:`ship` sends it); OK, or TOO_LARGE."""
+        """Store ``value`` (as :func:`ship` sends it); OK, or TOO_LARGE.
+
+        A request about one key is a batch of one: :meth:`Shard.put_many` takes it.
+        """
         return self._one(
             digest,
-            lambda shard, request: call_remote(shard, Shard.put, request, value, ttl, tags),
+            lambda shard, request: call_remote(shard, Shard.put_many, request, [value], ttl, tags),
             bounded=False,
         )
 
     def delete(self, digest: bytes) -> Steps[Reply]:
-        """Remove ``digest``; OK with whether there was anything to remove."""
-        send: Send = lambda shard, request: call_remote(shard, Shard.delete, request)  # noqa: E731
+        """Remove ``digest``; OK with whether there was anything to remove (0 or 1)."""
+        send: Send = lambda shard, request: call_remote(shard, Shard.delete_many, request)  # noqa: E731
         return self._one(digest, send, bounded=False)
 
     def compute(self, digest: bytes, call: Call) -> Steps[Reply]:
@@ -150,9 +153,23 @@ class ShardClient(Routing):
 
     def values_many(self, digests: list[bytes]) -> Steps[dict[bytes, Any]]:
         """Return the value of every key of ``digests`` the cache holds, large ones fetched."""
-        found: dict[bytes, Any] = {}
-        refs: dict[bytes, ray.ObjectRef[Any]] = {}
-        for indices, columns in (yield from self.get_many(digests)):
+        return (yield from self.collect(digests, (yield from self.get_many(digests))))
+
+    def collect(
+        self,
+        digests: list[bytes],
+        groups: list[Many],
+        found: dict[bytes, Any] | None = None,
+        refs: dict[bytes, ray.ObjectRef[Any]] | None = None,
+    ) -> Steps[dict[bytes, Any]]:
+        """Return the values that ``groups``, replies to a batch of ``digests``, stand for.
+
+        Inline values are taken as they are and references fetched, together with any
+        ``refs`` given. ``found`` holds values had already, which the answer includes.
+        """
+        found = {} if found is None else found
+        refs = {} if refs is None else refs
+        for indices, columns in groups:
             if columns.all_hits():
                 found.update(zip([digests[i] for i in indices], columns.payloads, strict=True))
                 continue
@@ -327,6 +344,15 @@ def _decode_lookup(wire: Any, call: ray.ObjectRef[Any]) -> Reply:
     if type(wire) is not LookupReply:
         return Reply(Code.INLINE, wire, call=call)
     return Reply.decode(wire)
+
+
+def replies_by_digest(digests: list[bytes], groups: list[Many]) -> dict[bytes, Reply]:
+    """Return each key's reply from ``groups``, replies to a batch of ``digests``."""
+    return {
+        digests[i]: Reply(Code(code), payload)
+        for indices, columns in groups
+        for i, code, payload in zip(indices, *columns, strict=True)
+    }
 
 
 def _as_columns(groups: list[Group]) -> list[Many]:

@@ -176,7 +176,7 @@ class NearCache:
                 if shard is None or shard.incarnation != notice.incarnation:
                     shard = self._shards[member] = _Shard(notice.incarnation)
             else:
-                dropped = sum(self._drop(d) for d in notice.digests if d in self._copies)
+                dropped = self._drop_all([d for d in notice.digests if d in self._copies])
             shard.applied = max(shard.applied, notice.seq)
             shard.live = True
             self.invalidations += dropped
@@ -251,13 +251,14 @@ class NearCache:
         self.bytes += size
         self._shards[member].held += size
 
-    def _drop(self, digest: bytes) -> int:
+    def _drop(self, digest: bytes) -> None:
         copy = self._copies.pop(digest)
         self._account(copy.member, -copy.size)
-        return 1
+
+    def _drop_all(self, digests: list[bytes]) -> int:
+        for digest in digests:
+            self._drop(digest)
+        return len(digests)
 
     def _drop_member(self, member: str) -> int:
-        doomed = [d for d, copy in self._copies.items() if copy.member == member]
-        for digest in doomed:
-            self._drop(digest)
-        return len(doomed)
+        return self._drop_all([d for d, copy in self._copies.items() if copy.member == member])
