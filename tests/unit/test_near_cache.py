@@ -20,18 +20,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from raycache.core.near_cache import REFERENCE_SIZE, Found, NearCache, Read
 from raycache.core.protocol import Notice, Stamp
 from raycache.core.tracking import MAX_QUEUED, Tracking
+from tests.helpers.clock import Clock
 
 KEYS = [bytes([i]) * 16 for i in range(3)]
 ME = b"reader"
 MEMBER = "shard-0"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class NearCoherence(RuleBasedStateMachine):

@@ -27,14 +27,7 @@ from raycache.core.singleflight import SingleFlight
 from raycache.core.stats import COUNTERS, GAUGES, ShardCounters, ShardStats, StoreStats, totals
 from raycache.core.storage.counters import StorageStats
 from raycache.core.store import Store
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers.clock import Clock
 
 
 class Parts:

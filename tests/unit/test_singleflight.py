@@ -9,17 +9,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from raycache.core.singleflight import ELECTION_S, SingleFlight
+from tests.helpers.clock import Clock
 
 KEYS = st.sampled_from(["a", "b", "c"])
 TAGS = st.sampled_from([(), ("t",), ("t", "u")])
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class SingleFlightMachine(RuleBasedStateMachine):

@@ -18,19 +18,10 @@ import pytest
 
 from raycache.core.keys import key_digest
 from raycache.core.storage import ENV_VAR, Storage, StorageTier, parse_storage, storage_from_env
+from tests.helpers.clock import Clock
 from tests.helpers.disk import allocated, du
 
 NAME = "tier"
-
-
-class Clock:
-    """Wall-clock seconds that move only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -42,7 +33,7 @@ def storage(tmp_path: Path) -> Storage:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1_700_000_000.0)  # wall-clock seconds
 
 
 @pytest.fixture

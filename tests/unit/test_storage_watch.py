@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from raycache.core.storage.pending import RETRY_S, PendingRemovals
 from raycache.core.storage.watch import StorageWatch, Verdict
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers.clock import Clock
 
 
 def test_an_outage_is_warned_of_once_and_probed_at_most_every_interval() -> None:

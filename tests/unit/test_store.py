@@ -38,20 +38,11 @@ from raycache.core.store import (
     make_policy,
 )
 from raycache.errors import EntryTooLargeError
+from tests.helpers.clock import Clock
 
 ALL = sorted(POLICIES)
 # TinyLFU and adaptive may refuse a new entry; the others always keep the entry just put.
 ADMIT_ALL = [name for name in ALL if POLICIES[name].admits_all]
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def check_invariants(store: Store) -> None:
@@ -64,19 +55,19 @@ def policy(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> Clock:
+    return Clock(1000.0)
 
 
 @pytest.fixture
-def store(policy: str, clock: FakeClock) -> Store:
+def store(policy: str, clock: Clock) -> Store:
     return Store(100, policy=policy, clock=clock)
 
 
 # ---------------------------------------------------------------- contract, every policy
 
 
-def test_put_then_get(store: Store, clock: FakeClock) -> None:
+def test_put_then_get(store: Store, clock: Clock) -> None:
     assert store.put("k", "v", 10, tags=["t"], cost=2.5) == []
     entry = store.get("k")
     assert entry == Entry("k", "v", 10, 2.5, clock.now, None, frozenset({"t"}))
@@ -219,7 +210,7 @@ def test_invalidate_tag_needs_a_str(store: Store) -> None:
         store.invalidate_tag(1)  # type: ignore[arg-type]
 
 
-def test_ttl(store: Store, clock: FakeClock) -> None:
+def test_ttl(store: Store, clock: Clock) -> None:
     store.put("k", "v", 10, ttl=10)
     assert store.peek("k").expires_at == clock.now + 10  # type: ignore[union-attr]
     clock.now += 9.999
@@ -235,7 +226,7 @@ def test_ttl(store: Store, clock: FakeClock) -> None:
     check_invariants(store)
 
 
-def test_expire_purges_everything_expired(store: Store, clock: FakeClock) -> None:
+def test_expire_purges_everything_expired(store: Store, clock: Clock) -> None:
     store.put("short", 1, 10, ttl=1)
     store.put("long", 2, 10, ttl=100)
     store.put("forever", 3, 10)
@@ -249,7 +240,7 @@ def test_expire_purges_everything_expired(store: Store, clock: FakeClock) -> Non
 
 
 def test_put_purges_expired_entries_before_evicting_live_ones(policy: str) -> None:
-    clock = FakeClock()
+    clock = Clock(1000.0)
     store = Store(30, policy=policy, clock=clock)
     store.put("live", 1, 10)
     store.put("dead", 2, 10, ttl=1)
@@ -259,7 +250,7 @@ def test_put_purges_expired_entries_before_evicting_live_ones(policy: str) -> No
     assert store.stats().expirations == 1
 
 
-def test_expired_entries_are_not_reported_live(store: Store, clock: FakeClock) -> None:
+def test_expired_entries_are_not_reported_live(store: Store, clock: Clock) -> None:
     store.put("a", 1, 1, ttl=1, tags=["t"])
     store.put("b", 2, 1, ttl=1, tags=["t"])
     store.put("c", 3, 1, tags=["t"])
@@ -270,7 +261,7 @@ def test_expired_entries_are_not_reported_live(store: Store, clock: FakeClock) -
     check_invariants(store)
 
 
-def test_replacing_drops_the_old_ttl(store: Store, clock: FakeClock) -> None:
+def test_replacing_drops_the_old_ttl(store: Store, clock: Clock) -> None:
     store.put("k", "old", 1, ttl=1)
     store.put("k", "new", 1)
     clock.now += 5
@@ -300,7 +291,7 @@ def test_entry_age_and_expiry() -> None:
 
 
 def test_stats(policy: str) -> None:
-    store = Store(100, policy=policy, max_entries=3, clock=FakeClock())
+    store = Store(100, policy=policy, max_entries=3, clock=Clock(1000.0))
     for key in "abc":
         store.put(key, key, 1)
     assert store.get("a") is not None
@@ -313,7 +304,7 @@ def test_stats(policy: str) -> None:
     assert StoreStats(0, 0, 0, 0, 0, 0, 1).hit_ratio == 0.0
 
 
-def test_clear(store: Store, clock: FakeClock) -> None:
+def test_clear(store: Store, clock: Clock) -> None:
     store.put("a", 1, 10, tags=["t"])
     store.put("b", 2, 10, ttl=1)
     clock.now += 5
@@ -414,7 +405,7 @@ def test_bad_cost(store: Store, cost: Any, error: type[Exception], match: str) -
     assert len(store) == 0
 
 
-def test_int_cost_and_ttl_are_accepted(store: Store, clock: FakeClock) -> None:
+def test_int_cost_and_ttl_are_accepted(store: Store, clock: Clock) -> None:
     store.put("k", "v", 1, cost=0, ttl=3)
     entry = store.peek("k")
     assert entry is not None and entry.cost == 0.0 and entry.expires_at == clock.now + 3
@@ -500,7 +491,7 @@ class StoreMachine(RuleBasedStateMachine):
     def __init__(self, policy: str) -> None:
         super().__init__()
         self.policy = policy
-        self.clock = FakeClock()
+        self.clock = Clock(1000.0)
         self.store: Store | None = None
         # key -> (value, expires_at, size, tags)
         self.model: dict[Hashable, tuple[int, float | None, int, frozenset[str]]] = {}
@@ -832,7 +823,7 @@ def test_tinylfu_and_gdsf_beat_lru_on_a_zipf_stream() -> None:
 
 
 def test_tagged_lists_live_entries_without_touching_them() -> None:
-    clock = FakeClock()
+    clock = Clock(1000.0)
     store = Store(1000, clock=clock)
     store.put("a", 1, 10, tags=("f",))
     store.put("b", 2, 20, tags=("f",), ttl=5)
