@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import RayActorError, RayError
 
 from raycache.actors.cluster import vault_name
 from raycache.actors.compute import Call, Report
@@ -109,6 +109,41 @@ class Custody:
         taken = call_remote(self._vault, Vault.take_custody, *self._shard, [ref])
         return StoredRef(ray.get(taken)[0])
 
+    def relocate(self, leaving: set[str], budget: int, put: Put) -> tuple[int, int]:
+        """Copy here the large values whose only copies are on the ``leaving`` nodes.
+
+        The hottest go first, up to ``budget`` bytes a call, each put back with ``put``
+        under a reference to its copy. Return how many were copied, and their bytes.
+        """
+        entries = [
+            entry
+            for key in self._store.hottest_first()
+            if (entry := self._store.peek(key)) is not None and isinstance(entry.value, StoredRef)
+        ]
+        chosen: list[Entry] = []
+        total = 0
+        for entry in _stranded(entries, leaving)[:MAX_RELOCATIONS]:
+            if chosen and total + entry.size > budget:
+                break
+            chosen.append(entry)
+            total += entry.size
+        calls = [
+            call_remote(self._vault, Vault.take_custody, *self._shard, [e.value.ref], copy=True)
+            for e in chosen
+        ]
+        copied = size = 0
+        for entry, call in zip(chosen, calls, strict=True):
+            ttl = None if entry.expires_at is None else entry.expires_at - time.monotonic()
+            try:
+                nested = ray.get(call)
+            except RayError:
+                continue  # gone with its node already: a miss, as any lost object
+            if ttl is None or ttl > 0:
+                copy = StoredRef(nested[0])
+                put(as_digest(entry.key), copy, entry.size, ttl, tuple(entry.tags), entry.cost)
+                copied, size = copied + 1, size + entry.size
+        return copied, size
+
     def stored(self, digest: bytes, value: Any) -> None:
         """Note that ``value`` was just put in the store under ``digest``."""
         if not isinstance(value, StoredRef):
@@ -153,6 +188,32 @@ class Custody:
             None if flight is None or flight.handle is None else flight.handle.hex(),
         }
         return {hex_id for hex_id in in_use if hex_id is not None}
+
+
+MAX_RELOCATIONS = 256
+"""Most large values one :meth:`Custody.relocate` copies, so that requests are served between."""
+
+LOCATION_TIMEOUT_MS = 10_000
+"""How long a shard waits for Ray to say where its large values are."""
+
+
+def _stranded(entries: list[Entry], leaving: set[str]) -> list[Entry]:
+    """Return the entries whose object has copies, all of them on the ``leaving`` nodes.
+
+    An object small enough for Ray to keep in its owner's memory has no node listed: it
+    lives with its owner, the vault of a live node.
+    """
+    refs = [entry.value.ref for entry in entries]
+    try:
+        where = ray.experimental.get_object_locations(refs, timeout_ms=LOCATION_TIMEOUT_MS)
+    except RayError:
+        return []
+    found = []
+    for entry, ref in zip(entries, refs, strict=True):
+        nodes = set(where.get(ref, {}).get("node_ids") or ())
+        if nodes and nodes <= leaving:
+            found.append(entry)
+    return found
 
 
 def _record(digest: bytes, entry: Entry) -> Record:

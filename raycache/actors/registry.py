@@ -19,8 +19,10 @@ from ray.experimental import internal_kv
 from raycache.actors.cluster import NAMESPACE, router_name, shard_actor_name, shard_index
 from raycache.actors.vault import drop_everywhere, wait_dropped
 from raycache.core.config import CacheConfig
+from raycache.core.ring import Ring
 
 _PREFIX = "cache:"
+_RING_PREFIX = "ring:"
 
 
 def save(cache: str, config: CacheConfig) -> None:
@@ -38,6 +40,22 @@ def load(cache: str) -> CacheConfig | None:
     """Return the settings recorded for cache ``cache``, or None if it does not exist."""
     value = internal_kv._internal_kv_get(_PREFIX + cache, namespace=NAMESPACE)
     return None if value is None else cast(CacheConfig, pickle.loads(value))
+
+
+def save_ring(cache: str, ring: Ring) -> None:
+    """Record the members of cache ``cache``'s ring, and their slots.
+
+    A ring of ``shard-0`` to ``shard-{n-1}`` is rebuilt from its size alone; once a shard
+    moved off a drained node under a new member, only this record places keys as before.
+    """
+    value = pickle.dumps(ring)
+    internal_kv._internal_kv_put(_RING_PREFIX + cache, value, overwrite=True, namespace=NAMESPACE)
+
+
+def load_ring(cache: str) -> Ring | None:
+    """Return the ring recorded for cache ``cache``, or None."""
+    value = internal_kv._internal_kv_get(_RING_PREFIX + cache, namespace=NAMESPACE)
+    return None if value is None else cast(Ring, pickle.loads(value))
 
 
 def names() -> list[str]:
@@ -67,6 +85,7 @@ def remove(cache: str) -> None:
     the vaults free the values they kept for the cache.
     """
     internal_kv._internal_kv_del(_PREFIX + cache, namespace=NAMESPACE)
+    internal_kv._internal_kv_del(_RING_PREFIX + cache, namespace=NAMESPACE)
     with contextlib.suppress(ValueError):  # no router: killed, or never started
         router = ray.get_actor(router_name(cache), namespace=NAMESPACE)
         with contextlib.suppress(RayActorError):

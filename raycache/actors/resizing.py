@@ -40,6 +40,7 @@ from raycache.actors.references import StoredRef
 from raycache.core.migration import Arrivals, Parcel, parcel
 from raycache.core.protocol import Code, code_of
 from raycache.core.ring import Ring
+from raycache.core.stats import ShardCounters
 from raycache.core.store import Store
 
 BATCH_ENTRIES = 256
@@ -48,6 +49,9 @@ BATCH_ENTRIES = 256
 BATCH_BYTES = 8 * 2**20
 """Most bytes of small values one hand-over call carries; large ones travel as references."""
 
+BATCH_LARGE_BYTES = 64 * 2**20
+"""Most bytes of large values one hand-over call refers to: the receiver may copy them all."""
+
 
 Give = RemoteMethod[[list[bytes]], list[Parcel]]
 """A shard's ``give``: hand over the entries of these digests that it no longer owns."""
@@ -55,30 +59,46 @@ Give = RemoteMethod[[list[bytes]], list[Parcel]]
 
 @dataclass(frozen=True)
 class Move:
-    """A resize in progress: the ring before it, and how to pull keys from its members."""
+    """A resize in progress: the ring before it, and how to pull keys from its members.
+
+    An ``evacuation`` moves the shards of a draining node (see
+    :mod:`raycache.actors.evacuation`): their hottest entries go first, since a deadline
+    may cut the move short, and what lands is counted as evacuated.
+    """
 
     previous: Ring
     givers: dict[str, Give]
+    evacuation: bool = False
 
 
 class Migration:
     """One shard's side of a resize: giving what it no longer owns, landing what it now owns."""
 
-    def __init__(self, store: Store, member: str, take_large: Callable[[Any], StoredRef]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        member: str,
+        take_large: Callable[[Any], StoredRef],
+        counts: ShardCounters,
+    ) -> None:
         self._store = store
         self._member = member
         self._take_large = take_large
+        self._counts = counts
         self._arrivals: Arrivals | None = None
         self._senders: dict[str, Give] = {}
         self._epoch: int | None = None
+        self._evacuation = False
 
     def begin(self, move: Move | None, epoch: int) -> None:
         """Expect what ``move`` brings to the ring of ``epoch``; None ends any move."""
         if move is None:
             self._arrivals, self._senders, self._epoch = None, {}, None
+            self._evacuation = False
         else:
             self._arrivals = Arrivals(move.previous, self._member)
             self._senders, self._epoch = move.givers, epoch
+            self._evacuation = move.evacuation
 
     @property
     def moving(self) -> bool:
@@ -104,17 +124,22 @@ class Migration:
     def give_batch(self, owns: Callable[[bytes], bool]) -> list[Parcel]:
         """Remove and return a batch of the entries held here that ``owns`` rejects."""
         chosen: list[bytes] = []
-        inline_bytes = 0
-        live = self._store.keys()  # oldest first: those nearest eviction go first
+        inline_bytes = large_bytes = 0
+        # A resize sends those nearest eviction first; an evacuation, racing a deadline,
+        # the hottest.
+        live = self._store.hottest_first() if self._evacuation else self._store.keys()
         for key in live:
             assert isinstance(key, bytes)
             if owns(key):
                 continue
             entry = self._store.peek(key)
-            if entry is not None and not isinstance(entry.value, StoredRef):
+            if entry is not None and isinstance(entry.value, StoredRef):
+                large_bytes += entry.size
+            elif entry is not None:
                 inline_bytes += entry.size
             chosen.append(key)
-            if len(chosen) >= BATCH_ENTRIES or inline_bytes >= BATCH_BYTES:
+            full = inline_bytes >= BATCH_BYTES or large_bytes >= BATCH_LARGE_BYTES
+            if len(chosen) >= BATCH_ENTRIES or full:
                 break
         return self.give(chosen, owns)
 
@@ -154,7 +179,10 @@ class Migration:
                     continue  # its holder died: the value went with it
             ttl, tags, cost = packed.ttl, packed.tags, packed.cost
             stored = put(packed.digest, value, packed.size, ttl, tags, cost)
-            landed += code_of(stored) is Code.OK
+            if code_of(stored) is Code.OK:
+                landed += 1
+                self._counts.evacuated += self._evacuation
+                self._counts.evacuated_bytes += packed.size * self._evacuation
         return landed
 
     def supersede(self, digest: bytes) -> None:

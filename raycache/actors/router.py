@@ -13,10 +13,12 @@ good, rebuilds the same membership from there, so its ring places every key wher
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -35,6 +37,16 @@ from raycache.actors.cluster import (
     router_name,
     shard_actor_name,
     shard_id,
+    shard_index,
+)
+from raycache.actors.evacuation import (
+    Shards,
+    count_left_behind,
+    draining_nodes,
+    evacuation_ends,
+    hand_over,
+    homes,
+    relocate,
 )
 from raycache.actors.handles import bind, call_remote
 from raycache.actors.leases import MAX_WAITERS, WAITERS
@@ -43,8 +55,6 @@ from raycache.actors.shard import Shard
 from raycache.actors.subscribers import MAX_POLLERS, POLLERS
 from raycache.actors.vault import drop_everywhere
 from raycache.core.config import CacheConfig
-from raycache.core.keys import key_point
-from raycache.core.migration import Parcel
 from raycache.core.ring import Ring
 
 HEAD_NODE_RESOURCE = "node:__internal_head__"
@@ -58,10 +68,6 @@ HEALTH_INTERVAL_S = 1.0
 
 PING_TIMEOUT_S = 30.0
 """How long a shard may take to answer a health check before it counts as busy."""
-
-
-Shards = dict[str, ActorHandle[Shard]]
-"""Shard handles, by ring member."""
 
 
 @dataclass(frozen=True)
@@ -79,16 +85,17 @@ class Router:
     def __init__(self, cache: str, config: CacheConfig) -> None:
         self._cache = cache
         self._lock = threading.Lock()
-        self._moving = threading.Lock()  # one membership change at a time
+        self._moving = threading.RLock()  # one membership change at a time
         self._homes: dict[str, str] = {}  # where this router placed each shard
+        self._node = ray.get_runtime_context().get_node_id()
+        self._draining: set[str] = set()  # the nodes evacuated, or being evacuated
         # A cache that already runs keeps its settings: this router may be a restart.
         self._config = registry.load(cache) or config
         registry.save(cache, self._config)
-        members = [shard_id(i) for i in range(self._config.shards)]
         # Epochs start from the clock so that a restarted router's ring is newer than
         # any ring its shards already hold.
-        self._ring = Ring(tuple(members), epoch=time.time_ns())
-        self._shards = {member: self._start_shard(member) for member in members}
+        self._ring = _recorded_ring(cache, self._config.shards).renamed({}, epoch=time.time_ns())
+        self._shards = {member: self._start_shard(member) for member in self._ring.members}
         self._move: Move | None = None
         for member, shard in registry.shards(cache).items():
             if member not in self._shards:  # left over by a resize this router's crash cut short
@@ -123,28 +130,65 @@ class Router:
         return self._resize(shards, per_node=False)
 
     def _resize(self, shards: int, *, per_node: bool) -> Snapshot:
+        def resized(ring: Ring) -> Ring:
+            return ring.with_members(_resized(ring.members, shards))
+
+        return self._change_members(resized, per_node=per_node)
+
+    def _evacuate(self, node: str, deadline: float) -> None:
+        """Move what drained ``node`` holds to live nodes: :mod:`~raycache.actors.evacuation`."""
+        until = evacuation_ends(deadline)
+        with self._moving:
+            leaving = [m for m, home in homes(self.snapshot().shards).items() if home == node]
+            if leaving and not self._stopped.is_set():
+                fresh = _fresh_members(set(self._shards), len(leaving))
+                names = dict(zip(leaving, fresh, strict=True))
+                self._change_members(lambda ring: ring.renamed(names), renames=names, until=until)
+        relocate(self.snapshot().shards, [node], until)
+
+    def _change_members(
+        self,
+        change: Callable[[Ring], Ring],
+        *,
+        per_node: bool | None = None,
+        renames: dict[str, str] | None = None,
+        until: float = math.inf,
+    ) -> Snapshot:
+        """Move to the ring ``change`` makes of the current one, handing entries over.
+
+        ``renames`` says which members an evacuation replaces, by their heirs: only they
+        give entries, the hottest first, until ``until``.
+        """
         with self._moving:
             with self._lock:
                 previous = self._ring
-                members = [shard_id(i) for i in range(shards)]
-                for member in members:
-                    if member not in self._shards:
-                        self._shards[member] = self._start_shard(member)
-                self._ring = previous.with_members(members)
-                self._config = replace(self._config, shards=shards, per_node=per_node)
+                ring = change(previous)
+                joining = {m: self._start_shard(m) for m in ring.members if m not in self._shards}
+                self._shards.update(joining)
+            # Clients keep the old ring until the new shards are up, so none waits on one.
+            with contextlib.suppress(*SHARD_DOWN):  # the health watcher replaces it
+                ray.get([call_remote(shard, Shard.ping) for shard in joining.values()])
+            with self._lock:
+                self._ring = ring
+                keeps = self._config.per_node if per_node is None else per_node
+                self._config = replace(self._config, shards=len(self._ring), per_node=keeps)
                 registry.save(self._cache, self._config)
+                registry.save_ring(self._cache, self._ring)
                 givers: dict[str, Give] = {
                     m: bind(self._shards[m], Shard.give) for m in previous.members
                 }
-                self._move = Move(previous, givers)
+                self._move = Move(previous, givers, evacuation=renames is not None)
                 self._publish_ring()
             # Outside the lock: clients fetch the new ring while the entries move.
-            _hand_over(previous, self._ring, self.snapshot().shards)
+            shards = self.snapshot().shards
+            hand_over(previous, self._ring, shards, renames or previous.members, until)
+            if renames and self._config.storage is None:
+                count_left_behind(shards, renames)
             with self._lock:
                 self._move = None
                 self._publish_ring()
                 for member in previous.members:
-                    if member not in members:
+                    if member not in self._ring:
                         ray.kill(self._shards.pop(member), no_restart=True)
                         self._homes.pop(member, None)
                         drop_everywhere(self._cache, member)
@@ -164,6 +208,17 @@ class Router:
             nodes = len(alive_nodes())
             if self._config.per_node and nodes > len(self._ring):
                 self._resize(nodes, per_node=True)  # one shard per node, as nodes join
+            self._watch_drains()
+
+    def _watch_drains(self) -> None:
+        # Each drain gets a thread, so that the health checks go on while it moves.
+        for node, deadline in draining_nodes().items():
+            if node not in self._draining and node != self._node:
+                self._draining.add(node)
+                evacuation = threading.Thread(
+                    target=self._evacuate, args=(node, deadline), name="evacuation", daemon=True
+                )
+                evacuation.start()
 
     def _replace(self, dead: dict[str, Any]) -> None:
         """Start a new shard for each member whose shard died for good (its node is gone).
@@ -218,45 +273,37 @@ class Router:
         # The live node with the fewest of this cache's shards: one per node, new nodes
         # first. The affinity is hard because Ray's soft affinity does not place actors
         # that ask for no resources; a shard whose node dies is replaced by the watcher.
-        alive = alive_nodes()
-        homes = Counter(node for m, node in self._homes.items() if m != member and node in alive)
-        node = min(alive, key=lambda candidate: (homes[candidate], candidate))
+        draining = self._draining.union(draining_nodes())
+        alive = [node for node in alive_nodes() if node not in draining] or alive_nodes()
+        placed = Counter(node for m, node in self._homes.items() if m != member and node in alive)
+        node = min(alive, key=lambda candidate: (placed[candidate], candidate))
         self._homes[member] = node
         return NodeAffinitySchedulingStrategy(node_id=node, soft=False)
 
 
-def _hand_over(previous: Ring, ring: Ring, shards: Shards) -> int:
-    """Drain each shard of ``previous`` of what ``ring`` gives others; return how many landed.
+def _recorded_ring(cache: str, shards: int) -> Ring:
+    """Return the ring recorded for ``cache`` if it has ``shards`` members, else a new one."""
+    ring = registry.load_ring(cache)
+    if ring is not None and len(ring) == shards:
+        return ring
+    return Ring(tuple(shard_id(i) for i in range(shards)))
 
-    ``shards`` holds the handles of both rings' members. A shard that dies meanwhile loses
-    what it held or was sent, as a crash would anyway: those keys become misses.
+
+def _resized(members: tuple[str, ...], shards: int) -> list[str]:
+    """Return ``shards`` members: the lowest-numbered of ``members``, then new ones above them.
+
+    A resize only adds or only removes the highest-numbered members, so that the shards
+    that give entries and those that receive them are apart (see
+    :mod:`raycache.actors.resizing`); from ``shard-0`` up, the ring stays canonical.
     """
-    landed = 0
-    for member in previous.members:
-        while True:
-            try:
-                parcels = ray.get(call_remote(shards[member], Shard.hand_over))
-            except SHARD_DOWN:
-                break
-            if not parcels:
-                break
-            landed += _deliver(parcels, ring, shards)
-    return landed
+    ordered = sorted(members, key=shard_index)
+    return ordered[:shards] + _fresh_members(set(ordered), shards - len(ordered))
 
 
-def _deliver(parcels: list[Parcel], ring: Ring, shards: Shards) -> int:
-    groups: dict[str, list[Parcel]] = {}
-    for packed in parcels:
-        groups.setdefault(ring.owner_at(key_point(packed.digest)), []).append(packed)
-    calls = [
-        call_remote(shards[owner], Shard.receive, group, ring.epoch)
-        for owner, group in groups.items()
-    ]
-    landed = 0
-    for call in calls:
-        with contextlib.suppress(*SHARD_DOWN):
-            landed += ray.get(call)
-    return landed
+def _fresh_members(taken: set[str], count: int) -> list[str]:
+    """Return ``count`` member ids numbered above every one in ``taken``."""
+    start = max(map(shard_index, taken), default=-1) + 1
+    return [shard_id(start + i) for i in range(max(0, count))]
 
 
 def _dead_shards(shards: Shards) -> Shards:

@@ -72,7 +72,8 @@ class Shard:
         self._flights: SingleFlight[ray.ObjectRef[Any]] = SingleFlight()
         self._counts = ShardCounters()
         self._custody = Custody(cache, member, self._store, self._flights)
-        self._migration = Migration(self._store, member, self._custody.take_large)
+        take_large = self._custody.take_large
+        self._migration = Migration(self._store, member, take_large, self._counts)
         parts = (self._store, self._flights, self._migration)
         release = self._custody.release_unheld
         self._placement = Placement(member, ring, parts, self._counts, release)
@@ -333,6 +334,22 @@ class Shard:
     def receive(self, parcels: list[Parcel], epoch: int) -> int:
         """Store the entries a resize to the ring of ``epoch`` moved here; return how many."""
         return self._migration.land(parcels, self._intake.put, epoch)
+
+    def relocate(self, nodes: list[str], budget: int) -> int:
+        """Copy here up to ``budget`` bytes of large values held only on draining ``nodes``.
+
+        Return how many were copied: 0 once none is left (see :meth:`Custody.relocate`).
+        """
+        unpersisted = functools.partial(self._intake.put, persist=False)
+        copied, size = self._custody.relocate(set(nodes), budget, unpersisted)
+        self._counts.evacuated += copied
+        self._counts.evacuated_bytes += size
+        return copied
+
+    def count_lost(self, entries: int, size: int) -> None:
+        """Count ``entries`` (``size`` bytes) that a draining shard still held at its deadline."""
+        self._counts.evacuation_lost += entries
+        self._counts.evacuation_lost_bytes += size
 
     def stats(self) -> ShardStats:
         """Return this shard's counters, sizes and placement as one row."""

@@ -131,14 +131,17 @@ class Vault:
         """
         return self._hold((cache, member), [submit(call, report, digest, token)])
 
-    def take_custody(self, cache: str, member: str, nested: list[Any]) -> list[Any]:
+    def take_custody(
+        self, cache: str, member: str, nested: list[Any], *, copy: bool = False
+    ) -> list[Any]:
         """Hold ``nested[0]`` for a shard as well; return ``[ref]`` to it.
 
-        A reference this vault already owns is held as it is; another is copied here,
-        so that the value lives on this node and no longer depends on its first owner.
+        A reference this vault already owns is held as it is, unless ``copy``; another is
+        copied here, so that the value lives on this node and no longer depends on its
+        first owner, nor on the node it was made on.
         """
         ref = nested[0]
-        if not any(ref.hex() in refs for refs in self._held.values()):
+        if copy or not any(ref.hex() in refs for refs in self._held.values()):
             ref = ray.put(ray.get(ref))
         return self._hold((cache, member), [ref])
 

@@ -27,8 +27,9 @@ from ray.actor import ActorHandle
 from ray.exceptions import GetTimeoutError, RayActorError
 
 from raycache.actors.cluster import SHARD_DOWN, SHARD_GONE
+from raycache.actors.evacuation import Shards
 from raycache.actors.handles import call_remote
-from raycache.actors.router import Router, Shards, Snapshot, find_router
+from raycache.actors.router import Router, Snapshot, find_router
 from raycache.actors.shard import Shard
 from raycache.client.health import ShardHealth, default_timeout
 from raycache.client.steps import Invoke, Steps, Wait

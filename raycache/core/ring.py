@@ -20,7 +20,7 @@ members takes hundreds of milliseconds, unpickling the table well under one).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,6 +187,34 @@ class Ring:
             return _restore(new, self.epoch + 1, _canonical_bytes(new), True)
         table = slots.derive(self._ids, old_order, new_order)
         return _restore(new, self.epoch + 1, table.astype("<u2").tobytes(), False)
+
+    def renamed(self, names: Mapping[str, str], *, epoch: int | None = None) -> Ring:
+        """Return the ring with members renamed by ``names``, each keeping its slots.
+
+        Every key stays with the same slots, under the member's new name: this is how a
+        shard moves to another node (its new actor is a new member) without moving any
+        other shard's keys. The epoch is ``epoch`` if given, else ``self.epoch + 1``.
+
+        >>> ring = Ring(("shard-0", "shard-1", "shard-2"))
+        >>> moved = ring.renamed({"shard-1": "shard-3"})
+        >>> moved.members, moved.epoch
+        (('shard-0', 'shard-3', 'shard-2'), 1)
+        >>> keys = [str(i).encode() for i in range(200)]
+        >>> renamed = {"shard-1": "shard-3"}
+        >>> all(moved.owner(k) == renamed.get(ring.owner(k), ring.owner(k)) for k in keys)
+        True
+        """
+        unknown = set(names).difference(self.members)
+        if unknown:
+            raise KeyError(f"not members of the ring: {sorted(unknown)}")
+        members = _validate_members([names.get(m, m) for m in self.members])
+        new_order = slots.canonical_order(members)
+        index = {name: i for i, name in enumerate(new_order)}
+        remap = np.array([index[names.get(m, m)] for m in self._names], dtype=np.uint16)
+        table = remap[self._ids].astype("<u2").tobytes() if self._table else b""
+        canonical = self._canonical and not names
+        after = self.epoch + 1 if epoch is None else validation.integer(epoch, "epoch", minimum=0)
+        return _restore(members, after, table, canonical)
 
     def add(self, member: str) -> Ring:
         """Return a ring with ``member`` appended and ``epoch + 1``.

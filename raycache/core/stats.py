@@ -77,6 +77,14 @@ class ShardCounters:
     """Values larger than the shard's whole budget, turned away."""
     stale: int = 0
     """Requests answered STALE: the caller's ring was older than the shard's."""
+    evacuated: int = 0
+    """Entries moved here off a draining node, or copied here from one."""
+    evacuated_bytes: int = 0
+    """Their bytes."""
+    evacuation_lost: int = 0
+    """Entries a draining node still held at its deadline, with no durable tier to keep them."""
+    evacuation_lost_bytes: int = 0
+    """Their bytes."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,12 @@ class ShardStats:
     refreshes: int = _counter()
     rejected: int = _counter()
     stale: int = _counter()
+    evacuated: int = _counter()
+    """Entries moved or copied off draining nodes (see :mod:`raycache.actors.evacuation`)."""
+    evacuated_bytes: int = _counter()
+    evacuation_lost: int = _counter()
+    """Entries that draining nodes still held at their deadline, and that were lost."""
+    evacuation_lost_bytes: int = _counter()
     storage_hits: int = _counter()
     storage_misses: int = _counter()
     storage_entries: int = _gauge()
@@ -150,6 +164,10 @@ class ShardStats:
             refreshes=counts.refreshes,
             rejected=counts.rejected,
             stale=counts.stale,
+            evacuated=counts.evacuated,
+            evacuated_bytes=counts.evacuated_bytes,
+            evacuation_lost=counts.evacuation_lost,
+            evacuation_lost_bytes=counts.evacuation_lost_bytes,
             storage_dropped=dropped,
         )
         if storage is None:

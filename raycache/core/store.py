@@ -270,6 +270,16 @@ class Store:
         now = self._clock()
         return [k for k, e in self._entries.items() if e.expires_at is None or now < e.expires_at]
 
+    def hottest_first(self) -> list[Hashable]:
+        """Return the keys of the live entries, the ones the policy would evict last first."""
+        now = self._clock()
+        live = self._entries
+        return [
+            k
+            for k in reversed(list(self._policy))
+            if (e := live[k]).expires_at is None or now < e.expires_at
+        ]
+
     @property
     def expirations(self) -> int:
         """Entries expired so far: a cheap way to learn that some left unseen."""

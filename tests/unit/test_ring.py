@@ -443,3 +443,29 @@ def test_partition_agrees_with_owner_at(points: list[int], members: int) -> None
 def test_partition_on_an_empty_ring_raises() -> None:
     with pytest.raises(EmptyRingError):
         Ring(()).partition(np.array([1], dtype=np.uint64))
+
+
+@settings(max_examples=25, deadline=None)
+@given(members=st.integers(1, 12), data=st.data())
+def test_a_renamed_member_keeps_exactly_its_slots(members: int, data: st.DataObject) -> None:
+    ring = Ring(tuple(f"shard-{i}" for i in range(members))).add(f"shard-{members + 5}")
+    old = data.draw(st.sampled_from(ring.members))
+    new = f"shard-{data.draw(st.integers(100, 200))}"
+    moved = ring.renamed({old: new})
+    assert moved.epoch == ring.epoch + 1
+    counts = ring.slot_counts()
+    assert moved.slot_counts() == {new if m == old else m: n for m, n in counts.items()}
+    for slot in range(0, SLOTS, 97):
+        point = slot << SLOT_SHIFT
+        before = ring.owner_at(point)
+        assert moved.owner_at(point) == (new if before == old else before)
+    assert pickle.loads(pickle.dumps(moved)) == moved
+
+
+def test_renaming_an_absent_member_or_onto_a_present_one_raises() -> None:
+    ring = Ring(("a", "b"))
+    with pytest.raises(KeyError, match="not members"):
+        ring.renamed({"z": "c"})
+    with pytest.raises(ValueError, match="duplicate"):
+        ring.renamed({"a": "b"})
+    assert ring.renamed({}, epoch=99) == Ring(("a", "b"), epoch=99)

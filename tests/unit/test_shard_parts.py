@@ -127,7 +127,7 @@ def test_a_value_larger_than_the_shard_still_reaches_the_waiters() -> None:
 
 def _placed(member: str, ring: Ring) -> tuple[Parts, Placement]:
     parts = Parts()
-    migration = Migration(parts.store, member, lambda ref: ref)
+    migration = Migration(parts.store, member, lambda ref: ref, ShardCounters())
     placement = Placement(
         member, ring, (parts.store, parts.flights, migration), parts.counts, parts.release
     )
