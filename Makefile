@@ -24,8 +24,8 @@ test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit raycache
 
 lint: $(STAMP)
-	$(BIN)/ruff check raycache tests benchmarks examples
-	$(BIN)/ruff format --check raycache tests benchmarks examples
+	$(BIN)/ruff check raycache tests benchmarks examples scripts
+	$(BIN)/ruff format --check raycache tests benchmarks examples scripts
 	$(BIN)/mypy
 
 # The documentation site, from docs/ and the docstrings, into build/site; warnings fail it.

@@ -30,12 +30,16 @@ from raycache.core.sizing import size_of
 
 @dataclass(frozen=True)
 class Computed:
-    """What a finished computation tells its shard: its size, its cost, and small values."""
+    """What a finished computation tells its shard: its size, its cost, and small values.
+
+    ``node`` is where it ran, which holds its result: Ray stores a task's result there.
+    """
 
     size: int
     seconds: float
     inline_value: Any = None
     inline: bool = False
+    node: str = ""
 
 
 @dataclass(frozen=True)
@@ -151,4 +155,4 @@ def _measure(value: Any, seconds: float) -> Computed:
     size = size_of(value)
     if size < INLINE_LIMIT:
         return Computed(size, seconds, value, inline=True)
-    return Computed(size, seconds)
+    return Computed(size, seconds, node=ray.get_runtime_context().get_node_id())

@@ -144,6 +144,20 @@ class Custody:
                 copied, size = copied + 1, size + entry.size
         return copied, size
 
+    def home(self, ref: ray.ObjectRef[Any], node: str) -> ray.ObjectRef[Any]:
+        """Return a reference to a copy on this shard's node of ``ref``, made on ``node``.
+
+        A computed value then outlives the node it was computed on, which an autoscaler
+        may remove once that node is idle (see ``elastic`` in :class:`~raycache.Cache`).
+        """
+        try:
+            home: ray.ObjectRef[Any] = ray.get(
+                call_remote(self._vault, Vault.bring_home, *self._shard, [ref], node)
+            )[0]
+        except RayActorError:
+            return ref  # its vault is restarting: the value stays where it was computed
+        return home
+
     def stored(self, digest: bytes, value: Any) -> None:
         """Note that ``value`` was just put in the store under ``digest``."""
         if not isinstance(value, StoredRef):

@@ -33,11 +33,14 @@ class Computations:
         custody: Custody,
         counts: ShardCounters,
         put: Put,
+        *,
+        home: bool = False,
     ) -> None:
         self._flights = flights
         self._custody = custody
         self._counts = counts
         self._put = put  # the shard's, so that custody and storage learn of the value
+        self._home = home  # copy a large result onto the shard's node: an elastic cache
 
     def start(self, digest: bytes, call: Call, report: Report) -> ray.ObjectRef[Any]:
         """Start ``call`` for ``digest``; its task tells ``report`` how it ended."""
@@ -75,5 +78,9 @@ class Computations:
         if flight is None or flight.handle is None or outcome is None:
             self._custody.release_unheld((digest,))
             return  # deleted, cleared or superseded while it ran; or it failed
-        value = outcome.inline_value if outcome.inline else StoredRef(flight.handle)
+        if outcome.inline:
+            value = outcome.inline_value
+        else:
+            ref = self._custody.home(flight.handle, outcome.node) if self._home else flight.handle
+            value = StoredRef(ref)
         self._put(digest, value, outcome.size, flight.ttl, flight.tags, outcome.seconds)

@@ -82,7 +82,9 @@ class Shard:
         kept = (self._migration, self._durable, self._subscribers)
         self._intake = Intake(self._store, self._custody, kept, self._counts, config.ttl)
         put = self._intake.put
-        self._computations = Computations(self._flights, self._custody, self._counts, put)
+        self._computations = Computations(
+            self._flights, self._custody, self._counts, put, home=config.elastic
+        )
         join = self._computations.join
         self._leases = Leases(self._store, self._flights, self._counts, put, join)
         storage_key = None if config.storage is None else config.storage.key

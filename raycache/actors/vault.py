@@ -145,6 +145,23 @@ class Vault:
             ref = ray.put(ray.get(ref))
         return self._hold((cache, member), [ref])
 
+    def bring_home(self, cache: str, member: str, nested: list[Any], node: str) -> list[Any]:
+        """Return ``[ref]`` to a copy on this node of ``nested[0]``, a result made on ``node``.
+
+        A result made on this node is returned as it is. The copy is made in the
+        background, and held for the shard from now on.
+        """
+        if node == ray.get_runtime_context().get_node_id():
+            return nested
+        this = ray.get_runtime_context().current_actor
+        return self._hold((cache, member), [call_remote(this, Vault.copy_of, nested)])
+
+    @in_group(PROMOTIONS)
+    def copy_of(self, nested: list[Any]) -> Any:
+        """Return the value of ``nested[0]``, for Ray to store here as this call's result."""
+        lower_priority()
+        return ray.get(nested[0])
+
     def update(
         self, cache: str, member: str, records: list[tuple[str, Record]], released: list[str]
     ) -> None:

@@ -73,6 +73,15 @@ class Cache(CacheHandle):
     write is warned about. Files are private to this user (``0600`` in ``0700``
     folders); ``storage_shared=True`` opens them to the group, for a shared filesystem.
 
+    ``elastic=True`` suits a cluster whose workers come and go, under an autoscaler: the
+    cache keeps the number of shards it starts with (on the nodes up then, such as the
+    head) rather than one per node, and a value a memoized task computes on a worker is
+    copied onto its shard's node once computed, so that the worker holds nothing of the
+    cache and the autoscaler removes it when it is idle. By default a node that holds
+    cached values is busy to the autoscaler, and stays. Either way, a node that Ray
+    drains (a spot preemption, or the autoscaler) hands what it holds to live nodes
+    before its deadline.
+
     When the cache already exists, its running settings win; settings given here that
     differ are reported with a warning.
     """

@@ -41,6 +41,7 @@ def requested_settings(
     storage_capacity: object = None,
     storage_key: object = None,
     storage_shared: object = False,
+    elastic: object = False,
 ) -> dict[str, Any]:
     """Check the settings a caller asked for; None stands for "raycache's default".
 
@@ -55,6 +56,7 @@ def requested_settings(
         "ttl": validation.seconds(ttl, "ttl"),
         "storage": located,
         "storage_capacity": _storage_capacity(located, storage_capacity),
+        "elastic": validation.flag(elastic, "elastic"),
     }
 
 
@@ -98,7 +100,8 @@ def _resolve(requested: dict[str, Any]) -> CacheConfig:
     resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
     return CacheConfig(
         shards=requested["shards"] or max(MIN_SHARDS, len(alive_nodes())),
-        per_node=requested["shards"] is None,
+        per_node=requested["shards"] is None and not requested["elastic"],
+        elastic=requested["elastic"],
         capacity=parse_capacity(
             requested["capacity"], object_store_bytes=int(resources.get("object_store_memory", 0))
         ),
@@ -121,7 +124,7 @@ def _storage_capacity(storage: Storage | None, capacity: object) -> int | str | 
 def _warn_on_conflict(
     name: str, requested: dict[str, Any], resolved: CacheConfig, config: CacheConfig
 ) -> None:
-    explicit = {k for k, v in requested.items() if v is not None and k != "policy"}
+    explicit = {k for k, v in requested.items() if v not in (None, False) and k != "policy"}
     if requested["policy"] != DEFAULT_POLICY:
         explicit.add("policy")
     differing = [k for k in sorted(explicit) if getattr(resolved, k) != getattr(config, k)]

@@ -84,9 +84,18 @@ class CacheHandle(ABC):
         storage_capacity: int | str | None = None,
         storage_key: bytes | str | None = None,
         storage_shared: bool = False,
+        elastic: bool = False,
     ) -> None:
         requested = connect.requested_settings(
-            shards, capacity, policy, ttl, storage, storage_capacity, storage_key, storage_shared
+            shards,
+            capacity,
+            policy,
+            ttl,
+            storage,
+            storage_capacity,
+            storage_key,
+            storage_shared,
+            elastic,
         )
         settings = Settings(
             validation.name(name),

@@ -195,8 +195,7 @@ def near_settings(
     near_cache: bool, capacity: int | str | None, ttl: float | None
 ) -> NearSettings | None:
     """Check the near-cache arguments; a capacity or a TTL turns the near cache on."""
-    if not isinstance(near_cache, bool):
-        raise TypeError(f"near_cache must be True or False, not {near_cache!r}")
+    validation.flag(near_cache, "near_cache")
     seconds = validation.seconds(ttl, "near_cache_ttl")
     if not (near_cache or capacity is not None or seconds is not None):
         return None

@@ -52,7 +52,8 @@ class CacheConfig:
 
     ``capacity`` is in bytes across all shards; ``ttl`` is the default time to live in
     seconds, or None for entries that never expire. ``per_node`` means the number of
-    shards was left to raycache: one per live node, grown as nodes join. ``storage`` is
+    shards was left to raycache: one per live node, grown as nodes join; ``elastic`` that
+    the cluster's workers come and go (see :class:`~raycache.Cache`). ``storage`` is
     the durable tier's location, or None for a cache in memory only; ``storage_capacity``
     is its budget as given (a share of a volume is measured where the files are), or None.
     """
@@ -62,6 +63,7 @@ class CacheConfig:
     policy: str
     ttl: float | None
     per_node: bool = False
+    elastic: bool = False
     storage: Storage | None = None
     storage_capacity: int | str | None = None
 

@@ -30,6 +30,19 @@ from collections.abc import Iterable
 from numbers import Real
 
 
+def flag(value: object, what: str) -> bool:
+    """Return ``value`` if it is a bool.
+
+    >>> flag(1, "elastic")
+    Traceback (most recent call last):
+    ...
+    TypeError: elastic must be True or False, not 1
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{what} must be True or False, not {value!r}")
+    return value
+
+
 def integer(value: object, what: str, *, minimum: int) -> int:
     """Return ``value`` if it is an int (not a bool) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int):
