@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-unit lint docs bench bench-check servers clean
+.PHONY: demo test test-unit lint docs bench bench-check cluster-smoke servers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ bench: $(STAMP) servers
 # The speed-regression guard: the quick benchmarks against benchmarks/baseline.json.
 bench-check: $(STAMP) servers
 	$(BIN)/python -m benchmarks --quick --check --out build/bench-check
+
+# `ray up cluster.yaml` on this machine: its node types under the autoscaler, the demo
+# submitted as a Ray job twice, workers added and removed; a few minutes.
+cluster-smoke: $(STAMP)
+	$(BIN)/python -m scripts.cluster_smoke
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -160,7 +161,10 @@ def running(
     ]  # fmt: skip
     try:
         subprocess.run(command, env=environment, check=True, capture_output=True, text=True)
-        yield FakeCluster(address, f"http://{ip}:{dashboard_port}" if dashboard else None, port)
+        url = f"http://127.0.0.1:{dashboard_port}"  # the dashboard listens on loopback
+        if dashboard:
+            _wait_for(url + "/api/version")
+        yield FakeCluster(address, url if dashboard else None, port)
     finally:
         stop(port)
 
@@ -215,6 +219,19 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _wait_for(url: str, timeout: float = 120.0) -> None:
+    """Wait until ``url`` answers, as the dashboard does once its job API is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def _free_port() -> int:

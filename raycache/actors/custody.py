@@ -187,12 +187,25 @@ class Custody:
 
         Entries that expired meanwhile, or that it refuses now, are released.
         """
-        for record, nested in ray.get(call_remote(self._vault, Vault.recover, *self._shard)):
+        for record, nested in self._recover():
             self._holdings.hold(record.digest, nested[0].hex())
             ttl = record.ttl()
             if ttl is None or ttl > 0:
                 put(record.digest, StoredRef(nested[0]), record.size, ttl, record.tags, record.cost)
         self.release_unheld()
+
+    def _recover(self) -> list[tuple[Record, list[Any]]]:
+        """Register with the node's vault and return what it kept for this shard.
+
+        A vault that no shard used may exit just as this shard starts (see
+        :meth:`Vault.exit_if_idle`); the next one is started then.
+        """
+        for _ in range(RECOVER_ATTEMPTS - 1):
+            try:
+                return ray.get(call_remote(self._vault, Vault.recover, *self._shard))
+            except RayActorError:
+                self._vault = local_vault()
+        return ray.get(call_remote(self._vault, Vault.recover, *self._shard))
 
     def _in_use(self, digest: bytes) -> set[str]:
         entry = self._store.peek(digest)
@@ -203,6 +216,9 @@ class Custody:
         }
         return {hex_id for hex_id in in_use if hex_id is not None}
 
+
+RECOVER_ATTEMPTS = 3
+"""How many vaults a starting shard tries, should the first it finds be exiting."""
 
 MAX_RELOCATIONS = 256
 """Most large values one :meth:`Custody.relocate` copies, so that requests are served between."""

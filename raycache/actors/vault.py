@@ -7,7 +7,9 @@ values, submits memoized tasks (it never unpickles their functions) and keeps re
 Only losing its node, or the vault process itself, loses them.
 
 The vault holds each reference for a shard (a ``(cache, member)`` pair) until that shard
-releases it, so that memory follows the shard's budget. With each reference it keeps the
+releases it, so that memory follows the shard's budget. A vault that holds nothing for
+any shard exits after :data:`IDLE_EXIT_S`: Ray counts a node with a live actor as busy,
+and an autoscaler removes only idle nodes. With each reference it keeps the
 entry's :class:`Record`, so that a shard restarted after a crash takes its large entries
 back (:meth:`Vault.recover`).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -50,6 +53,17 @@ is unknown to the vault, so its object lives only as long as the vault holds it 
 """
 
 
+HOMED_GRACE_S = 30.0
+"""How long a vault keeps a result it copied onto its node (:meth:`Vault.bring_home`).
+
+A reader may have got the original's reference from the shard just before the copy
+replaced it there, and Ray may not know of that reader yet (see :data:`ORPHAN_GRACE_S`).
+"""
+
+IDLE_EXIT_S = 30.0
+"""How long a vault that no shard uses waits before it exits, so that its node may go idle."""
+
+
 @dataclass(frozen=True)
 class Record:
     """What a shard needs to take an entry back: its key, size, expiry, tags and cost.
@@ -80,6 +94,8 @@ class Vault:
         # Promotions not begun: each file, its mapping, and the signer that checks it.
         self._mapped: dict[int, tuple[FileEntry, Contents, Signer | None]] = {}
         self._tokens = itertools.count()
+        self._idle_since: float | None = None
+        threading.Thread(target=self._watch_idle, name="vault-idle", daemon=True).start()
 
     def keep(self, cache: str, member: str, value: Any) -> list[Any]:
         """Put ``value`` (or the value shipped) in the object store, owned by this vault.
@@ -153,6 +169,7 @@ class Vault:
         """
         if node == ray.get_runtime_context().get_node_id():
             return nested
+        self._orphan([nested], HOMED_GRACE_S)
         this = ray.get_runtime_context().current_actor
         return self._hold((cache, member), [call_remote(this, Vault.copy_of, nested)])
 
@@ -197,15 +214,41 @@ class Vault:
             self._orphan(dropped)
         return len(dropped)
 
+    def exit_if_idle(self) -> bool:
+        """Exit if no shard has used this vault for :data:`IDLE_EXIT_S`; else return False.
+
+        Every shard on the node registers here as it starts (:meth:`recover`) and leaves
+        only when it is dropped, so that a vault in use never exits. It runs on the
+        vault's main thread, in turn with every registration: one that comes after the
+        exit fails, and its shard finds the next vault.
+        """
+        self._expire_orphans()
+        if self._held or self._orphans or self._mapped:
+            self._idle_since = None
+            return False
+        now = time.monotonic()
+        self._idle_since = self._idle_since or now
+        if now - self._idle_since < IDLE_EXIT_S:
+            return False
+        ray.actor.exit_actor()  # type: ignore[no-untyped-call]
+        return True  # not reached: exit_actor ends the process
+
     def holdings(self, cache: str) -> list[str]:
         """Return the hex ids of the objects held for ``cache``."""
         return [
             hex_id for (name, _), refs in self._held.items() if name == cache for hex_id in refs
         ]
 
-    def _orphan(self, refs: list[list[Any]]) -> None:
+    def _watch_idle(self) -> None:
+        this = ray.get_runtime_context().current_actor
+        while True:
+            time.sleep(IDLE_EXIT_S / 3)
+            with contextlib.suppress(RayActorError):
+                ray.get(call_remote(this, Vault.exit_if_idle))
+
+    def _orphan(self, refs: list[list[Any]], grace: float = ORPHAN_GRACE_S) -> None:
         if refs:
-            self._orphans.append((time.monotonic() + ORPHAN_GRACE_S, refs))
+            self._orphans.append((time.monotonic() + grace, refs))
 
     def _expire_orphans(self) -> None:
         now = time.monotonic()
