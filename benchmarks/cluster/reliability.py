@@ -2,10 +2,12 @@
 
 Starts a three-node cluster on this machine, runs the checked workload of the reliability
 tests under each fault in turn (shards killed, the router killed, resizes under load,
-worker nodes lost, a leaseholder's driver killed mid-computation) against one cache, then
-clears the cache and compares the object store with its usage before the cache existed.
-Every client checks every value it reads, memoized ``.remote()`` callers included, whose
-own ``ray.get`` must never raise; the table reports the slowest single call.
+worker nodes lost, worker nodes preempted with a drain, a leaseholder's driver killed
+mid-computation) against one cache, then clears the cache and compares the object store
+with its usage before the cache existed. Every client checks every value it reads,
+memoized ``.remote()`` callers included, whose own ``ray.get`` must never raise; the
+table reports the slowest single call. A second table measures one drain alone: what it
+kept, and how fast it moved.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from benchmarks.output.results import record
 from tests.helpers.chaos import (
     Outcome,
     driver_killed,
+    node_drains,
     node_losses,
     resizes,
     router_kills,
     shard_kills,
 )
+from tests.helpers.evacuation import Evacuation, measure_evacuation
 from tests.helpers.memory import object_store_bytes, settled_object_store_bytes
 
 NODE: dict[str, Any] = {"num_cpus": 1, "object_store_memory": 300 * 2**20}
@@ -53,11 +57,12 @@ def start_cluster() -> Cluster:
     return cluster
 
 
-def run(cluster: Cluster, operations: int) -> tuple[list[Outcome], tuple[int, int, int]]:
-    """Run every scenario on one cache; return the outcomes and the object store's usage.
+Usage = tuple[int, int, int]
+"""The object store's bytes: before the cache existed, before ``clear()``, and after it."""
 
-    The usage is in bytes: before the cache existed, before ``clear()``, and after it.
-    """
+
+def run(cluster: Cluster, operations: int) -> tuple[list[Outcome], Evacuation, Usage]:
+    """Run every scenario on one cache; return the outcomes, the drain's, and the usage."""
     baseline = object_store_bytes()
     cache = raycache.Cache("reliability", capacity="200MiB")
     try:
@@ -66,17 +71,20 @@ def run(cluster: Cluster, operations: int) -> tuple[list[Outcome], tuple[int, in
             router_kills(cache, operations=operations),
             resizes(cache, operations=operations),
             node_losses(cache, cluster, operations=operations, **NODE),
+            node_drains(cache, cluster, operations=operations, **NODE),
             driver_killed(cache),
         ]
+        evacuation = measure_evacuation(cache, cluster, **NODE)
         before_clear = object_store_bytes()
         cache.clear()
-        return outcomes, (baseline, before_clear, settled_object_store_bytes(baseline))
+        usage = (baseline, before_clear, settled_object_store_bytes(baseline))
+        return outcomes, evacuation, usage
     finally:
         cache.shutdown()
 
 
-def render(outcomes: list[Outcome], usage: tuple[int, int, int]) -> str:
-    """Return the table of outcomes and the object store line."""
+def render(outcomes: list[Outcome], evacuation: Evacuation, usage: Usage) -> str:
+    """Return the table of outcomes, the drain's table and the object store line."""
     headers = (
         "scenario",
         "faults injected",
@@ -110,8 +118,35 @@ def render(outcomes: list[Outcome], usage: tuple[int, int, int]) -> str:
             f"{total:,} operations, {failures} exceptions or wrong values",
             f"object store: {baseline:,} bytes before the cache, {before_clear:,} before "
             f"clear(), {after_clear:,} after",
+            "",
+            render_evacuation(evacuation),
         ]
     )
+
+
+def render_evacuation(e: Evacuation) -> str:
+    """Return one drain's table: entries kept, bytes moved, time per GB, slowest read."""
+    headers = (
+        "drained node",
+        "small entries kept",
+        "large entries kept",
+        "bytes moved",
+        "move took",
+        "per GB",
+        "slowest read",
+        "wrong values",
+    )
+    row = (
+        "preempted, 30 s notice",
+        f"{e.small_kept:,} of {e.small:,}",
+        f"{e.large_kept} of {e.large} (2 MiB)",
+        f"{e.bytes_moved / 2**20:,.0f} MiB",
+        f"{e.seconds:.1f} s",
+        f"{e.seconds_per_gb:.1f} s",
+        f"{e.slowest_read * 1000:,.0f} ms",
+        str(e.wrong),
+    )
+    return markdown_table(headers, [row])
 
 
 def _ratio(value: float | None) -> str:
@@ -124,16 +159,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     cluster = start_cluster()
     try:
-        outcomes, usage = run(cluster, args.operations)
+        outcomes, evacuation, usage = run(cluster, args.operations)
     finally:
         ray.shutdown()
         cluster.shutdown()
-    table = render(outcomes, usage)
+    table = render(outcomes, evacuation, usage)
     table += f"\n\n({time.perf_counter() - started:.0f} s on a 3-node local cluster)"
     print(table)
     command = f"python -m benchmarks.cluster.reliability --operations {args.operations}"
     print(f"recorded in {record('Reliability under faults', command, table)}")
-    failed = any(o.tally.exceptions or o.tally.wrong for o in outcomes)
+    failed = any(o.tally.exceptions or o.tally.wrong for o in outcomes) or evacuation.wrong > 0
     return 1 if failed or usage[2] > usage[0] else 0
 
 

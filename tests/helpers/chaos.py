@@ -21,6 +21,7 @@ from ray.cluster_utils import Cluster
 
 import raycache
 from tests.helpers.faults import (
+    NodeDrainer,
     NodeSwapper,
     Resizer,
     RouterKiller,
@@ -120,6 +121,24 @@ def node_losses(
     swapper = NodeSwapper(cluster, cache, **node_args)
     scenario = f"worker node lost every {every:g} s"
     return under_faults(scenario, cache, swapper, every=every, operations=operations)
+
+
+def node_drains(
+    cache: raycache.Cache,
+    cluster: Cluster,
+    *,
+    deadline_s: int = 15,
+    operations: int = 10_000,
+    **node_args: Any,
+) -> Outcome:
+    """Run the workload while worker nodes holding a shard are preempted, one at a time.
+
+    Each is drained with a deadline of ``deadline_s``, removed at the deadline, and
+    replaced by a fresh node started with ``node_args``.
+    """
+    drainer = NodeDrainer(cluster, cache, deadline_s, **node_args)
+    scenario = f"worker node preempted ({deadline_s} s notice)"
+    return under_faults(scenario, cache, drainer, every=5.0, operations=operations)
 
 
 @ray.remote(num_cpus=0)

@@ -1,9 +1,12 @@
-"""Faults to inject into a running cache: killed shards and routers, resizes, lost nodes."""
+"""Faults to inject into a running cache: killed shards and routers, resizes, nodes lost."""
 
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -94,10 +97,55 @@ class NodeSwapper:
 
     def __call__(self) -> bool:
         """Swap one node; return False if no worker node holds a shard."""
-        holders = {row["node"] for row in self._cache.stats()["shards"]}
-        victim = next((n for n in self._cluster.worker_nodes if n.node_id in holders), None)
+        victim = holding_a_shard(self._cluster, self._cache)
         if victim is None:
             return False
         self._cluster.remove_node(victim)
         self._cluster.add_node(**self._node_args)
         return True
+
+
+def drain(cluster: Cluster, node_id: str, deadline_s: int) -> None:
+    """Drain ``node_id`` as a cloud's spot preemption does, with ``ray drain-node``."""
+    subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ray")),
+            "drain-node",
+            f"--address={cluster.address}",
+            f"--node-id={node_id}",
+            "--reason=DRAIN_NODE_REASON_PREEMPTION",
+            "--reason-message=spot instance reclaimed",
+            f"--deadline-remaining-seconds={deadline_s}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+class NodeDrainer:
+    """Drains a worker node that holds a shard per call, removes it at the deadline, adds one."""
+
+    def __init__(
+        self, cluster: Cluster, cache: raycache.Cache, deadline_s: int = 15, **node_args: Any
+    ) -> None:
+        self._cluster = cluster
+        self._cache = cache
+        self._deadline_s = deadline_s
+        self._node_args = node_args
+
+    def __call__(self) -> bool:
+        """Preempt one node; return False if no worker node holds a shard."""
+        victim = holding_a_shard(self._cluster, self._cache)
+        if victim is None:
+            return False
+        drain(self._cluster, victim.node_id, self._deadline_s)
+        time.sleep(self._deadline_s)
+        self._cluster.remove_node(victim)
+        self._cluster.add_node(**self._node_args)
+        return True
+
+
+def holding_a_shard(cluster: Cluster, cache: raycache.Cache) -> Any:
+    """Return a worker node of ``cluster`` that holds a shard of ``cache``, or None."""
+    holders = {row["node"] for row in cache.stats()["shards"]}
+    return next((n for n in cluster.worker_nodes if n.node_id in holders), None)
