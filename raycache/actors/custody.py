@@ -26,6 +26,7 @@ from raycache.actors.vault import Record, Vault, drop_everywhere, local_vault
 from raycache.core.holdings import Holdings
 from raycache.core.protocol import WireReply
 from raycache.core.singleflight import SingleFlight
+from raycache.core.stats import ShardCounters
 from raycache.core.storage.file_entry import FileEntry
 from raycache.core.store import Entry, Store
 
@@ -109,11 +110,12 @@ class Custody:
         taken = call_remote(self._vault, Vault.take_custody, *self._shard, [ref])
         return StoredRef(ray.get(taken)[0])
 
-    def relocate(self, leaving: set[str], budget: int, put: Put) -> tuple[int, int]:
+    def relocate(self, leaving: set[str], budget: int, put: Put, counts: ShardCounters) -> int:
         """Copy here the large values whose only copies are on the ``leaving`` nodes.
 
         The hottest go first, up to ``budget`` bytes a call, each put back with ``put``
-        under a reference to its copy. Return how many were copied, and their bytes.
+        under a reference to its copy, and counted as evacuated in ``counts``. Return how
+        many were copied: 0 once none is left.
         """
         entries = [
             entry
@@ -131,7 +133,7 @@ class Custody:
             call_remote(self._vault, Vault.take_custody, *self._shard, [e.value.ref], copy=True)
             for e in chosen
         ]
-        copied = size = 0
+        copied = 0
         for entry, call in zip(chosen, calls, strict=True):
             ttl = None if entry.expires_at is None else entry.expires_at - time.monotonic()
             try:
@@ -141,8 +143,10 @@ class Custody:
             if ttl is None or ttl > 0:
                 copy = StoredRef(nested[0])
                 put(as_digest(entry.key), copy, entry.size, ttl, tuple(entry.tags), entry.cost)
-                copied, size = copied + 1, size + entry.size
-        return copied, size
+                copied += 1
+                counts.evacuated += 1
+                counts.evacuated_bytes += entry.size
+        return copied
 
     def home(self, ref: ray.ObjectRef[Any], node: str) -> ray.ObjectRef[Any]:
         """Return a reference to a copy on this shard's node of ``ref``, made on ``node``.

@@ -30,12 +30,7 @@ from raycache.actors.intake import Intake
 from raycache.actors.leases import WAITERS, Leases
 from raycache.actors.metrics import ShardMetrics
 from raycache.actors.placement import Placement
-from raycache.actors.references import (
-    StoredRef,
-    reply_for,
-    sent_size,
-    stored_hex,
-)
+from raycache.actors.references import StoredRef, reply_for, sent_size, stored_hex
 from raycache.actors.resizing import Migration, Move
 from raycache.actors.subscribers import POLLERS, Subscribers
 from raycache.core import protocol
@@ -338,15 +333,9 @@ class Shard:
         return self._migration.land(parcels, self._intake.put, epoch)
 
     def relocate(self, nodes: list[str], budget: int) -> int:
-        """Copy here up to ``budget`` bytes of large values held only on draining ``nodes``.
-
-        Return how many were copied: 0 once none is left (see :meth:`Custody.relocate`).
-        """
+        """Copy here up to ``budget`` bytes of values held only on ``nodes``; count them."""
         unpersisted = functools.partial(self._intake.put, persist=False)
-        copied, size = self._custody.relocate(set(nodes), budget, unpersisted)
-        self._counts.evacuated += copied
-        self._counts.evacuated_bytes += size
-        return copied
+        return self._custody.relocate(set(nodes), budget, unpersisted, self._counts)
 
     def count_lost(self, entries: int, size: int) -> None:
         """Count ``entries`` (``size`` bytes) that a draining shard still held at its deadline."""

@@ -11,7 +11,8 @@ import pytest
 from tests.cluster.test_placement import run_on_cluster
 
 DRAIN = """
-import json, os, subprocess, sys, tempfile
+import os, tempfile
+from tests.helpers.faults import drain
 
 runs = tempfile.mkdtemp()
 
@@ -31,14 +32,8 @@ homes = {row["shard"]: row["node"] for row in cache.stats()["shards"]}
 victim = sorted(workers)[0]
 print("shards", len(homes), "on victim", sum(node == victim for node in homes.values()))
 
-ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
 started = time.time()
-subprocess.run(
-    [ray_cli, "drain-node", "--address", cluster.address, "--node-id", victim,
-     "--reason", "DRAIN_NODE_REASON_PREEMPTION", "--reason-message", "spot reclaimed",
-     "--deadline-remaining-seconds", "20"],
-    check=True,
-)
+drain(cluster, victim, 20)  # ray drain-node, as a spot preemption with 20 s notice
 wrong = slowest = 0.0
 while time.time() < started + 20:  # reads go on while the node empties
     began = time.perf_counter()

@@ -100,9 +100,13 @@ class NodeSwapper:
         victim = holding_a_shard(self._cluster, self._cache)
         if victim is None:
             return False
+        self._before_removal(victim)
         self._cluster.remove_node(victim)
         self._cluster.add_node(**self._node_args)
         return True
+
+    def _before_removal(self, victim: Any) -> None:
+        """Nothing: the node is lost without notice."""
 
 
 def drain(cluster: Cluster, node_id: str, deadline_s: int) -> None:
@@ -122,27 +126,19 @@ def drain(cluster: Cluster, node_id: str, deadline_s: int) -> None:
     )
 
 
-class NodeDrainer:
+class NodeDrainer(NodeSwapper):
     """Drains a worker node that holds a shard per call, removes it at the deadline, adds one."""
 
     def __init__(
         self, cluster: Cluster, cache: raycache.Cache, deadline_s: int = 15, **node_args: Any
     ) -> None:
-        self._cluster = cluster
-        self._cache = cache
+        super().__init__(cluster, cache, **node_args)
         self._deadline_s = deadline_s
-        self._node_args = node_args
 
-    def __call__(self) -> bool:
-        """Preempt one node; return False if no worker node holds a shard."""
-        victim = holding_a_shard(self._cluster, self._cache)
-        if victim is None:
-            return False
+    def _before_removal(self, victim: Any) -> None:
+        """Give the node its notice, as a cloud's preemption does, and wait it out."""
         drain(self._cluster, victim.node_id, self._deadline_s)
         time.sleep(self._deadline_s)
-        self._cluster.remove_node(victim)
-        self._cluster.add_node(**self._node_args)
-        return True
 
 
 def holding_a_shard(cluster: Cluster, cache: raycache.Cache) -> Any:
