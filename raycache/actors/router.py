@@ -163,12 +163,9 @@ class Router:
             with self._lock:
                 previous = self._ring
                 ring = change(previous)
-                joining = {m: self._start_shard(m) for m in ring.members if m not in self._shards}
-                self._shards.update(joining)
-            # Clients keep the old ring until the new shards are up, so none waits on one.
-            with contextlib.suppress(*SHARD_DOWN):  # the health watcher replaces it
-                ray.get([call_remote(shard, Shard.ping) for shard in joining.values()])
+            joining = self._started([m for m in ring.members if m not in self._shards])
             with self._lock:
+                self._shards.update(joining)
                 self._ring = ring
                 keeps = self._config.per_node if per_node is None else per_node
                 self._config = replace(self._config, shards=len(self._ring), per_node=keeps)
@@ -236,6 +233,19 @@ class Router:
             if replaced:
                 self._ring = self._ring.with_members(self._ring.members)
                 self._publish_ring()
+
+    def _started(self, members: list[str]) -> Shards:
+        """Start a shard for each of ``members``; return them once they are up.
+
+        Called with no lock but ``_moving`` held: during a resize or an evacuation,
+        clients go on with the old ring until the new shards can answer, so that none
+        waits on a shard starting. (A dead shard's replacement is not waited for: the
+        writes its callers would drop meanwhile cost more than their wait.)
+        """
+        started = {member: self._start_shard(member) for member in members}
+        with contextlib.suppress(GetTimeoutError, *SHARD_DOWN):  # the watcher replaces it
+            ray.get([call_remote(s, Shard.ping) for s in started.values()], timeout=PING_TIMEOUT_S)
+        return started
 
     def _publish_ring(self) -> None:
         # Shards learn the new epoch before any client can, so a client holding the new
