@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections import Counter
 from collections.abc import Iterable
 
 import ray
@@ -38,6 +39,7 @@ from raycache.actors.shard import Shard
 from raycache.core.keys import key_point
 from raycache.core.migration import Parcel
 from raycache.core.ring import Ring
+from raycache.core.stats import ShardStats
 
 Shards = dict[str, ActorHandle[Shard]]
 """Shard handles, by ring member."""
@@ -71,25 +73,26 @@ def evacuation_ends(deadline: float) -> float:
     return deadline - DEADLINE_MARGIN_S
 
 
-def homes(shards: Shards) -> dict[str, str]:
-    """Return the node of every shard that answers, by ring member."""
+def rows(shards: Shards) -> dict[str, ShardStats]:
+    """Return the stats row of every shard that answers (its node, what it holds), by member."""
     calls = {member: call_remote(shard, Shard.stats) for member, shard in shards.items()}
     found = {}
     for member, call in calls.items():
         with contextlib.suppress(GetTimeoutError, *SHARD_DOWN):
-            found[member] = ray.get(call, timeout=STATS_TIMEOUT_S).node
+            found[member] = ray.get(call, timeout=STATS_TIMEOUT_S)
     return found
 
 
 def hand_over(
     previous: Ring, ring: Ring, shards: Shards, givers: Iterable[str], until: float
-) -> int:
-    """Drain each of ``givers`` of what ``ring`` gives others, until ``until``; count what landed.
+) -> Counter[str]:
+    """Drain each of ``givers`` of what ``ring`` gives others, until ``until``.
 
-    ``shards`` holds the handles of both rings' members. A shard that dies meanwhile loses
-    what it held or was sent, as a crash would anyway: those keys become misses.
+    Return how many entries of each giver landed. ``shards`` holds the handles of both
+    rings' members. A shard that dies meanwhile loses what it held or was sent, as a
+    crash would anyway: those keys become misses.
     """
-    landed = 0
+    landed: Counter[str] = Counter()
     for member in givers:
         while time.time() < until:
             try:
@@ -98,7 +101,7 @@ def hand_over(
                 break
             if not parcels:
                 break
-            landed += _deliver(parcels, ring, shards)
+            landed[member] += _deliver(parcels, ring, shards)
     return landed
 
 
@@ -117,17 +120,26 @@ def _deliver(parcels: list[Parcel], ring: Ring, shards: Shards) -> int:
     return landed
 
 
-def count_left_behind(shards: Shards, renames: dict[str, str]) -> None:
+def count_left_behind(
+    shards: Shards, renames: dict[str, str], before: dict[str, ShardStats], landed: Counter[str]
+) -> None:
     """Count what each shard an evacuation replaces still holds, on its heir: lost.
 
-    ``renames`` maps each old member to its heir; ``shards`` holds both's handles.
+    ``renames`` maps each old member to its heir; ``shards`` holds both's handles. An old
+    shard whose node is gone already is counted from its row ``before`` the move, less
+    what ``landed`` from it.
     """
     calls = {old: call_remote(shards[old], Shard.stats) for old in renames}
     for old, call in calls.items():
-        with contextlib.suppress(GetTimeoutError, *SHARD_DOWN):
+        try:
             row = ray.get(call, timeout=STATS_TIMEOUT_S)
-            if row.entries:
-                call_remote(shards[renames[old]], Shard.count_lost, row.entries, row.bytes)
+            entries, size = row.entries, row.bytes
+        except (GetTimeoutError, *SHARD_DOWN):
+            was = before[old]
+            entries = max(0, was.entries - landed[old])
+            size = was.bytes * entries // max(1, was.entries)
+        if entries:
+            call_remote(shards[renames[old]], Shard.count_lost, entries, size)
 
 
 def relocate(shards: Shards, nodes: list[str], until: float) -> None:

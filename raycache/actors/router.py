@@ -45,8 +45,8 @@ from raycache.actors.evacuation import (
     draining_nodes,
     evacuation_ends,
     hand_over,
-    homes,
     relocate,
+    rows,
 )
 from raycache.actors.handles import bind, call_remote
 from raycache.actors.leases import MAX_WAITERS, WAITERS
@@ -56,6 +56,7 @@ from raycache.actors.subscribers import MAX_POLLERS, POLLERS
 from raycache.actors.vault import drop_everywhere
 from raycache.core.config import CacheConfig
 from raycache.core.ring import Ring
+from raycache.core.stats import ShardStats
 
 HEAD_NODE_RESOURCE = "node:__internal_head__"
 """Ray's resource that only the head node has: the router lives where the cluster does."""
@@ -139,11 +140,14 @@ class Router:
         """Move what drained ``node`` holds to live nodes: :mod:`~raycache.actors.evacuation`."""
         until = evacuation_ends(deadline)
         with self._moving:
-            leaving = [m for m, home in homes(self.snapshot().shards).items() if home == node]
+            before = rows(self.snapshot().shards)
+            leaving = [member for member, row in before.items() if row.node == node]
             if leaving and not self._stopped.is_set():
                 fresh = _fresh_members(set(self._shards), len(leaving))
                 names = dict(zip(leaving, fresh, strict=True))
-                self._change_members(lambda ring: ring.renamed(names), renames=names, until=until)
+                self._change_members(
+                    lambda ring: ring.renamed(names), renames=names, before=before, until=until
+                )
         relocate(self.snapshot().shards, [node], until)
 
     def _change_members(
@@ -152,12 +156,14 @@ class Router:
         *,
         per_node: bool | None = None,
         renames: dict[str, str] | None = None,
+        before: dict[str, ShardStats] | None = None,
         until: float = math.inf,
     ) -> Snapshot:
         """Move to the ring ``change`` makes of the current one, handing entries over.
 
         ``renames`` says which members an evacuation replaces, by their heirs: only they
-        give entries, the hottest first, until ``until``.
+        give entries, the hottest first, until ``until``; what they held ``before`` counts
+        what the deadline cut off.
         """
         with self._moving:
             with self._lock:
@@ -178,9 +184,9 @@ class Router:
                 self._publish_ring()
             # Outside the lock: clients fetch the new ring while the entries move.
             shards = self.snapshot().shards
-            hand_over(previous, self._ring, shards, renames or previous.members, until)
-            if renames and self._config.storage is None:
-                count_left_behind(shards, renames)
+            landed = hand_over(previous, self._ring, shards, renames or previous.members, until)
+            if renames and before is not None and self._config.storage is None:
+                count_left_behind(shards, renames, before, landed)
             with self._lock:
                 self._move = None
                 self._publish_ring()

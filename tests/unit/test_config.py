@@ -89,3 +89,9 @@ def test_shard_capacity_splits_the_budget() -> None:
     config = CacheConfig(shards=4, capacity=1000, policy="lru", ttl=None)
     assert config.shard_capacity() == 250
     assert config.shard_capacity(3) == 333
+
+
+def test_flags_must_be_bools() -> None:
+    assert validation.flag(True, "elastic") is True
+    with pytest.raises(TypeError, match="elastic must be True or False, not 'yes'"):
+        validation.flag("yes", "elastic")

@@ -838,3 +838,17 @@ def test_tagged_lists_live_entries_without_touching_them() -> None:
 def test_the_default_policy_is_adaptive() -> None:
     assert DEFAULT_POLICY == "adaptive"
     assert Store(10).policy_name == DEFAULT_POLICY
+
+
+def test_hottest_first_lists_live_keys_in_reverse_eviction_order(
+    store: Store, clock: Clock
+) -> None:
+    for key in "abcd":
+        store.put(key, key, size=1, ttl=10 if key == "b" else None)
+    store.get("a")  # a hit: "a" is hotter than it was
+    clock.now += 11  # "b" expired
+    hottest = store.hottest_first()
+    assert sorted(map(str, hottest)) == ["a", "c", "d"]
+    assert set(hottest) == set(store.keys())
+    if store.policy_name == "lru":
+        assert hottest == ["a", "d", "c"]  # the reverse of the order LRU evicts in
