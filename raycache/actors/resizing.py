@@ -181,8 +181,9 @@ class Migration:
             stored = put(packed.digest, value, packed.size, ttl, tags, cost)
             if code_of(stored) is Code.OK:
                 landed += 1
-                self._counts.evacuated += self._evacuation
-                self._counts.evacuated_bytes += packed.size * self._evacuation
+                if self._evacuation:
+                    self._counts.evacuated += 1
+                    self._counts.evacuated_bytes += packed.size
         return landed
 
     def supersede(self, digest: bytes) -> None:
