@@ -78,3 +78,18 @@ def test_a_miniature_never_holds_more_than_its_budget() -> None:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_window_share_is_one_of_the_simulated_ones(seed: int) -> None:
     assert window_after(frequency_biased(20_000, seed=seed), 100) in SHARES
+
+
+def test_the_miniatures_start_once_the_cache_first_evicts() -> None:
+    # Until then the share decides nothing, and simulating every request of a cache that
+    # never fills would cost every get and put four miniature accesses.
+    policy = AdaptivePolicy()
+    store = Store(1_000, policy=policy)
+    for key in range(1_000):
+        store.put(key, key, 1)
+        store.get(key)
+    assert all(len(mini) == 0 for mini in policy._minis)
+    store.put("one more", 0, 1)
+    store.get(5)
+    assert all(len(mini) > 0 for mini in policy._minis)
+    store.check_invariants()

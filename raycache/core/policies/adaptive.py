@@ -8,6 +8,10 @@ window share, on a hashed sample of the keys (see
 :mod:`~raycache.core.policies.miniature`), and every epoch adopts the share of the
 one that hit most. All of them see the same requests, so the comparison is fair
 however the workload moves, and a wrong regime is left within one epoch.
+
+The miniatures start once the cache first evicts. Until then the window share decides
+nothing, and a cache that never fills (a few thousand small entries in a large budget)
+would pay for simulating every request: four miniatures while every key is sampled.
 """
 
 from __future__ import annotations
@@ -56,20 +60,26 @@ class AdaptivePolicy(TinyLFUPolicy):
         self._mask = 0  # a key is sampled when its mixed hash is 0 under the mask
         self._seen = 0  # sampled requests this epoch
         self._resample_at: float = 2 * MINI_ENTRIES  # entries held when the sample shrinks
+        self._full = False  # whether the cache has evicted yet: only then is a share chosen
 
     def insert(self, entry: Entry) -> None:
         """Track a new entry: a miss, which the miniatures see if its key is sampled."""
         key = entry.key
-        if not hash(key) * MIX >> 32 & self._mask:
+        if self._full and not hash(key) * MIX >> 32 & self._mask:
             self._observe(key, entry.size)
         TinyLFUPolicy.insert(self, entry)
 
     def touch(self, entry: Entry) -> None:
         """Count a hit, which the miniatures see if its key is sampled."""
         key = entry.key
-        if not hash(key) * MIX >> 32 & self._mask:
+        if self._full and not hash(key) * MIX >> 32 & self._mask:
             self._observe(key, entry.size)
         TinyLFUPolicy.touch(self, entry)
+
+    def victim(self) -> Entry:
+        """Return the entry to evict, as W-TinyLFU does; the miniatures start now if not yet."""
+        self._full = True
+        return TinyLFUPolicy.victim(self)
 
     def _observe(self, key: Hashable, size: int) -> None:
         """Feed one sampled request to every miniature; choose a share at the epoch's end."""
