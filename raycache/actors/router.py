@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -230,15 +231,22 @@ class Router:
         pinned to a dead node cannot be, so it is replaced, and the ring's epoch moves on
         so that clients fetch the new handle.
         """
-        with self._moving, self._lock:
+        with self._moving:
             if self._stopped.is_set():
                 return  # shutting down: the shards are about to be killed
             replaced = [m for m, handle in dead.items() if self._shards.get(m) is handle]
-            for member in replaced:
-                self._shards[member] = self._start_shard(member)
-            if replaced:
-                self._ring = self._ring.with_members(self._ring.members)
-                self._publish_ring()
+            if not replaced:
+                return
+            # Placing and starting them asks the GCS, which is slow while it buries a
+            # node: clients' snapshots go on meanwhile, with the old ring.
+            ring = self._ring.with_members(self._ring.members)
+            started = {member: self._start_shard(member, ring) for member in replaced}
+            with self._lock:
+                self._ring = ring
+                self._shards.update(started)
+                # The replacements start with the new ring. Waiting for them to learn it
+                # would hold every client's snapshot until they are up.
+                self._publish_ring(started=set(started))
 
     def _started(self, members: list[str]) -> Shards:
         """Start a shard for each of ``members``; return them once they are up.
@@ -253,13 +261,15 @@ class Router:
             ray.get([call_remote(s, Shard.ping) for s in started.values()], timeout=PING_TIMEOUT_S)
         return started
 
-    def _publish_ring(self) -> None:
+    def _publish_ring(self, started: AbstractSet[str] = frozenset()) -> None:
         # Shards learn the new epoch before any client can, so a client holding the new
         # ring never meets a shard that would still serve it with the old one. During a
         # move, the shards it removes learn it too, so that they turn old clients away.
+        # Shards ``started`` with the current ring know it already.
         capacity = self._config.shard_capacity()
         move = self._move
         members = set(self._ring.members).union(move.previous.members if move else ())
+        members -= started
         calls = [
             call_remote(self._shards[m], Shard.set_ring, self._ring, capacity, move)
             for m in members
@@ -268,9 +278,10 @@ class Router:
             with contextlib.suppress(*SHARD_DOWN):  # the health watcher replaces it
                 ray.get(call)
 
-    def _start_shard(self, member: str) -> Any:
+    def _start_shard(self, member: str, ring: Ring | None = None) -> Any:
         # Detached, so that a shard outlives a router that crashed or was killed; a
-        # running shard of this name is found rather than started again.
+        # running shard of this name is found rather than started again. It starts with
+        # ``ring``, the current one unless given.
         return (
             ray.remote(concurrency_groups={WAITERS: MAX_WAITERS, POLLERS: MAX_POLLERS})(Shard)  # type: ignore[call-overload]
             .options(
@@ -282,7 +293,7 @@ class Router:
                 num_cpus=0,
                 scheduling_strategy=self._placement(member),
             )
-            .remote(self._cache, member, self._config, self._ring)
+            .remote(self._cache, member, self._config, ring or self._ring)
         )
 
     def _placement(self, member: str) -> NodeAffinitySchedulingStrategy:
