@@ -1,9 +1,11 @@
 """Which shards answer in time: the client's bound on how long a read may wait.
 
 A read waits at most ``timeout`` seconds for its shard. A shard that does not answer in
-time (it is down, restarting, or swamped) is *avoided*: reads that would go to it are
-misses at once, with no wait, until a probe (a ``ping``) comes back from it. So one
-stalled shard costs each client one bounded wait, not one per call.
+time (it is down, restarting, or swamped), or that is restarting, is *avoided*: reads
+that would go to it are misses at once, with no wait, and writes are sent without being
+waited for (see :class:`~raycache.client.routing.Bound`), until a probe (a ``ping``)
+comes back from it. So one stalled shard costs each client one bounded wait, not one
+per call.
 
 >>> health = ShardHealth(timeout=0.25)
 >>> health.available("shard-0")
@@ -53,8 +55,8 @@ class ShardHealth:
         """Return whether calls to ``member`` should be made."""
         return member not in self._avoided
 
-    def timed_out(self, member: str, shard: ActorHandle[Shard]) -> None:
-        """Avoid ``member`` until it answers a ping."""
+    def avoid(self, member: str, shard: ActorHandle[Shard]) -> None:
+        """Avoid ``member`` (late, or restarting) until it answers a ping."""
         with self._lock:
             if member in self._avoided:
                 return

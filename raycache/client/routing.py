@@ -6,8 +6,10 @@ the shard that owns the key, and turns the cache's own faults into misses:
 - a shard that is down answers MISS (a restarting shard comes back empty anyway);
 - a STALE answer, or a shard gone for good, makes it fetch a newer ring from the router
   and try again, a bounded number of times;
-- a read waits at most the client's timeout, after which its shard is avoided until it
-  answers a probe (:mod:`raycache.client.health`).
+- a read waits at most the client's timeout, after which its shard, as one that is
+  restarting, is avoided until it answers a probe (:mod:`raycache.client.health`);
+- a write waits for its shard's answer, so that the handle reads its own writes
+  (:class:`Bound`).
 
 How a request is made is given by the caller, as a typed call
 (:func:`~raycache.actors.handles.call_remote`): :class:`~raycache.client.shard_client.ShardClient`
@@ -19,6 +21,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from enum import Enum
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
@@ -46,6 +49,7 @@ from raycache.errors import CacheNotFoundError
 
 T = TypeVar("T")
 
+
 MAX_BATCH = 4096
 """Most keys one request of a batch carries. A larger share of one shard goes as several
 requests, all at once, so that the shard serves others between them (a request of 4,096
@@ -61,6 +65,23 @@ Send = Callable[[ActorHandle[Shard], bytes], "ray.ObjectRef[Any]"]
 """How one call reaches a shard, given its handle and the packed request."""
 
 _MISS = Reply(Code.MISS)
+
+
+class Bound(Enum):
+    """How long a call waits for its shard."""
+
+    READ = "read"
+    """At most the client's timeout; a shard being avoided is not asked, and a read that
+    gets no answer is a miss."""
+    START = "start"
+    """Starting a computation: a shard being avoided is not asked, and the call is a miss
+    (its caller computes the value itself); any other waits until it answers, which it
+    does once the computation is under way, not done."""
+    NONE = "none"
+    """Until the shard answers: a write, or a wait for a computation, whose length is the
+    user's. (A write left to land after a timeout would make the handle's next read of
+    it a miss, its shard being avoided.)"""
+
 
 Group = tuple[list[int], Reply]
 """The indices, into a batch of digests, of the keys one shard owns, and its reply."""
@@ -108,17 +129,24 @@ class Routing:
         """The shard handles, by ring member."""
         return self._shards
 
-    def refresh(self) -> Steps[None]:
-        """Fetch the router's current snapshot; raise if the cache has been shut down."""
-        snapshot = yield from self._ask_router(lambda router: call_remote(router, Router.snapshot))
-        self.route_by(snapshot)
+    def refresh(self, timeout: float | None = None) -> Steps[None]:
+        """Fetch the router's current snapshot; raise if the cache has been shut down.
+
+        Past ``timeout`` seconds, :class:`~ray.exceptions.GetTimeoutError` is raised.
+        """
+        ask: Callable[[ActorHandle[Router]], ray.ObjectRef[Snapshot]] = lambda router: (  # noqa: E731
+            call_remote(router, Router.snapshot)
+        )
+        self.route_by((yield from self._ask_router(ask, timeout)))
 
     def resize(self, shards: int) -> Steps[None]:
         """Have the router resize the cache to ``shards`` shards, and route by its new ring."""
         ask = functools.partial(_resize, shards=shards)
         self.route_by((yield from self._ask_router(ask)))
 
-    def _ask_router(self, ask: Callable[[ActorHandle[Router]], ray.ObjectRef[T]]) -> Steps[T]:
+    def _ask_router(
+        self, ask: Callable[[ActorHandle[Router]], ray.ObjectRef[T]], timeout: float | None = None
+    ) -> Steps[T]:
         """Return the router's answer to ``ask``; raise if the cache has been shut down.
 
         A router killed for good is started again from what the cache left (see
@@ -126,7 +154,7 @@ class Routing:
         """
         for _ in range(2):
             try:
-                (answer,) = yield Wait([ask(self.router)])
+                (answer,) = yield Wait([ask(self.router)], timeout)
                 return answer  # type: ignore[no-any-return]
             except RayActorError:
                 router = yield Invoke(find_router, (self.name,))
@@ -142,39 +170,63 @@ class Routing:
         digest: bytes,
         send: Send,
         *,
-        bounded: bool = True,
+        bound: Bound = Bound.READ,
         refresh_after: float | None = None,
         decode: Callable[[Any, ray.ObjectRef[Any]], Reply] = lambda wire, _: Reply.decode(wire),
     ) -> Steps[Reply]:
         """Send a request about ``digest`` to its shard; a shard that is down answers MISS.
 
-        A ``bounded`` call (a read) waits at most the client's timeout.
+        How long it waits, ring refreshes included, is its ``bound``.
         """
+        deadline = self._deadline(bound)
         for _ in range(MAX_RING_REFRESHES):
             epoch = self._ring.epoch
             member = self._ring.owner_at(key_point(digest))
-            if bounded and not self.health.available(member):
+            available = self.health.available(member)
+            if bound in (Bound.READ, Bound.START) and not available:
                 return _MISS
             shard = self._shards[member]
+            call = send(shard, pack_key_request(epoch, digest, refresh_after))
             try:
-                call = send(shard, pack_key_request(epoch, digest, refresh_after))
-                (wire,) = yield Wait([call], self.health.timeout if bounded else None)
+                (wire,) = yield Wait([call], _until(deadline))
             except GetTimeoutError:
-                self.health.timed_out(member, shard)
+                self.health.avoid(member, shard)
                 return _MISS
             except SHARD_DOWN as error:
-                # A crashed shard restarts under the same handle: a miss meanwhile. A
-                # shard that is gone for good is replaced, and a newer ring routes there.
+                # A crashed shard restarts under the same handle: a miss meanwhile, and
+                # avoided until it is back. A shard that is gone for good is replaced,
+                # and a newer ring routes there.
+                self._avoid_if_restarting(member, shard, error)
                 if not (
-                    isinstance(error, SHARD_GONE) and (yield from self._ring_moved_past(epoch))
+                    isinstance(error, SHARD_GONE)
+                    and (yield from self._ring_moved_past(epoch, self._refresh_bound(deadline)))
                 ):
                     return _MISS
                 continue
             reply = decode(wire, call)
             if reply.code != Code.STALE:
                 return reply
-            yield from self._ring_moved_past(epoch)
+            yield from self._ring_moved_past(epoch, self._refresh_bound(deadline))
         return _MISS
+
+    def _deadline(self, bound: Bound) -> float | None:
+        """Return when a call of ``bound`` made now stops waiting, if it does."""
+        return time.monotonic() + self.health.timeout if bound is Bound.READ else None
+
+    def _avoid_if_restarting(
+        self, member: str, shard: ActorHandle[Shard], error: BaseException
+    ) -> None:
+        # Not one gone for good: its member's next handle, in a newer ring, is fine.
+        if not isinstance(error, SHARD_GONE):
+            self.health.avoid(member, shard)
+
+    def _refresh_bound(self, deadline: float | None) -> float | None:
+        """Return how long a call with ``deadline`` may wait for a newer ring.
+
+        A call with no deadline waits for the router at most the client's timeout too:
+        a snapshot takes it milliseconds, and a router slower than that is restarting.
+        """
+        return self.health.timeout if deadline is None else _until(deadline)
 
     def shard_of(self, digest: bytes) -> ActorHandle[Shard]:
         """Return the handle of the shard that owns ``digest``."""
@@ -186,26 +238,25 @@ class Routing:
 
     # -- many keys, every shard ------------------------------------------------------------
 
-    def fan_out(
-        self, digests: list[bytes], send: GroupSend, *, bounded: bool
-    ) -> Steps[list[Group]]:
+    def fan_out(self, digests: list[bytes], send: GroupSend, *, bound: Bound) -> Steps[list[Group]]:
         """Send one request per owning shard, concurrently; return each group's reply.
 
         ``send(shard, request, indices)`` makes the call for the keys at ``indices``. A
         shard's share of more than :data:`MAX_BATCH` keys goes as several requests.
-        Groups whose shard is down are left out: their keys are misses this time.
+        Groups whose shard is down or did not answer within the ``bound`` are left out:
+        their keys are misses this time.
         """
         answered: list[Group] = []
+        deadline = self._deadline(bound)
         for _ in range(MAX_RING_REFRESHES):
             epoch = self._ring.epoch
             calls = [
                 _Call(member, group, send(self._shards[member], request, group))
                 for member, request, group in self.groups(digests)
-                if not bounded or self.health.available(member)  # else misses until probed
+                if bound is not Bound.READ or self.health.available(member)  # else misses
             ]
-            deadline = time.monotonic() + self.health.timeout if bounded else None
             answered, retry = yield from self._gather(calls, deadline)
-            if not (retry and (yield from self._ring_moved_past(epoch))):
+            if not (retry and (yield from self._ring_moved_past(epoch, _until(deadline)))):
                 break
         return answered
 
@@ -234,14 +285,14 @@ class Routing:
         answered = []
         retry = False
         for member, group, call in calls:
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                (wire,) = yield Wait([call], timeout)
+                (wire,) = yield Wait([call], _until(deadline))
                 reply = Reply.decode(wire)
             except GetTimeoutError:
-                self.health.timed_out(member, self._shards[member])
+                self.health.avoid(member, self._shards[member])
                 continue
             except SHARD_DOWN as error:
+                self._avoid_if_restarting(member, self._shards[member], error)
                 retry |= isinstance(error, SHARD_GONE)
                 continue
             if reply.code == Code.STALE:
@@ -272,17 +323,17 @@ class Routing:
                 break
         return list(answers.values())
 
-    def _ring_moved_past(self, epoch: int) -> Steps[bool]:
-        """Fetch a newer ring; return whether it is newer than ``epoch``."""
-        yield from self._refresh_if_reachable()
+    def _ring_moved_past(self, epoch: int, timeout: float | None = None) -> Steps[bool]:
+        """Fetch a newer ring, within ``timeout``; return whether it is newer than ``epoch``."""
+        yield from self._refresh_if_reachable(timeout)
         return self._ring.epoch != epoch
 
-    def _refresh_if_reachable(self) -> Steps[None]:
-        # With no router to ask, the ring held here is still the best guess: the call
-        # becomes a miss, never an error.
+    def _refresh_if_reachable(self, timeout: float | None = None) -> Steps[None]:
+        # With no router to ask, or none in time, the ring held here is still the best
+        # guess: the call becomes a miss, never an error.
         try:
-            yield from self.refresh()
-        except CacheNotFoundError:
+            yield from self.refresh(timeout)
+        except (CacheNotFoundError, GetTimeoutError):
             return
 
 
@@ -296,6 +347,11 @@ def _gather_alive(calls: dict[str, ray.ObjectRef[T]], answers: dict[str, T]) -> 
             # A restarting shard answers nothing and comes back empty.
             gone |= isinstance(error, SHARD_GONE)
     return gone
+
+
+def _until(deadline: float | None) -> float | None:
+    """Return the seconds left until ``deadline`` (None: no deadline), at least 0."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
 def _resize(router: ActorHandle[Router], shards: int) -> ray.ObjectRef[Snapshot]:

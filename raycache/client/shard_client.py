@@ -28,7 +28,7 @@ from raycache.actors.cluster import SHARD_DOWN
 from raycache.actors.compute import Call, Job
 from raycache.actors.handles import call_remote
 from raycache.actors.shard import Shard
-from raycache.client.routing import Group, GroupSend, Ref, Routing, Send, T
+from raycache.client.routing import Bound, Group, GroupSend, Ref, Routing, Send, T
 from raycache.client.steps import Invoke, Steps, Wait
 from raycache.core.protocol import (
     REFERENCES,
@@ -99,7 +99,7 @@ class ShardClient(Routing):
         return self._one(
             digest,
             lambda shard, request: call_remote(shard, Shard.wait, request, token, timeout_s),
-            bounded=False,
+            bound=Bound.NONE,
         )
 
     def put(
@@ -112,26 +112,26 @@ class ShardClient(Routing):
         return self._one(
             digest,
             lambda shard, request: call_remote(shard, Shard.put_many, request, [value], ttl, tags),
-            bounded=False,
+            bound=Bound.NONE,
         )
 
     def delete(self, digest: bytes) -> Steps[Reply]:
         """Remove ``digest``; OK with whether there was anything to remove (0 or 1)."""
         send: Send = lambda shard, request: call_remote(shard, Shard.delete_many, request)  # noqa: E731
-        return self._one(digest, send, bounded=False)
+        return self._one(digest, send, bound=Bound.NONE)
 
     def compute(self, digest: bytes, call: Call) -> Steps[Reply]:
         """Return the value of ``digest``, having the shard start ``call`` on a miss."""
         return self._one(
             digest,
             lambda shard, request: call_remote(shard, Shard.compute, request, call),
-            bounded=False,
+            bound=Bound.START,
         )
 
     def get_many(self, digests: list[bytes]) -> Steps[list[Many]]:
         """Return, per shard that answered, the indices of its keys and their replies."""
         send: GroupSend = lambda shard, request, _: call_remote(shard, Shard.get_many, request)  # noqa: E731
-        groups = yield from self.fan_out(digests, send, bounded=True)
+        groups = yield from self.fan_out(digests, send, bound=Bound.READ)
         return _as_columns(groups)
 
     def read(self, digests: list[bytes], subscriber: bytes) -> Steps[list[Tracked]]:
@@ -144,7 +144,7 @@ class ShardClient(Routing):
         def send(shard: ActorHandle[Shard], request: bytes, _: list[int]) -> Ref:
             return cast(Ref, call_remote(shard, Shard.read, request, subscriber))
 
-        groups = yield from self.fan_out(digests, send, bounded=True)
+        groups = yield from self.fan_out(digests, send, bound=Bound.READ)
         return [
             Tracked(self.member_of(digests[indices[0]]), indices, Columns.of(reply), reply.stamp)
             for indices, reply in groups
@@ -190,12 +190,12 @@ class ShardClient(Routing):
             shipped = [values[i] for i in group]
             return call_remote(shard, Shard.put_many, request, shipped, ttl, tags)
 
-        return (yield from self.fan_out(digests, send, bounded=False))
+        return (yield from self.fan_out(digests, send, bound=Bound.NONE))
 
     def delete_many(self, digests: list[bytes]) -> Steps[int]:
         """Remove every key of ``digests``; return how many were present."""
         send: GroupSend = lambda shard, request, _: call_remote(shard, Shard.delete_many, request)  # noqa: E731
-        groups = yield from self.fan_out(digests, send, bounded=False)
+        groups = yield from self.fan_out(digests, send, bound=Bound.NONE)
         return sum(int(reply.payload) for _, reply in groups)
 
     def lease_many(
@@ -206,7 +206,7 @@ class ShardClient(Routing):
         def send(shard: ActorHandle[Shard], request: bytes, _: list[int]) -> Ref:
             return call_remote(shard, Shard.lease_many, request, ttl, tags, lease_s)
 
-        groups = yield from self.fan_out(digests, send, bounded=True)
+        groups = yield from self.fan_out(digests, send, bound=Bound.READ)
         return _as_columns(groups)
 
     def renew_many(self, digests: list[bytes], tokens: list[int], lease_s: float) -> None:
@@ -224,7 +224,7 @@ class ShardClient(Routing):
             held, computed = [tokens[i] for i in group], [values[i] for i in group]
             return call_remote(shard, Shard.fulfil_many, request, held, computed, cost)
 
-        return (yield from self.fan_out(digests, send, bounded=False))
+        return (yield from self.fan_out(digests, send, bound=Bound.NONE))
 
     def fail_many(self, digests: list[bytes], tokens: list[int], error: bytes) -> Steps[None]:
         """End the leases ``tokens`` of ``digests`` with the pickled ``error``."""
@@ -232,7 +232,7 @@ class ShardClient(Routing):
         def send(shard: ActorHandle[Shard], request: bytes, group: list[int]) -> Ref:
             return call_remote(shard, Shard.fail_many, request, [tokens[i] for i in group], error)
 
-        yield from self.fan_out(digests, send, bounded=False)
+        yield from self.fan_out(digests, send, bound=Bound.NONE)
 
     def invalidate_tag(self, tag: str) -> Steps[int]:
         """Remove every entry carrying ``tag``; return how many, over every shard."""

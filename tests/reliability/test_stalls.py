@@ -72,3 +72,28 @@ def test_the_timeout_is_checked_and_travels_with_the_handle(cache: raycache.Cach
         raycache.Cache.attach(cache.name, timeout="fast")  # type: ignore[arg-type]
     handle = raycache.Cache.attach(cache.name, timeout=0.5)
     assert pickle.loads(pickle.dumps(handle)).shard_client.health.timeout == 0.5
+
+
+def test_computations_started_on_a_restarting_shard_are_bounded(cache_name: str) -> None:
+    # A memoized call run on the cluster looks its key up, then asks the shard to start
+    # the computation. A restarting shard is avoided once a call to it fails or is late:
+    # the caller computes the value itself.
+    cache = raycache.Cache(cache_name, shards=2, capacity="64MiB", timeout=TIMEOUT)
+    try:
+        triple = raycache.memoize(cache=cache, run_on="cluster")(_triple)
+        assert [triple(x) for x in range(20)] == [3 * x for x in range(20)]
+        shard = ray.get_actor(shard_actor_name(cache_name, shard_id(0)), namespace=NAMESPACE)
+        ray.kill(shard, no_restart=False)
+        time.sleep(0.5)  # dead: a lookup it answered as it died would send a compute after it
+        worst = 0.0
+        for x in range(20, 60):
+            started = time.monotonic()
+            assert triple(x) == 3 * x
+            worst = max(worst, time.monotonic() - started)
+        assert worst <= 2 * TIMEOUT + SLACK, f"a computation waited {worst:.3f} s"
+    finally:
+        cache.shutdown()
+
+
+def _triple(x: int) -> int:
+    return 3 * x
