@@ -28,7 +28,14 @@ from tests.helpers.faults import (
     ShardKiller,
     wait_until_serving,
 )
-from tests.helpers.workload import Tally, key_of, run_clients, truth, while_running
+from tests.helpers.workload import (
+    PlainTasks,
+    Tally,
+    key_of,
+    run_clients,
+    truth,
+    while_running,
+)
 
 RECOVERY_OPERATIONS = 2_000
 PACE = 250.0
@@ -52,6 +59,8 @@ class Outcome:
     tally: Tally
     hit_ratio_under_faults: float | None = None
     hit_ratio_after: float | None = None
+    plain_task_slowest: float | None = None
+    """The slowest round trip of a plain Ray task meanwhile (see :class:`PlainTasks`)."""
 
 
 def under_faults(
@@ -69,15 +78,16 @@ def under_faults(
     The hit ratio after is that of the last half of the run after: the first half
     refills what the faults lost, which depends on how many the machine's pace let in.
     """
-    tally, faults = while_running(
-        lambda: run_clients(cache, clients, operations, seed, rate=PACE), fault, every
-    )
+    with PlainTasks() as plain:
+        tally, faults = while_running(
+            lambda: run_clients(cache, clients, operations, seed, rate=PACE), fault, every
+        )
     wait_until_serving(cache)
     refill = run_clients(cache, clients, RECOVERY_OPERATIONS // 2, seed + clients)
     rest = RECOVERY_OPERATIONS - RECOVERY_OPERATIONS // 2
     after = run_clients(cache, clients, rest, seed + 2 * clients)
     total = tally.add(refill).add(after)
-    return Outcome(scenario, faults, total, tally.hit_ratio, after.hit_ratio)
+    return Outcome(scenario, faults, total, tally.hit_ratio, after.hit_ratio, plain.slowest)
 
 
 def shard_kills(cache: raycache.Cache, *, every: float = 5.0, operations: int = 10_000) -> Outcome:

@@ -9,6 +9,7 @@ both drive the cache with this module.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -60,6 +61,14 @@ def remote_truth(index: int) -> Any:
     return truth(index)
 
 
+READS = ("get", "get_many", "contains")
+WRITES = ("put", "put_many", "delete")
+COMPUTATIONS = ("get_or_compute", "memoized_call", "memoized_remote_call")
+"""The workload's operations by kind, as :attr:`Tally.slowest` names them. A computation
+may run a task (a memoized ``.remote()`` counts its caller's ``ray.get`` too), so it
+waits for Ray to schedule one as well as for the cache."""
+
+
 @dataclass
 class Tally:
     """What one or more clients saw: operations, get hits, exceptions and wrong values."""
@@ -71,11 +80,22 @@ class Tally:
     wrong: list[str] = field(default_factory=list)
     worst_seconds: float = 0.0
     """The longest any single operation took."""
+    slowest: dict[str, float] = field(default_factory=dict)
+    """The longest each kind of operation took, by its name."""
 
     @property
     def hit_ratio(self) -> float:
         """Return the share of looked-up keys that were found."""
         return self.hits / self.lookups if self.lookups else 0.0
+
+    def slowest_of(self, kinds: tuple[str, ...]) -> float:
+        """Return the longest any operation of ``kinds`` took."""
+        return max((self.slowest.get(kind, 0.0) for kind in kinds), default=0.0)
+
+    def note(self, kind: str, seconds: float) -> None:
+        """Count how long one operation of ``kind`` took."""
+        self.worst_seconds = max(self.worst_seconds, seconds)
+        self.slowest[kind] = max(self.slowest.get(kind, 0.0), seconds)
 
     def add(self, other: Tally) -> Tally:
         """Return the sum of this tally and ``other``."""
@@ -86,6 +106,10 @@ class Tally:
             self.exceptions + other.exceptions,
             self.wrong + other.wrong,
             max(self.worst_seconds, other.worst_seconds),
+            {
+                kind: max(self.slowest.get(kind, 0.0), other.slowest.get(kind, 0.0))
+                for kind in self.slowest.keys() | other.slowest.keys()
+            },
         )
 
 
@@ -123,7 +147,7 @@ class Client:
                 operation(tally)
             except Exception as error:  # the contract under test: nothing reaches the user
                 tally.exceptions.append(f"{operation.__name__}: {error!r}")
-            tally.worst_seconds = max(tally.worst_seconds, time.monotonic() - began)
+            tally.note(operation.__name__.lstrip("_"), time.monotonic() - began)
             tally.operations += 1
         return tally
 
@@ -235,3 +259,35 @@ def while_running(
         while not wait([running], timeout=every).done:
             count += periodic()
         return running.result(), count
+
+
+class PlainTasks:
+    """The floor a computation's wait is measured against: a plain Ray task, uncached.
+
+    While entered, a thread runs :func:`remote_truth` as an ordinary task (spread over
+    the nodes, as the shards' computations are) every ``every`` seconds, and notes the
+    slowest round trip, so that a fault's cost to Ray itself (a node starting up on a
+    shared machine, cold worker processes) is seen beside the cache's.
+    """
+
+    def __init__(self, every: float = 0.1) -> None:
+        self.slowest = 0.0
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="plain-tasks", daemon=True)
+
+    def __enter__(self) -> PlainTasks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        index = 1
+        while not self._stop.wait(self._every):
+            began = time.monotonic()
+            ray.get(remote_truth.options(scheduling_strategy="SPREAD").remote(index))
+            self.slowest = max(self.slowest, time.monotonic() - began)
+            index += 1
