@@ -204,12 +204,15 @@ class Custody:
         A vault that no shard used may exit just as this shard starts (see
         :meth:`Vault.exit_if_idle`); the next one is started then.
         """
-        for _ in range(RECOVER_ATTEMPTS - 1):
+        attempts_left = RECOVER_ATTEMPTS
+        while True:
             try:
                 return ray.get(call_remote(self._vault, Vault.recover, *self._shard))
             except RayActorError:
+                attempts_left -= 1
+                if not attempts_left:
+                    raise
                 self._vault = local_vault()
-        return ray.get(call_remote(self._vault, Vault.recover, *self._shard))
 
     def _in_use(self, digest: bytes) -> set[str]:
         entry = self._store.peek(digest)

@@ -256,7 +256,9 @@ class Routing:
                 if bound is not Bound.READ or self.health.available(member)  # else misses
             ]
             answered, retry = yield from self._gather(calls, deadline)
-            if not (retry and (yield from self._ring_moved_past(epoch, _until(deadline)))):
+            if not (
+                retry and (yield from self._ring_moved_past(epoch, self._refresh_bound(deadline)))
+            ):
                 break
         return answered
 
