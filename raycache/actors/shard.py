@@ -383,6 +383,8 @@ class Shard:
         if (stale := self._admit(epoch, *digests)) is not None:
             return stale, [], []
         entries = [self._entry(digest) for digest in digests]
+        if all(entry is not None and entry.value.__class__ is not StoredRef for entry in entries):
+            return protocol.inline_hits([entry.value for entry in entries]), digests, entries  # type: ignore[union-attr]
         replies = [self._reply(d, entry) for d, entry in zip(digests, entries, strict=True)]
         return protocol.columns(replies), digests, entries
 
