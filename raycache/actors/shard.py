@@ -30,6 +30,7 @@ from raycache.actors.intake import Intake
 from raycache.actors.leases import WAITERS, Leases
 from raycache.actors.metrics import ShardMetrics
 from raycache.actors.placement import Placement
+from raycache.actors.reads import Reads
 from raycache.actors.references import StoredRef, reply_for, sent_size, stored_hex
 from raycache.actors.resizing import Migration, Move
 from raycache.actors.subscribers import POLLERS, Subscribers
@@ -56,8 +57,8 @@ class Shard:
     """One shard of a cache. Created by the router; not meant to be used directly.
 
     It builds its parts and wires them to Ray: the store, the flights in progress, its
-    custody of large values in the vault, its place in the ring, its leases, and its
-    durable tier. Each method unpacks a request, turns away a caller with an older ring,
+    custody of large values in the vault, its place in the ring, its reads, its leases,
+    and its durable tier. Each method unpacks a request, turns away a caller with an older ring,
     and hands the work to the part it concerns.
     """
 
@@ -84,7 +85,8 @@ class Shard:
         self._leases = Leases(self._store, self._flights, self._counts, put, join)
         storage_key = None if config.storage is None else config.storage.key
         unpersisted = functools.partial(put, persist=False)
-        self._recall = Recall(self._durable, self._custody, unpersisted, storage_key)
+        recall = Recall(self._durable, self._custody, unpersisted, storage_key)
+        self._reads = Reads(self._store, self._custody, recall, self._computations)
         self._node = ray.get_runtime_context().get_node_id()
         self._custody.restore(put)  # after a crash: the large entries it held
         ShardMetrics(cache, member).start(self.stats)
@@ -99,7 +101,7 @@ class Shard:
         epoch and one digest, as are the requests of every method below that takes one.
         """
         epoch, digest, _ = KeyRequest.unpack(request)
-        return self._admit(epoch, digest) or self._reply(digest, self._entry(digest))
+        return self._admit(epoch, digest) or self._reads.reply(digest)
 
     def get_many(self, request: bytes) -> WireReply:
         """Return OK with :class:`~raycache.core.protocol.Columns`: a reply per digest, in order."""
@@ -124,11 +126,7 @@ class Shard:
         epoch, digest, _ = KeyRequest.unpack(request)
         if (stale := self._admit(epoch, digest)) is not None:
             return stale
-        present = (
-            self._entry(digest, count=False) is not None
-            or self._computations.finished(digest) is not None
-        )
-        return protocol.ok(present)
+        return protocol.ok(self._reads.present(digest))
 
     # -- writes ------------------------------------------------------------------------
 
@@ -200,7 +198,7 @@ class Shard:
         epoch, digest, refresh_after = KeyRequest.unpack(request)
         if (stale := self._admit(epoch, digest)) is not None:
             return LookupReply(stale)
-        entry = self._entry(digest)
+        entry = self._reads.entry(digest)
         if entry is None:
             return LookupReply(self._computations.join(digest))
         if refresh_after is not None and self._flights.elect(
@@ -382,24 +380,8 @@ class Shard:
         epoch, digests = unpack_request(request)
         if (stale := self._admit(epoch, *digests)) is not None:
             return stale, [], []
-        entries = [self._entry(digest) for digest in digests]
-        if all(entry is not None and entry.value.__class__ is not StoredRef for entry in entries):
-            return protocol.inline_hits([entry.value for entry in entries]), digests, entries  # type: ignore[union-attr]
-        replies = [self._reply(d, entry) for d, entry in zip(digests, entries, strict=True)]
-        return protocol.columns(replies), digests, entries
-
-    def _reply(self, digest: bytes, entry: Entry | None) -> WireReply:
-        """Return the HIT or REF of ``entry``, the key's finished computation, or MISS."""
-        if entry is None:
-            return self._computations.finished(digest) or protocol.miss()
-        return reply_for(entry)
-
-    def _entry(self, digest: bytes, *, count: bool = True) -> Entry | None:
-        """Return the key's entry from memory, else from storage (taken back into memory)."""
-        entry = self._store.get(digest) if count else self._store.peek(digest)
-        if entry is not None:
-            return self._custody.serving(entry)
-        return self._recall(digest)
+        wire, entries = self._reads.many(digests)
+        return wire, digests, entries
 
     def _remove(self, digest: bytes) -> bool:
         """Remove the key's entry, computation and file; return whether there was any."""
