@@ -1,11 +1,11 @@
 """Which shards answer in time: the client's bound on how long a read may wait.
 
 A read waits at most ``timeout`` seconds for its shard. A shard that does not answer in
-time (it is down, restarting, or swamped), or that is restarting, is *avoided*: reads
-that would go to it are misses at once, with no wait, and writes are sent without being
-waited for (see :class:`~raycache.client.routing.Bound`), until a probe (a ``ping``)
-comes back from it. So one stalled shard costs each client one bounded wait, not one
-per call.
+time (it is down, restarting, or swamped), or that a call found restarting, is
+*avoided*: reads, and computations started, that would go to it are misses at once,
+with no wait, until a probe (a ``ping``) comes back from it (see
+:class:`~raycache.client.routing.Bound`). So one stalled shard costs each client one
+bounded wait, not one per call.
 
 >>> health = ShardHealth(timeout=0.25)
 >>> health.available("shard-0")

@@ -6,8 +6,9 @@ the shard that owns the key, and turns the cache's own faults into misses:
 - a shard that is down answers MISS (a restarting shard comes back empty anyway);
 - a STALE answer, or a shard gone for good, makes it fetch a newer ring from the router
   and try again, a bounded number of times;
-- a read waits at most the client's timeout, after which its shard, as one that is
-  restarting, is avoided until it answers a probe (:mod:`raycache.client.health`);
+- a read waits at most the client's timeout; a shard that did not answer in time, or
+  was found restarting, is avoided until it answers a probe
+  (:mod:`raycache.client.health`);
 - a write waits for its shard's answer, so that the handle reads its own writes
   (:class:`Bound`).
 
@@ -48,7 +49,6 @@ from raycache.core.protocol import (
 from raycache.errors import CacheNotFoundError
 
 T = TypeVar("T")
-
 
 MAX_BATCH = 4096
 """Most keys one request of a batch carries. A larger share of one shard goes as several
@@ -134,10 +134,10 @@ class Routing:
 
         Past ``timeout`` seconds, :class:`~ray.exceptions.GetTimeoutError` is raised.
         """
-        ask: Callable[[ActorHandle[Router]], ray.ObjectRef[Snapshot]] = lambda router: (  # noqa: E731
-            call_remote(router, Router.snapshot)
+        snapshot = yield from self._ask_router(
+            lambda router: call_remote(router, Router.snapshot), timeout
         )
-        self.route_by((yield from self._ask_router(ask, timeout)))
+        self.route_by(snapshot)
 
     def resize(self, shards: int) -> Steps[None]:
         """Have the router resize the cache to ``shards`` shards, and route by its new ring."""
@@ -182,8 +182,7 @@ class Routing:
         for _ in range(MAX_RING_REFRESHES):
             epoch = self._ring.epoch
             member = self._ring.owner_at(key_point(digest))
-            available = self.health.available(member)
-            if bound in (Bound.READ, Bound.START) and not available:
+            if bound is not Bound.NONE and not self.health.available(member):
                 return _MISS
             shard = self._shards[member]
             call = send(shard, pack_key_request(epoch, digest, refresh_after))

@@ -78,8 +78,6 @@ class Tally:
     hits: int = 0
     exceptions: list[str] = field(default_factory=list)
     wrong: list[str] = field(default_factory=list)
-    worst_seconds: float = 0.0
-    """The longest any single operation took."""
     slowest: dict[str, float] = field(default_factory=dict)
     """The longest each kind of operation took, by its name."""
 
@@ -94,7 +92,6 @@ class Tally:
 
     def note(self, kind: str, seconds: float) -> None:
         """Count how long one operation of ``kind`` took."""
-        self.worst_seconds = max(self.worst_seconds, seconds)
         self.slowest[kind] = max(self.slowest.get(kind, 0.0), seconds)
 
     def add(self, other: Tally) -> Tally:
@@ -105,7 +102,6 @@ class Tally:
             self.hits + other.hits,
             self.exceptions + other.exceptions,
             self.wrong + other.wrong,
-            max(self.worst_seconds, other.worst_seconds),
             {
                 kind: max(self.slowest.get(kind, 0.0), other.slowest.get(kind, 0.0))
                 for kind in self.slowest.keys() | other.slowest.keys()
