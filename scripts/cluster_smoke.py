@@ -90,17 +90,31 @@ def wait_for_scale_down(cluster: FakeCluster, timeout: float, started: float) ->
     return alive
 
 
+_ALIVE_MARKER = "nodes-alive:"
+
+
 def alive_nodes(cluster: FakeCluster) -> int:
     """Return how many nodes of ``cluster`` are alive."""
-    code = "import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
-    code += "print(sum(1 for node in ray.nodes() if node['Alive']))"
-    done = subprocess.run(
-        [sys.executable, "-c", code, cluster.address],
-        capture_output=True,
-        text=True,
-        env=_without_address(),
-    )
-    return int(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else 0
+    # The driver may print the autoscaler's events on stdout too, so the count
+    # is looked for by its marker rather than taken from the last line.
+    code = "import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR', "
+    code += "log_to_driver=False); "
+    code += f"print('{_ALIVE_MARKER}', sum(1 for node in ray.nodes() if node['Alive']))"
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", code, cluster.address],
+            capture_output=True,
+            text=True,
+            env=_without_address(),
+        )
+        counts = [
+            int(line.split()[-1])
+            for line in done.stdout.splitlines()
+            if line.startswith(_ALIVE_MARKER)
+        ]
+        if done.returncode == 0 and counts:
+            return counts[-1]
+    raise SystemExit(f"cluster smoke failed: could not count nodes:\n{_tail(done.stderr)}")
 
 
 def say(started: float, message: str) -> None:

@@ -58,7 +58,7 @@ started = time.perf_counter()
 frame = cache.get("frame")
 elapsed = time.perf_counter() - started
 assert len(frame) == {rows}, type(frame)
-print(elapsed)
+print('elapsed', elapsed)
 """
 
 _BASELINE = """
@@ -73,7 +73,7 @@ started = time.perf_counter()
 frame = read()
 elapsed = time.perf_counter() - started
 assert len(frame) == {rows}
-print(elapsed)
+print('elapsed', elapsed)
 """
 
 READERS = ("unsigned", "signed", "joblib", "joblib_mmap", "parquet")
@@ -117,7 +117,9 @@ def first_read(which: str, root: Path, nbytes: int, rows: int) -> float:
     )
     if done.returncode != 0:
         raise RuntimeError(f"the {which} reader failed: {done.stderr[-2000:]}")
-    return float(done.stdout.strip().splitlines()[-1])
+    # A Ray driver may print the autoscaler's events on stdout too.
+    timings = [line for line in done.stdout.splitlines() if line.startswith("elapsed ")]
+    return float(timings[-1].split()[-1])
 
 
 def measure(nbytes: int, runs: int) -> dict[str, Summary]:

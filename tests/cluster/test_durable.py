@@ -7,7 +7,6 @@ against the same storage.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import pytest
 import raycache
 from tests.cluster.test_storage_s3 import BUCKET, endpoint  # noqa: F401  (a fixture)
 from tests.helpers.aio import asyncio_test
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import last_report, run_cli
 from tests.helpers.disk import allocated
 
 DRIVER = """
@@ -70,8 +69,7 @@ def drive(storage: str | None, log: Path, env: dict[str, str] | None = None) -> 
         env={**os.environ, **(env or {})},
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return last_report(done.stdout)
 
 
 def assert_warm_after_restart(storage: str | None, log: Path, env: dict[str, str]) -> None:

@@ -5,7 +5,6 @@ The tests assert on these outcomes; ``python -m benchmarks.cluster.reliability``
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 import raycache
+from tests.helpers.cli import last_report
 from tests.helpers.faults import (
     NodeDrainer,
     NodeSwapper,
@@ -237,8 +237,7 @@ def _report_of(driver: subprocess.Popen[str]) -> dict[str, Any]:
     out, err = driver.communicate(timeout=120)
     if driver.returncode != 0:
         return {"exception": f"driver exited with {driver.returncode}: {err[-2000:]}"}
-    report: dict[str, Any] = json.loads(out.splitlines()[-1])
-    return report
+    return last_report(out)
 
 
 def _shard_counter(cache: raycache.Cache, counter: str) -> int:
