@@ -78,6 +78,11 @@ class Custody:
         mapped = self._promoting[digest] = Mapped(file, nested[0])
         return mapped
 
+    @property
+    def promoting(self) -> bool:
+        """Whether a copy into the object store is under way, so :meth:`serving` may differ."""
+        return bool(self._promoting)
+
     def serving(self, entry: Entry) -> Entry:
         """Return ``entry``, or, while its copy into the object store is under way, its file."""
         if not self._promoting:  # the usual case, on every hit: nothing to look up

@@ -51,7 +51,11 @@ class Reads:
 
     def many(self, digests: list[bytes]) -> tuple[WireReply, list[Entry | None]]:
         """Return OK with a reply per digest as ``Columns``, and the entries found."""
-        entries = [self.entry(digest) for digest in digests]
+        entries = self._store.get_many(digests)
+        if self._custody.promoting:
+            entries = [entry and self._custody.serving(entry) for entry in entries]
+        for i in [i for i, entry in enumerate(entries) if entry is None]:
+            entries[i] = self._recall(digests[i])
         if all(entry is not None and entry.value.__class__ is not StoredRef for entry in entries):
             return protocol.inline_hits([entry.value for entry in entries]), entries  # type: ignore[union-attr]
         replies = [self._reply(d, entry) for d, entry in zip(digests, entries, strict=True)]

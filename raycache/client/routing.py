@@ -19,6 +19,7 @@ has one method per shard operation on top of this.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable
@@ -285,17 +286,16 @@ class Routing:
         """
         answered = []
         retry = False
-        for member, group, call in calls:
-            try:
-                (wire,) = yield Wait([call], _until(deadline))
-                reply = Reply.decode(wire)
-            except GetTimeoutError:
+        outcomes = yield from _outcomes([call for _, _, call in calls], deadline)
+        for (member, group, _), outcome in zip(calls, outcomes, strict=True):
+            if isinstance(outcome, GetTimeoutError):
                 self.health.avoid(member, self._shards[member])
                 continue
-            except SHARD_DOWN as error:
-                self._avoid_if_restarting(member, self._shards[member], error)
-                retry |= isinstance(error, SHARD_GONE)
+            if isinstance(outcome, SHARD_DOWN):
+                self._avoid_if_restarting(member, self._shards[member], outcome)
+                retry |= isinstance(outcome, SHARD_GONE)
                 continue
+            reply = Reply.decode(outcome)
             if reply.code == Code.STALE:
                 retry = True
             else:
@@ -348,6 +348,25 @@ def _gather_alive(calls: dict[str, ray.ObjectRef[T]], answers: dict[str, T]) -> 
             # A restarting shard answers nothing and comes back empty.
             gone |= isinstance(error, SHARD_GONE)
     return gone
+
+
+def _outcomes(refs: list[Ref], deadline: float | None) -> Steps[list[Any]]:
+    """Return the answer of each of ``refs``, or the error it raised, by ``deadline``.
+
+    They are waited for together, one wait for the batch, unless one of them fails.
+    """
+    if not refs:
+        return []
+    with contextlib.suppress(GetTimeoutError, *SHARD_DOWN):
+        return list((yield Wait(refs, _until(deadline))))
+    outcomes: list[Any] = []
+    for ref in refs:
+        try:
+            (wire,) = yield Wait([ref], _until(deadline))
+        except (GetTimeoutError, *SHARD_DOWN) as error:
+            wire = error
+        outcomes.append(wire)
+    return outcomes
 
 
 def _until(deadline: float | None) -> float | None:

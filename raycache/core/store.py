@@ -157,6 +157,29 @@ class Store:
         self._misses += 1
         return None
 
+    def get_many(self, keys: Iterable[Hashable]) -> list[Entry | None]:
+        """Return :meth:`get` of each key, in order, judging expiry at one reading of the clock.
+
+        >>> store = Store(capacity=10, policy="lru")
+        >>> _ = store.put("a", b"aa", size=2)
+        >>> [entry and entry.value for entry in store.get_many(["a", "b"])]
+        [b'aa', None]
+        """
+        # A batch of hits is a shard's usual read: one loop, not a call of get per key.
+        entries, touch, now = self._entries, self._policy.touch, self._clock()
+        found: list[Entry | None] = []
+        hits = 0
+        for key in keys:
+            entry = entries.get(key)
+            if entry is not None and (entry.expires_at is None or now < entry.expires_at):
+                touch(entry)
+                hits += 1
+                found.append(entry)
+            else:
+                found.append(self.get(key))  # a miss or an expiry, counted by get
+        self._hits += hits
+        return found
+
     def peek(self, key: Hashable) -> Entry | None:
         """Return the live entry under ``key`` without counting or touching anything."""
         entry = self._entries.get(key)

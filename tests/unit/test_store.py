@@ -562,8 +562,17 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule(keys=st.lists(KEYS, min_size=1, max_size=8))
     def get_many(self, keys: list[Hashable]) -> None:
-        for key in keys:
-            self.get(key)
+        before = self.s.stats()
+        entries = self.s.get_many(keys)
+        for key, entry in zip(keys, entries, strict=True):
+            if self.live(key):
+                assert entry is not None and entry.value == self.model[key][0]
+            else:
+                assert entry is None
+                self.model.pop(key, None)
+        after = self.s.stats()
+        assert after.hits - before.hits == sum(entry is not None for entry in entries)
+        assert after.misses - before.misses == sum(entry is None for entry in entries)
 
     @rule(key=KEYS)
     def peek(self, key: Hashable) -> None:
@@ -773,6 +782,23 @@ def test_tinylfu_resists_a_scan() -> None:
             check_invariants(store)
         hot_hits[policy] = hits / 200
     assert hot_hits == {"tinylfu": 1.0, "lru": 0.0}
+
+
+def test_tinylfu_demotes_only_once_it_evicts_and_then_a_few_at_a_time() -> None:
+    # Below its budget a store has nothing to protect against, so hits promote and
+    # nothing is demoted; once it evicts, protected converges to its share.
+    policy = TinyLFUPolicy()
+    store = Store(1000, policy=policy)
+    for _ in range(3):
+        for key in range(100):
+            cache_aside(store, key, 5)
+    assert policy._protected.count >= 90 and policy._probation.count <= 10
+    for key in range(100, 400):
+        cache_aside(store, key, 5)
+        cache_aside(store, key, 5)
+        check_invariants(store)
+    main = policy._protected.bytes + policy._probation.bytes
+    assert policy._protected.bytes <= 0.8 * main + 5
 
 
 def test_tinylfu_admits_a_key_once_it_is_popular() -> None:

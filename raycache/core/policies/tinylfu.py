@@ -24,6 +24,9 @@ __all__ = ["TinyLFUPolicy"]
 # is admitted once in JITTER contests it loses, which breaks that pin at little cost.
 WARM: Final = 6
 JITTER: Final = 128
+# Entries demoted from protected to probation per call at most, once the store evicts:
+# more than one per promotion, so the segments converge, and few, so no call stalls.
+DEMOTIONS: Final = 4
 
 
 class TinyLFUPolicy(Policy):
@@ -63,6 +66,10 @@ class TinyLFUPolicy(Policy):
         self._random = random.Random(seed)
         # Totals over the three queues, kept here so the hot path need not add them up.
         self._bytes = self._count = 0
+        # Caffeine bounds the protected segment by the maximum size, so a cache below it
+        # never demotes. The store's budget is not known here, so demotions start with
+        # the first eviction: until then they would shuffle the segments for nothing.
+        self._evicting = False
 
     @property
     def window_share(self) -> float:
@@ -106,7 +113,9 @@ class TinyLFUPolicy(Policy):
             queue.unlink(entry)
             protected = self._protected
             protected.append(entry)
-            if protected.bytes > self._protected_share * (protected.bytes + queue.bytes):
+            if self._evicting and protected.bytes > self._protected_share * (
+                protected.bytes + queue.bytes
+            ):
                 self._overflow_protected()
         else:
             queue.move_to_end(entry)
@@ -123,6 +132,7 @@ class TinyLFUPolicy(Policy):
 
     def victim(self) -> Entry:
         """Return the loser of candidate (newest in probation) against the oldest main entry."""
+        self._evicting = True
         probation, protected = self._probation, self._protected
         if probation.count > 1:
             candidate, incumbent = probation._prev, probation._next
@@ -159,9 +169,13 @@ class TinyLFUPolicy(Policy):
             probation.count += 1
 
     def _overflow_protected(self) -> None:
+        if not self._evicting:
+            return
         protected, probation = self._protected, self._probation
         budget = self._protected_share * (protected.bytes + probation.bytes)
-        while protected.bytes > budget:
+        for _ in range(DEMOTIONS):
+            if protected.bytes <= budget:
+                return
             entry = protected._next
             protected.unlink(entry)
             probation.append(entry)
