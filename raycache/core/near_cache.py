@@ -176,7 +176,9 @@ class NearCache:
                 if shard is None or shard.incarnation != notice.incarnation:
                     shard = self._shards[member] = _Shard(notice.incarnation)
             else:
-                dropped = self._drop_all([d for d in notice.digests if d in self._copies])
+                # A key read again after an invalidation may be owed twice in one notice.
+                owed = dict.fromkeys(notice.digests)
+                dropped = self._drop_all([d for d in owed if d in self._copies])
             shard.applied = max(shard.applied, notice.seq)
             shard.live = True
             self.invalidations += dropped

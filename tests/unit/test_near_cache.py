@@ -160,6 +160,15 @@ def test_bytes_stay_within_capacity_least_recently_read_first() -> None:
     assert near.offer(Read(MEMBER, 0.0, near.ticket), Stamp(b"one", 0, [None], [26]), [big]) == 0
 
 
+def test_a_key_owed_twice_in_one_notice_is_dropped_once() -> None:
+    # Read, invalidated, read again and invalidated again before the handle polls.
+    near = NearCache(clock=lambda: 0.0)
+    _live(near)
+    _offer(near, KEYS[0], "v")
+    near.apply(MEMBER, Notice(b"one", 2, [KEYS[0], KEYS[0]], False))
+    assert near.get(KEYS[0]) is None and near.invalidations == 1 and near.bytes == 0
+
+
 def test_a_restarted_shard_drops_its_copies() -> None:
     near = NearCache(clock=lambda: 0.0)
     _live(near)
