@@ -184,7 +184,8 @@ class Custody:
         """
         expirations = self._store.expirations
         for digest in self._holdings.to_check(digests, expirations):
-            self._released += self._holdings.release(digest, self._in_use(digest))
+            if digest in self._holdings:  # most writes are of small values, held by none
+                self._released += self._holdings.release(digest, self._in_use(digest))
             if digest not in self._holdings:
                 self._promoting.pop(digest, None)
         if self._records or self._released:

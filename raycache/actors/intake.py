@@ -10,6 +10,7 @@ queues the write, unless the value came from there.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from raycache.actors.custody import Custody, as_digest
@@ -52,20 +53,41 @@ class Intake:
         persist: bool = True,
     ) -> WireReply:
         """Store ``value`` of ``size`` bytes; return OK, or TOO_LARGE with the budget."""
-        if size > self._store.capacity:
-            self._counts.rejected += 1
-            return protocol.too_large(size, self._store.capacity)
-        if size >= INLINE_LIMIT and not isinstance(value, StoredRef):
-            value = self._custody.keep(value)
-            if value is None:
-                return protocol.ok()  # its vault is restarting: uncached, as by a dead shard
+        return self.put_many([digest], [value], [size], ttl, tags, cost, persist=persist)
+
+    def put_many(
+        self,
+        digests: Sequence[bytes],
+        values: Sequence[Any],
+        sizes: Sequence[int],
+        ttl: float | None,
+        tags: tuple[str, ...],
+        cost: float = 1.0,
+        *,
+        persist: bool = True,
+    ) -> WireReply:
+        """Store each value under its digest; return OK, or the first TOO_LARGE."""
+        refusal = None
+        replaced: list[bytes] = []
         ttl = self._default_ttl if ttl is None else ttl
-        self._migration.supersede(digest)
-        evicted = self._store.put(digest, value, size, ttl=ttl, tags=tags, cost=cost)
-        self._custody.stored(digest, value)
-        replaced = [digest, *(as_digest(entry.key) for entry in evicted)]
+        for digest, value, size in zip(digests, values, sizes, strict=True):
+            if size > self._store.capacity:
+                self._counts.rejected += 1
+                refusal = refusal or protocol.too_large(size, self._store.capacity)
+                continue
+            if size >= INLINE_LIMIT and not isinstance(value, StoredRef):
+                value = self._custody.keep(value)
+                if value is None:
+                    continue  # its vault is restarting: uncached, as by a dead shard
+            self._migration.supersede(digest)
+            evicted = self._store.put(digest, value, size, ttl=ttl, tags=tags, cost=cost)
+            self._custody.stored(digest, value)
+            replaced.append(digest)
+            replaced.extend(as_digest(entry.key) for entry in evicted)
+            if persist:
+                fetch = fetcher(value)
+                self._durable.write(digest, fetch, size=size, ttl=ttl, tags=tags, cost=cost)
+        # Near caches and the vault hear of the whole batch at once, before the reply.
         self._subscribers.invalidate(replaced)
         self._custody.release_unheld(replaced)
-        if persist:
-            self._durable.write(digest, fetcher(value), size=size, ttl=ttl, tags=tags, cost=cost)
-        return protocol.ok()
+        return refusal or protocol.ok()

@@ -140,11 +140,8 @@ class Shard:
         epoch, digests = unpack_request(request)
         if (stale := self._admit(epoch)) is not None:
             return stale
-        replies = [
-            self._intake.put(digest, value, sent_size(value), ttl, tags)
-            for digest, value in zip(digests, values, strict=True)
-        ]
-        return protocol.first_refusal(replies)
+        sizes = [sent_size(value) for value in values]
+        return self._intake.put_many(digests, values, sizes, ttl, tags)
 
     def delete_many(self, request: bytes) -> WireReply:
         """Remove the entries, or forget the computations, of every digest of ``request``.

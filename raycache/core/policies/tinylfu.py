@@ -102,8 +102,9 @@ class TinyLFUPolicy(Policy):
         old._queue.replace(old, new)
         self._bytes += new.size - old.size
         self.touch(new)
-        self._overflow_protected()
-        self._overflow_window()
+        if new.size != old.size:  # else the segments hold the bytes they held
+            self._overflow_protected()
+            self._overflow_window()
 
     def touch(self, entry: Entry) -> None:
         """Count a use of ``entry``; a hit in probation promotes it to protected."""
