@@ -2,10 +2,11 @@
 
 A value larger than the shard's whole budget is turned away (TOO_LARGE). A large one
 goes to the node's vault first, so that its reference outlives the shard. Then the key's
-arrival by a resize is superseded, the store takes the value (evicting others as its
-policy says), near caches are told to drop their copies of the key and of the evicted
-ones, the vault learns what the store holds and what it let go of, and the durable tier
-queues the write, unless the value came from there.
+arrival by a resize is superseded, and the store takes the value, evicting others as its
+policy says. Near caches that hold the key are sent its new value if it is small (see
+:data:`PUSH_LIMIT`) and has no TTL, and are told to drop it otherwise, and to drop the
+evicted keys. The vault learns what the store holds and what it let go of, and the
+durable tier queues the write, unless the value came from there.
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ from raycache.core import protocol
 from raycache.core.protocol import WireReply
 from raycache.core.stats import ShardCounters
 from raycache.core.store import Store
+
+PUSH_LIMIT = 16 * 1024
+"""Bytes of a written value at most that near caches holding the key are sent.
+
+A bigger one is invalidated instead: a key read once is pushed every write to every
+process that holds it, so what each push carries is kept small.
+"""
 
 
 class Intake:
@@ -68,6 +76,7 @@ class Intake:
     ) -> WireReply:
         """Store each value under its digest; return OK, or the first TOO_LARGE."""
         refusal = None
+        written: list[tuple[bytes, Any, int]] = []
         replaced: list[bytes] = []
         ttl = self._default_ttl if ttl is None else ttl
         for digest, value, size in zip(digests, values, sizes, strict=True):
@@ -82,12 +91,15 @@ class Intake:
             self._migration.supersede(digest)
             evicted = self._store.put(digest, value, size, ttl=ttl, tags=tags, cost=cost)
             self._custody.stored(digest, value)
-            replaced.append(digest)
+            if ttl is None and size <= PUSH_LIMIT and not isinstance(value, StoredRef):
+                written.append((digest, value, size))
+            else:
+                replaced.append(digest)
             replaced.extend(as_digest(entry.key) for entry in evicted)
             if persist:
                 fetch = fetcher(value)
                 self._durable.write(digest, fetch, size=size, ttl=ttl, tags=tags, cost=cost)
         # Near caches and the vault hear of the whole batch at once, before the reply.
-        self._subscribers.invalidate(replaced)
-        self._custody.release_unheld(replaced)
+        self._subscribers.changed(written, replaced)
+        self._custody.release_unheld([digest for digest, _, _ in written] + replaced)
         return refusal or protocol.ok()

@@ -4,7 +4,8 @@ Reads and writes run on the shard's main thread; they track keys and queue
 invalidations (:class:`~raycache.core.tracking.Tracking`) and wake the poll that waits
 for them. Each subscribing handle keeps one :meth:`Shard.poll` waiting on a thread of the
 :data:`POLLERS` group, a long poll as Ray Serve's controller serves its clients, so a
-write never waits for the push it causes: it queues the invalidation and notifies.
+write never waits for the push it causes: it queues the invalidation, or the new value,
+and notifies.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from raycache.core.protocol import Notice, Stamp
 from raycache.core.stats import ShardStats
@@ -51,10 +53,19 @@ class Subscribers:
 
     def invalidate(self, digests: Sequence[bytes]) -> None:
         """Tell the holders of ``digests`` to drop their copies."""
+        self.changed((), digests)
+
+    def changed(self, written: Sequence[tuple[bytes, Any, int]], dropped: Sequence[bytes]) -> None:
+        """Push the keys ``written`` (digest, value, size) to their holders, then drop ``dropped``.
+
+        The drops come last, so that a key both written and dropped (a value the policy
+        refused) is dropped.
+        """
         tracks = self._tracking.tracks  # only this thread adds keys: checked without the lock
-        if any(map(tracks, digests)):
+        if any(tracks(digest) for digest, _, _ in written) or any(map(tracks, dropped)):
             with self._lock:
-                self._wake(self._tracking.invalidate(digests))
+                owed = self._tracking.push(written) + self._tracking.invalidate(dropped)
+                self._wake(list(dict.fromkeys(owed)))
 
     def flush(self) -> None:
         """Tell every subscriber to drop every copy of this shard's values."""

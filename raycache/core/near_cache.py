@@ -2,9 +2,10 @@
 
 A handle created with ``near_cache=True`` keeps what it reads here, bounded in bytes,
 and serves repeated reads with a dictionary lookup. Its shards track what it holds
-(:mod:`raycache.core.tracking`) and push invalidations when a key is written, deleted,
-evicted, invalidated by tag or cleared, or when the ring changes; the handle's poller
-applies them here (:mod:`raycache.client.near`). A copy also ends when its entry's TTL
+(:mod:`raycache.core.tracking`) and push invalidations when a key is deleted, evicted,
+invalidated by tag or cleared, or when the ring changes, and the new value when a key
+is written with a small value and no TTL; the handle's poller applies them here
+(:mod:`raycache.client.near`). A copy also ends when its entry's TTL
 runs out, counted from before the read was sent so that it never outlives the entry,
 and, with ``ttl``, that many seconds after it was read.
 
@@ -12,7 +13,8 @@ Three rules keep a copy from going back in time:
 
 - a read's copy is kept only if no invalidation newer than the read's stamp has been
   applied, and only while its shard is *live* here (polled, of the same start);
-- a copy replaces another only if its read is as new;
+- a copy replaces another only if its read is as new, and a pushed value replaces a
+  copy only if it was queued after that copy's read;
 - a read that this handle's own write, delete or clear may have overtaken is not kept
   (the write *fences* the key).
 
@@ -36,7 +38,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
-from raycache.core.protocol import Notice, Stamp
+from raycache.core.protocol import Notice, Pushed, Stamp
 
 DEFAULT_CAPACITY = 64 * 2**20
 """Bytes a near cache holds unless told otherwise: 64 MiB per process and cache."""
@@ -179,10 +181,25 @@ class NearCache:
                 # A key read again after an invalidation may be owed twice in one notice.
                 owed = dict.fromkeys(notice.digests)
                 dropped = self._drop_all([d for d in owed if d in self._copies])
+                self._replace(member, notice.pushed)
             shard.applied = max(shard.applied, notice.seq)
             shard.live = True
             self.invalidations += dropped
             return dropped
+
+    def _replace(self, member: str, pushed: Iterable[Pushed]) -> None:
+        """Replace the copies that ``pushed`` values are newer than; keep no new ones."""
+        # Only a copy held is replaced: a key this handle stopped reading, or wrote
+        # itself (its write dropped the copy), gains none.
+        deadline = self._deadline(self._clock(), None)
+        for digest, value, size, seq in pushed:
+            copy = self._copies.get(digest)
+            if copy is None or copy.member != member or copy.seq >= seq:
+                continue
+            self._account(member, size - copy.size)
+            copy.value, copy.size, copy.seq, copy.deadline = value, size, seq, deadline
+        while self.bytes > self.capacity:
+            self._drop(next(iter(self._copies)))
 
     def lose(self, member: str) -> None:
         """Drop every copy from ``member``, which failed or stopped answering its polls."""

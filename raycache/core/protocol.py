@@ -21,6 +21,7 @@ KeyRequest(epoch=3, digest=b'dddddddddddddddd', refresh_after=2.5)
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from enum import IntEnum, IntFlag
 from typing import Any, NamedTuple
 
@@ -33,6 +34,7 @@ __all__ = [
     "KeyRequest",
     "LookupReply",
     "Notice",
+    "Pushed",
     "Reply",
     "Stamp",
     "WireReply",
@@ -122,8 +124,18 @@ class Stamp(NamedTuple):
     """The size of each value read, in bytes, as the shard counts it."""
 
 
+class Pushed(NamedTuple):
+    """A small value written to a key a subscriber holds, pushed to replace its copy."""
+
+    digest: bytes
+    value: Any
+    size: int
+    seq: int
+    """The subscriber's count of invalidations when it was queued, this one included."""
+
+
 class Notice(NamedTuple):
-    """What a shard hands a near-cache subscriber that polls: the copies to drop."""
+    """What a shard hands a near-cache subscriber that polls: the copies to drop or replace."""
 
     incarnation: bytes
     """The shard's start, as in :class:`Stamp`."""
@@ -133,6 +145,8 @@ class Notice(NamedTuple):
     """The keys whose copies are to be dropped."""
     flush: bool
     """Drop every copy from this shard (a clear, a new ring, or a shard that forgot you)."""
+    pushed: Sequence[Pushed] = ()
+    """New values of keys held, to replace copies older than them; after the drops."""
 
 
 class LookupReply(list):  # type: ignore[type-arg]

@@ -5,9 +5,11 @@
 This is Redis 6's client tracking, kept in a shard. A handle with a near cache reads
 with its *subscriber* id; the shard notes that the subscriber holds the key, and answers
 with a :class:`~raycache.core.protocol.Stamp`: how many invalidations it has queued for
-that subscriber so far. When the key is written, deleted, evicted or invalidated by tag,
-the shard queues an invalidation for every subscriber that holds it and stops tracking
-it; the subscriber collects its queue with a long poll. A clear or a new ring queues a
+that subscriber so far. When the key is deleted, evicted or invalidated by tag, the
+shard queues an invalidation for every subscriber that holds it and stops tracking it;
+when it is written with a small value, it queues the new value instead (a push, which
+replaces the copy, so the next read needs no round trip) and keeps tracking it. The
+subscriber collects its queue with a long poll. A clear or a new ring queues a
 *flush*: drop every copy from this shard.
 
 The stamp is what keeps a copy from going back in time. A read's reply and an
@@ -36,8 +38,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
-from raycache.core.protocol import Notice
+from raycache.core.protocol import Notice, Pushed
 
 MAX_TRACKED_KEYS = 100_000
 """Keys one shard tracks at most, for all subscribers together (about 20 MB)."""
@@ -53,13 +56,14 @@ IDLE_S = 60.0
 
 
 class _Queue:
-    """What one subscriber is owed: invalidated digests, or a flush."""
+    """What one subscriber is owed: invalidated digests and pushed values, or a flush."""
 
-    __slots__ = ("digests", "flush", "held", "polled", "seq")
+    __slots__ = ("digests", "flush", "held", "polled", "pushed", "seq")
 
     def __init__(self, now: float) -> None:
         self.seq = 0
         self.digests: list[bytes] = []
+        self.pushed: dict[bytes, Pushed] = {}  # the newest value per key
         self.flush = False
         self.polled = now
         self.held = 0
@@ -68,15 +72,29 @@ class _Queue:
         self.seq += 1
         if self.flush:
             return
+        self.pushed.pop(digest, None)  # a drop after a push: the drop wins
         if len(self.digests) >= MAX_QUEUED:
             self.owe_flush()
         else:
             self.digests.append(digest)
 
+    def owe_value(self, digest: bytes, value: Any, size: int) -> None:
+        self.seq += 1
+        if self.flush:
+            return
+        if len(self.pushed) >= MAX_QUEUED:
+            self.owe_flush()
+        else:
+            self.pushed[digest] = Pushed(digest, value, size, self.seq)
+
+    def owes(self) -> bool:
+        return self.flush or bool(self.digests) or bool(self.pushed)
+
     def owe_flush(self) -> None:
         self.seq += 1
         self.flush = True
         self.digests = []
+        self.pushed = {}
 
 
 class Tracking:
@@ -97,7 +115,7 @@ class Tracking:
         self._holders: dict[bytes, set[bytes]] = {}  # oldest tracked first
         self._queues: dict[bytes, _Queue] = {}
         self.invalidations = 0
-        """Invalidations queued so far, one per copy that a subscriber must drop."""
+        """Invalidations queued so far, one per copy that a subscriber must drop or replace."""
         self.near_hits = 0
         """Reads that subscribers served from their near caches, as they reported them."""
 
@@ -134,6 +152,25 @@ class Tracking:
                 owed.update(self._owe(digest))
         return list(owed)
 
+    def push(self, written: Iterable[tuple[bytes, Any, int]]) -> list[bytes]:
+        """Queue each tracked key's new value, of the given size, for its holders.
+
+        Return the subscribers owed one. The keys stay tracked: their holders keep
+        copies, of the new values.
+        """
+        owed: set[bytes] = set()
+        for digest, value, size in written:
+            holders = self._holders.get(digest)
+            if holders is None:
+                continue
+            for subscriber in holders:
+                queue = self._queues.get(subscriber)
+                if queue is not None:
+                    queue.owe_value(digest, value, size)
+                    self.invalidations += 1
+            owed.update(holders)
+        return list(owed)
+
     def flush(self) -> list[bytes]:
         """Queue a flush for every subscriber (a clear, a new ring); return them all."""
         self._holders.clear()
@@ -145,7 +182,7 @@ class Tracking:
     def owes(self, subscriber: bytes) -> bool:
         """Return whether ``subscriber`` has something to collect (or is unknown here)."""
         queue = self._queues.get(subscriber)
-        return queue is None or queue.flush or bool(queue.digests)
+        return queue is None or queue.owes()
 
     def collect(self, subscriber: bytes, *, hits: int, held: int) -> Notice:
         """Hand ``subscriber`` what it is owed, taking its report of hits and bytes held.
@@ -159,8 +196,9 @@ class Tracking:
             return Notice(self.incarnation, 0 if queue is None else queue.seq, [], True)
         queue.polled = self._clock()
         queue.held = held
-        notice = Notice(self.incarnation, queue.seq, queue.digests, queue.flush)
-        queue.digests, queue.flush = [], False
+        pushed = list(queue.pushed.values())
+        notice = Notice(self.incarnation, queue.seq, queue.digests, queue.flush, pushed)
+        queue.digests, queue.pushed, queue.flush = [], {}, False
         return notice
 
     def _join(self, subscriber: bytes) -> _Queue | None:

@@ -18,6 +18,8 @@ import ray
 
 import raycache
 from raycache.actors.cluster import NAMESPACE, shard_actor_name
+from raycache.actors.intake import PUSH_LIMIT
+from raycache.core.keys import key_digest
 from raycache.core.near_cache import REFERENCE_SIZE
 
 DEADLINE_S = 20.0
@@ -91,6 +93,24 @@ def test_another_processs_changes_reach_a_near_reader(fresh_cache: raycache.Cach
     assert eventually(lambda: reader.get("c") is None)
     stats = reader.stats()
     assert stats["near_hits"] >= hits and stats["near_invalidations"] >= 4
+
+
+def test_a_small_write_is_pushed_and_a_large_or_ttld_one_invalidated(
+    fresh_cache: raycache.Cache,
+) -> None:
+    writer = Writer.remote(fresh_cache.name)
+    big = b"x" * (PUSH_LIMIT + 1)
+    fresh_cache.put_many({"small": 1, "big": b"", "ttl": 1})
+    reader = near_reader(fresh_cache.name)
+    assert [held(reader, key) for key in ("small", "big", "ttl")] == [1, b"", 1]
+    copies = reader._reader.copies  # type: ignore[union-attr]
+    ray.get(writer.do.remote("put", "small", 2))
+    assert eventually(lambda: copies.get(key_digest("small")) == 2)  # replaced, not dropped
+    ray.get(writer.do.remote("put", "big", big))
+    ray.get(writer.do.remote("put", "ttl", 2, ttl=600))
+    for key in ("big", "ttl"):
+        assert eventually(lambda key=key: copies.get(key_digest(key)) is None)
+    assert [reader.get(key) for key in ("small", "big", "ttl")] == [2, big, 2]
 
 
 def test_a_copy_ends_with_its_entrys_ttl(fresh_cache: raycache.Cache) -> None:

@@ -2,11 +2,12 @@
 
 The state machine plays one shard (a dict of versions and its :class:`Tracking`) and
 one handle's :class:`NearCache`, with every message in flight (read replies, notices)
-delivered in any order hypothesis picks, and the handle's own writes interleaved.
-Two properties hold throughout: a read served from the copies never returns a value
-older than one returned before it (replies of reads in flight together may land in
-either order, as two concurrent reads may), and once every message has landed, every
-copy is the shard's current value.
+delivered in any order hypothesis picks, and the handle's own writes interleaved; a
+write queues an invalidation or pushes its value. Two properties hold throughout: a
+read served from the copies never returns a value older than one returned before it
+(replies of reads in flight together may land in either order, as two concurrent
+reads may), and once every message has landed, every copy is the shard's current
+value.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from raycache.core.near_cache import REFERENCE_SIZE, Found, NearCache, Read
-from raycache.core.protocol import Notice, Stamp
+from raycache.core.protocol import Notice, Pushed, Stamp
 from raycache.core.tracking import MAX_QUEUED, Tracking
 from tests.helpers.clock import Clock
 
@@ -59,12 +60,15 @@ class NearCoherence(RuleBasedStateMachine):
         self.returned[key] = max(self.returned[key], version)
         self.near.offer(read, stamp, [Found(key, version, 8, None)])
 
-    @rule(key=st.sampled_from(KEYS), mine=st.booleans())
-    def write(self, key: bytes, mine: bool) -> None:
+    @rule(key=st.sampled_from(KEYS), mine=st.booleans(), pushed=st.booleans())
+    def write(self, key: bytes, mine: bool, pushed: bool) -> None:
         if mine:
             self.near.fence(key)  # this handle writes it: before the request goes ...
         self.versions[key] += 1
-        self.tracking.invalidate([key])
+        if pushed:  # a small value: holders get it
+            self.tracking.push([(key, self.versions[key], 8)])
+        else:
+            self.tracking.invalidate([key])
         if mine:
             self.near.fence(key)  # ... and once it is done, so that it reads its write
             self.returned[key] = self.versions[key]
@@ -167,6 +171,34 @@ def test_a_key_owed_twice_in_one_notice_is_dropped_once() -> None:
     _offer(near, KEYS[0], "v")
     near.apply(MEMBER, Notice(b"one", 2, [KEYS[0], KEYS[0]], False))
     assert near.get(KEYS[0]) is None and near.invalidations == 1 and near.bytes == 0
+
+
+def test_a_pushed_value_replaces_only_an_older_copy_held() -> None:
+    near = NearCache(capacity=100, clock=lambda: 0.0)
+    _live(near)
+    _offer(near, KEYS[0], "old")  # read at stamp 0
+    pushed = [Pushed(KEYS[0], "new", 30, 1), Pushed(KEYS[1], "not held", 10, 2)]
+    near.apply(MEMBER, Notice(b"one", 2, [], False, pushed))
+    assert near.get(KEYS[0]) == "new" and near.get(KEYS[1]) is None and near.bytes == 30
+    stale = Read(MEMBER, 0.0, near.ticket)
+    assert near.offer(stale, Stamp(b"one", 0, [None], [10]), [Found(KEYS[0], "old", 10, None)]) == 0
+    near.apply(MEMBER, Notice(b"one", 3, [], False, [Pushed(KEYS[0], "older", 10, 1)]))
+    assert near.get(KEYS[0]) == "new"
+
+
+def test_tracking_pushes_small_writes_and_keeps_tracking_the_key() -> None:
+    tracking = Tracking(clock=lambda: 0.0)
+    tracking.track(ME, [KEYS[0]])
+    assert tracking.push([(KEYS[0], "v1", 2), (KEYS[1], "untracked", 9)]) == [ME]
+    assert tracking.push([(KEYS[0], "v2", 2)]) == [ME]
+    notice = tracking.collect(ME, hits=0, held=0)
+    assert (
+        notice.seq == 2 and notice.digests == [] and notice.pushed == [Pushed(KEYS[0], "v2", 2, 2)]
+    )
+    tracking.push([(KEYS[0], "v3", 2)])
+    tracking.invalidate([KEYS[0]])  # a push, then a drop: the drop wins
+    notice = tracking.collect(ME, hits=0, held=0)
+    assert notice.digests == [KEYS[0]] and notice.pushed == [] and not tracking.tracks(KEYS[0])
 
 
 def test_a_restarted_shard_drops_its_copies() -> None:
