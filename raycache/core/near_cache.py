@@ -162,8 +162,7 @@ class NearCache:
                     self._copies[digest] = _Copy(value, size, read.member, stamp.seq or 0, deadline)
                     self._account(read.member, size)
                     kept += 1
-            while self.bytes > self.capacity:
-                self._drop(next(iter(self._copies)))
+            self._trim()
             return kept
 
     def apply(self, member: str, notice: Notice) -> int:
@@ -198,8 +197,7 @@ class NearCache:
                 continue
             self._account(member, size - copy.size)
             copy.value, copy.size, copy.seq, copy.deadline = value, size, seq, deadline
-        while self.bytes > self.capacity:
-            self._drop(next(iter(self._copies)))
+        self._trim()
 
     def lose(self, member: str) -> None:
         """Drop every copy from ``member``, which failed or stopped answering its polls."""
@@ -269,6 +267,11 @@ class NearCache:
     def _account(self, member: str, size: int) -> None:
         self.bytes += size
         self._shards[member].held += size
+
+    def _trim(self) -> None:
+        """Drop the least recently read copies until the bytes held fit the capacity."""
+        while self.bytes > self.capacity:
+            self._drop(next(iter(self._copies)))
 
     def _drop(self, digest: bytes) -> None:
         copy = self._copies.pop(digest)
